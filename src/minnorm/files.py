@@ -1,0 +1,139 @@
+"""Atomic file writes, stable float formatting for paths, and provenance attributes for outputs."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+# `git rev-parse` is a local, instant command; a hung git (e.g. a stale lock on a network
+# file system) must not stall a training job, so give up after a few seconds.
+GIT_TIMEOUT_S = 5.0
+
+
+def _temp_path(path: Path) -> Path:
+    """The temporary sibling `<name>.tmp-<pid>` that a write goes to before the rename."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary sibling of `path`, then rename it onto `path`.
+
+    The rename is atomic on POSIX file systems, so `path` either keeps its old content (or stays
+    absent) or holds the complete new file: a reader, or a workflow engine deciding whether a job is
+    done, never sees half a file. On any exception the temporary file is removed and the exception
+    propagates.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(final)
+    try:
+        write(tmp)
+        # Flush the data to disk before the rename, so that a crash of the machine right after
+        # the rename cannot leave a complete-looking name with empty content.
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        # BaseException: a KeyboardInterrupt/SystemExit mid-write must not leave the temp behind.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
+    """Write `ds` to `path` as netCDF4 atomically (temporary `<path>.tmp-<pid>`, then `os.replace`).
+
+    Parent folders are created. On failure nothing is left at `path` that was not there before.
+    """
+    _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+
+
+def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:
+    """Write `text` (UTF-8) to `path` atomically, for CSV, markdown and other text outputs."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+
+    _atomic_write(path, write)
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write `obj` as indented, key-sorted JSON to `path` atomically.
+
+    NaN and infinities are refused (ValueError) because they are not valid JSON and other tools
+    would fail to read the file; convert them to null first if they are meaningful.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    write_text_atomic(text, path)
+
+
+def format_float(x: float) -> str:
+    """Format a float for file names and wildcards: shortest string that reads back to `x`.
+
+    Uses Python's `repr` (the shortest round-trip representation, identical on every platform and
+    Python >= 3.1), dropping a trailing ".0" so integral values look like ints and 0.0 / -0.0 give
+    "0". Examples: 0 -> "0", 0.2 -> "0.2", 0.01 -> "0.01", 1e-5 -> "1e-05", 2.0 -> "2".
+    `float(format_float(x)) == x` always holds. NaN and infinities raise ValueError.
+    """
+    value = float(x)
+    if not math.isfinite(value):
+        raise ValueError(f"cannot format non-finite value {value!r} for a file name")
+    if value == 0.0:
+        return "0"
+    text = repr(value)
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> str:
+    """Commit hash of the git repository holding this package, or "unknown" (never raises)."""
+    package_dir = Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(package_dir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = result.stdout.strip()
+    if result.returncode != 0 or not commit:
+        return "unknown"
+    return commit
+
+
+def provenance_attrs(*, device: str, dtype: str) -> dict[str, str]:
+    """String attributes recording what produced an output file.
+
+    Keys: `minnorm_version`, `git_commit` (of the repository holding the package, "unknown" if it
+    is not in one or git is unavailable), `torch_version`, `lightning_version` (pytorch_lightning),
+    `python_version`, `device`, `dtype`.
+    """
+    # Imported here so that importing minnorm.files stays cheap for scripts that only write text.
+    import pytorch_lightning
+    import torch
+
+    from minnorm import __version__
+
+    return {
+        "minnorm_version": __version__,
+        "git_commit": _git_commit(),
+        "torch_version": str(torch.__version__),
+        "lightning_version": str(pytorch_lightning.__version__),
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "dtype": str(dtype),
+    }
