@@ -1,0 +1,85 @@
+"""The two-layer ReLU network with fixed output signs, as a plain ``nn.Module``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from minnorm.seeding import make_generator
+
+
+def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:
+    """Inputs as the first layer sees them.
+
+    X: (n, d). Returns (n, p) with p = d + 1 (a trailing column of ones) when ``bias``,
+    else X itself (p = d).
+    """
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (n, d), got {tuple(X.shape)}")
+    if not bias:
+        return X
+    ones = torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)
+    return torch.cat([X, ones], dim=1)
+
+
+def init_weights(width: int, p: int, kappa: float, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial first-layer weights and fixed output signs.
+
+    Drawn on the CPU in float64 from ``make_generator("init", seed, width)``, so the same
+    (width, seed) gives bit-identical values on every machine; cast/move afterwards.
+    Returns W0: (m, p) with entries N(0, kappa^2), and a: (m,) uniform on {-1, +1}.
+    """
+    if width < 1:
+        raise ValueError(f"width must be a positive integer, got {width}")
+    if p < 1:
+        raise ValueError(f"input dimension p must be positive, got {p}")
+    if not (kappa > 0 and math.isfinite(kappa)):
+        raise ValueError(f"kappa must be a positive finite number, got {kappa}")
+    generator = make_generator("init", seed, width)
+    W0 = torch.randn(width, p, generator=generator, dtype=torch.float64) * kappa
+    bits = torch.randint(0, 2, (width,), generator=generator, dtype=torch.int64)
+    a = (2 * bits - 1).to(torch.float64)
+    return W0, a
+
+
+class TwoLayerReLU(nn.Module):
+    """f(x; W) = m^-1/2 * sum_r a_r relu(w_r . x~); only W is trainable.
+
+    W0: (m, p) initial weights (copied into the parameter ``W``), a: (m,) output signs
+    (a buffer, never trained), ``bias``: whether x~ = (x, 1).
+    """
+
+    def __init__(self, W0: torch.Tensor, a: torch.Tensor, bias: bool) -> None:
+        super().__init__()
+        if W0.ndim != 2 or a.shape != (W0.shape[0],):
+            raise ValueError(f"need W0 (m, p) and a (m,), got {tuple(W0.shape)} and {tuple(a.shape)}")
+        self.bias = bool(bias)
+        self.W = nn.Parameter(W0.detach().clone())
+        self.register_buffer("a", a.detach().clone().to(dtype=W0.dtype, device=W0.device))
+
+    @property
+    def width(self) -> int:
+        return self.W.shape[0]
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """X: (n, d) -> outputs (n,)."""
+        hidden = torch.relu(augment_inputs(X, self.bias) @ self.W.T)
+        return hidden @ self.a / math.sqrt(self.width)
+
+    @classmethod
+    def from_seed(
+        cls,
+        width: int,
+        dim: int,
+        *,
+        bias: bool,
+        kappa: float,
+        seed: int,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> "TwoLayerReLU":
+        """Network of the given width for inputs of dimension ``dim`` at its seeded initialisation."""
+        W0, a = init_weights(width, dim + int(bias), kappa, seed=seed)
+        return cls(W0.to(dtype=dtype, device=device), a.to(dtype=dtype, device=device), bias)

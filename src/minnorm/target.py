@@ -1,0 +1,206 @@
+"""The linearized minimum-norm interpolating target W* and projections onto col(J0)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from minnorm.kernels import activation_pattern
+
+# Below this ratio lambda_min / lambda_max a Cholesky solve in float64 keeps fewer than ~6 of
+# its ~16 significant digits (error ~ cond * 2.2e-16), so we switch to the pseudo-inverse and
+# treat the smaller eigenvalues as exact zeros.
+DEFAULT_RTOL = 1e-10
+
+
+class SingularGramWarning(UserWarning):
+    """A Gram matrix was singular or nearly so; a pseudo-inverse solution was used instead."""
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """Spectrum summary of a PSD solve: extreme eigenvalues, condition number, fallback used."""
+
+    lambda_min: float
+    lambda_max: float
+    cond: float
+    used_pinv: bool
+
+
+class PSDFactor:
+    """A reusable factorisation of a symmetric PSD matrix A: (n, n).
+
+    Cholesky when lambda_min(A) >= rtol * lambda_max(A), otherwise an eigendecomposition whose
+    eigenvalues below that threshold count as zero (the Moore-Penrose pseudo-inverse).
+    """
+
+    def __init__(self, A: torch.Tensor, *, rtol: float = DEFAULT_RTOL) -> None:
+        if A.ndim != 2 or A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be square (n, n), got {tuple(A.shape)}")
+        if not torch.isfinite(A).all():
+            raise ValueError("A contains NaN or infinite entries")
+        A = A.to(torch.float64)
+        A = (A + A.T) / 2  # rounding in A's construction may leave it slightly asymmetric
+        eigenvalues = torch.linalg.eigvalsh(A)
+        lam_min, lam_max = float(eigenvalues[0]), float(eigenvalues[-1])
+        cond = lam_max / lam_min if lam_min > 0 else math.inf
+        self._cholesky: torch.Tensor | None = None
+        self._eigvecs: torch.Tensor | None = None
+        self._inv_eigvals: torch.Tensor | None = None
+        if lam_max > 0 and lam_min >= rtol * lam_max:
+            L, status = torch.linalg.cholesky_ex(A)
+            if int(status) == 0:
+                self._cholesky = L
+        if self._cholesky is None:
+            eigvals, eigvecs = torch.linalg.eigh(A)
+            keep = eigvals > rtol * max(lam_max, 0.0)
+            self._eigvecs = eigvecs[:, keep]
+            self._inv_eigvals = 1.0 / eigvals[keep]
+            warnings.warn(
+                SingularGramWarning(
+                    f"Gram matrix ({A.shape[0]}x{A.shape[0]}) is singular or ill-conditioned: "
+                    f"lambda_min = {lam_min:.3e}, lambda_max = {lam_max:.3e}, "
+                    f"condition number = {cond:.3e} (rtol = {rtol:.1e}); using the pseudo-inverse "
+                    f"(rank {int(keep.sum())})"
+                ),
+                stacklevel=3,
+            )
+        self.info = SolveInfo(lam_min, lam_max, cond, self._cholesky is None)
+
+    def solve(self, B: torch.Tensor) -> torch.Tensor:
+        """A^-1 B (or A^+ B), B: (n,) or (n, k), same shape out; raises if non-finite."""
+        B64 = B.to(torch.float64)
+        rhs = B64[:, None] if B64.ndim == 1 else B64
+        if self._cholesky is not None:
+            X = torch.cholesky_solve(rhs, self._cholesky)
+        else:
+            assert self._eigvecs is not None and self._inv_eigvals is not None
+            X = self._eigvecs @ (self._inv_eigvals[:, None] * (self._eigvecs.T @ rhs))
+        if not torch.isfinite(X).all():
+            raise FloatingPointError(f"PSD solve produced non-finite values ({self.info})")
+        return X[:, 0] if B64.ndim == 1 else X
+
+
+def solve_psd(
+    A: torch.Tensor, B: torch.Tensor, *, rtol: float = DEFAULT_RTOL
+) -> tuple[torch.Tensor, SolveInfo]:
+    """Solve A X = B for symmetric PSD A: (n, n), B: (n,) or (n, k), in float64.
+
+    Falls back to the pseudo-inverse with a ``SingularGramWarning`` (reporting lambda_min and the
+    condition number) when A is singular or lambda_min < rtol * lambda_max.
+    """
+    factor = PSDFactor(A, rtol=rtol)
+    return factor.solve(B), factor.info
+
+
+@dataclass
+class MinNormTarget:
+    """W* = argmin ||W - W0|| subject to f_L(x_i; W) = y_i, with its linearisation at W0.
+
+    Xt: (n, p) augmented train inputs, y: (n,), W0: (m, p), a: (m,), S: (n, m) activation
+    pattern at W0, G: (n, n) = J0^T J0, f0: (n,) outputs at W0, alpha: (n,) = G^-1 (y - f0),
+    W_star: (m, p) = W0 + J0 alpha. J0: (m p, n) is never formed.
+    """
+
+    Xt: torch.Tensor
+    y: torch.Tensor
+    W0: torch.Tensor
+    a: torch.Tensor
+    S: torch.Tensor
+    G: torch.Tensor
+    f0: torch.Tensor
+    alpha: torch.Tensor
+    W_star: torch.Tensor
+    info: SolveInfo
+    factor: PSDFactor = field(repr=False)
+
+    @property
+    def width(self) -> int:
+        return self.W0.shape[0]
+
+    @property
+    def target_norm(self) -> float:
+        """||W* - W0|| (Frobenius)."""
+        return float(torch.linalg.vector_norm(self.W_star - self.W0))
+
+    @property
+    def yGy(self) -> float:
+        """(y - f0)^T G^-1 (y - f0) = ||W* - W0||^2."""
+        return float((self.y - self.f0) @ self.alpha)
+
+    def jvp(self, V: torch.Tensor) -> torch.Tensor:
+        """J0^T V: (n,), i.e. <grad f(x_i; W0), V> for V: (m, p); O(n m p)."""
+        return _pattern_jvp(self.Xt, self.S, self.a, V.to(torch.float64))
+
+    def vjp(self, c: torch.Tensor) -> torch.Tensor:
+        """J0 c: (m, p) = sum_i c_i grad f(x_i; W0) for c: (n,); O(n m p)."""
+        weighted = self.S.to(torch.float64) * c.to(torch.float64)[:, None]  # (n, m)
+        return (weighted.T @ self.Xt) * (self.a[:, None] / math.sqrt(self.width))
+
+    def linearized_predict(self, Xt_new: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """f_L(x; W) = f(x; W0) + <grad f(x; W0), W - W0> for Xt_new: (k, p) augmented, W: (m, p).
+
+        Returns (k,). By positive homogeneity f(x; W0) = <grad f(x; W0), W0>, so this equals
+        m^-1/2 sum_r a_r S_r(x) (w_r . x~).
+        """
+        Xt_new = Xt_new.to(torch.float64)
+        S_new = activation_pattern(Xt_new, self.W0)
+        return _pattern_jvp(Xt_new, S_new, self.a, W.to(torch.float64))
+
+    def projection_norms(self, V: torch.Tensor) -> tuple[float, float]:
+        """(||P0 V||, ||P0perp V||) for V: (m, p), P0 the orthogonal projection onto col(J0).
+
+        ||P0 V||^2 = (J0^T V)^T G^-1 (J0^T V) using the stored factorisation of G; the
+        orthogonal part follows from Pythagoras, clamped at 0 against rounding.
+        """
+        u = self.jvp(V)
+        range_sq = max(float(u @ self.factor.solve(u)), 0.0)
+        total_sq = float(torch.sum(V.to(torch.float64) ** 2))
+        return math.sqrt(range_sq), math.sqrt(max(total_sq - range_sq, 0.0))
+
+
+def _pattern_jvp(Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """m^-1/2 sum_r a_r S_ir (v_r . x~_i): (n,), for Xt: (n, p), S: (n, m), a: (m,), V: (m, p)."""
+    Z = Xt @ V.T  # (n, m)
+    Z.mul_(S)
+    return Z @ a / math.sqrt(V.shape[0])
+
+
+def min_norm_target(
+    Xt: torch.Tensor,
+    y: torch.Tensor,
+    W0: torch.Tensor,
+    a: torch.Tensor,
+    *,
+    rtol: float = DEFAULT_RTOL,
+) -> MinNormTarget:
+    """Closed-form linearized min-norm target W* = W0 + J0 G^-1 (y - f0), in float64.
+
+    Xt: (n, p) augmented train inputs, y: (n,), W0: (m, p), a: (m,). Built from the activation
+    pattern in O(n m p + n^2 m + n^3) time and O(n m) memory; the Jacobian is never formed.
+    A singular G gives the pseudo-inverse (least-squares) solution and a SingularGramWarning.
+    """
+    Xt, y, W0, a = (t.detach().to(torch.float64) for t in (Xt, y, W0, a))
+    n, p = Xt.shape if Xt.ndim == 2 else (-1, -1)
+    if Xt.ndim != 2 or y.shape != (n,) or W0.ndim != 2 or W0.shape[1] != p or a.shape != (W0.shape[0],):
+        raise ValueError(
+            "need Xt (n, p), y (n,), W0 (m, p), a (m,); got "
+            f"{tuple(Xt.shape)}, {tuple(y.shape)}, {tuple(W0.shape)}, {tuple(a.shape)}"
+        )
+    for name, tensor in (("Xt", Xt), ("y", y), ("W0", W0), ("a", a)):
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{name} contains NaN or infinite entries")
+    m = W0.shape[0]
+    S = activation_pattern(Xt, W0)
+    S64 = S.to(torch.float64)
+    G = (Xt @ Xt.T) * (S64 @ S64.T) / m
+    del S64
+    factor = PSDFactor(G, rtol=rtol)
+    f0 = _pattern_jvp(Xt, S, a, W0)
+    alpha = factor.solve(y - f0)
+    target = MinNormTarget(Xt, y, W0, a, S, G, f0, alpha, W0, factor.info, factor)
+    target.W_star = W0 + target.vjp(alpha)
+    return target
