@@ -38,7 +38,9 @@ def test_atomic_write_netcdf_round_trip_and_creates_parents(tmp_path: Path) -> N
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.nc"]
 
 
-def test_atomic_write_netcdf_failure_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_netcdf_failure_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "out.nc"
     seen: list[Path] = []
 
@@ -86,7 +88,9 @@ def test_write_json_atomic_round_trip_and_rejects_nan(tmp_path: Path) -> None:
     obj = {"b": [1, 2.5], "a": {"x": None}}
     write_json_atomic(obj, path)
     assert json.loads(path.read_text(encoding="utf-8")) == obj
-    assert path.read_text(encoding="utf-8").index('"a"') < path.read_text(encoding="utf-8").index('"b"')
+    assert path.read_text(encoding="utf-8").index('"a"') < path.read_text(encoding="utf-8").index(
+        '"b"'
+    )
     with pytest.raises(ValueError):
         write_json_atomic({"x": math.nan}, tmp_path / "bad.json")
     assert not (tmp_path / "bad.json").exists()
