@@ -1,0 +1,93 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call, jacrev
+
+from minnorm.kernels import activation_pattern, infinite_width_kernel, ntk_gram
+from minnorm.model import TwoLayerReLU, augment_inputs
+
+# float64 sums of ~m*p products of O(1) numbers; 1e-10 leaves ample room above ~1e-14 rounding.
+EXACT_ATOL = 1e-10
+
+
+def explicit_jacobian(net: TwoLayerReLU, X: torch.Tensor) -> torch.Tensor:
+    """J0^T: (n, m p), row i = grad_W f(x_i; W0), by reverse-mode autodiff of the module."""
+    W0 = net.W.detach()
+    J = jacrev(lambda W: functional_call(net, {"W": W}, (X,)))(W0)
+    return J.reshape(X.shape[0], -1)
+
+
+def points(n: int, d: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    # Non-unit norms on purpose: nothing below may assume the sphere.
+    return torch.randn(n, d, generator=gen, dtype=torch.float64) * 1.5
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_ntk_gram_equals_explicit_jacobian_gram(bias):
+    X = points(20, 4, seed=1)
+    net = TwoLayerReLU.from_seed(64, 4, bias=bias, kappa=1.0, seed=0)
+    J = explicit_jacobian(net, X)
+    Xt = augment_inputs(X, bias)
+    G = ntk_gram(Xt, Xt, net.W.detach())
+    torch.testing.assert_close(G, J @ J.T, rtol=0, atol=EXACT_ATOL)
+    # Cross-kernel between two point sets.
+    X_test = points(6, 4, seed=2)
+    J_test = explicit_jacobian(net, X_test)
+    cross = ntk_gram(augment_inputs(X_test, bias), Xt, net.W.detach())
+    torch.testing.assert_close(cross, J_test @ J.T, rtol=0, atol=EXACT_ATOL)
+
+
+def test_activation_pattern_is_strict_like_autograd():
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    # Neuron 0 sits exactly on the kink for x_0 (pre-activation 0).
+    W0 = torch.tensor([[0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    net = TwoLayerReLU(W0, torch.ones(2, dtype=torch.float64), bias=False)
+    S = activation_pattern(X, W0)
+    assert S.tolist() == [[False, True], [True, True]]
+    J = explicit_jacobian(net, X).reshape(2, 2, 2)
+    active_by_autograd = J.abs().sum(dim=2) > 0
+    assert torch.equal(S, active_by_autograd)
+
+
+def test_infinite_width_kernel_closed_form_values():
+    e1 = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    at_60_degrees = torch.tensor([0.5, math.sqrt(3) / 2], dtype=torch.float64)
+    X = torch.stack([e1, torch.tensor([0.0, 1.0], dtype=torch.float64), -e1, at_60_degrees, 3 * e1])
+    H = infinite_width_kernel(X, X).numpy()
+    assert H[0, 0] == pytest.approx(0.5, abs=1e-15)  # |x|^2 / 2: half the neurons fire
+    assert H[0, 1] == pytest.approx(0.0, abs=1e-15)  # orthogonal
+    assert H[0, 2] == pytest.approx(0.0, abs=1e-15)  # antipodal: never both active
+    assert H[0, 3] == pytest.approx(0.5 * (math.pi - math.pi / 3) / (2 * math.pi), abs=1e-15)
+    assert H[4, 3] == pytest.approx(3 * H[0, 3], abs=1e-14)  # homogeneous of degree 1 per input
+    assert H[4, 4] == pytest.approx(4.5, abs=1e-7)  # arccos(1 - eps) ~ 1e-8: coarser on the diagonal
+    assert torch.isfinite(infinite_width_kernel(torch.zeros(1, 2, dtype=torch.float64), X)).all()
+
+
+def test_infinite_width_kernel_is_psd_and_symmetric():
+    Xt = augment_inputs(points(30, 3, seed=4), True)
+    H = infinite_width_kernel(Xt, Xt)
+    torch.testing.assert_close(H, H.T, rtol=0, atol=1e-14)
+    assert float(torch.linalg.eigvalsh(H)[0]) > 0
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_empirical_gram_converges_to_infinite_width_kernel(bias):
+    """Monte Carlo: G(m) - H has per-entry std <= |x_i||x_j| / (2 sqrt(m)) (Bernoulli mean)."""
+    X = points(8, 3, seed=5)
+    Xt = augment_inputs(X, bias)
+    H = infinite_width_kernel(Xt, Xt)
+    scale = float((torch.linalg.vector_norm(Xt, dim=1) ** 2).max())
+    widths = [256, 1024, 4096, 16384, 65536]
+    errors = []
+    for m in widths:
+        net = TwoLayerReLU.from_seed(m, 3, bias=bias, kappa=0.3, seed=11)
+        errors.append(float((ntk_gram(Xt, Xt, net.W.detach()) - H).abs().max()))
+    for m, err in zip(widths, errors):
+        # 5 standard deviations of the worst entry: 36 distinct entries, fixed seeds.
+        assert err <= 5 * scale / (2 * math.sqrt(m)), (m, err)
+    slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
+    assert -0.8 < slope < -0.25, slope
+    assert errors[-1] < errors[0] / 4
