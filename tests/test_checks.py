@@ -1,0 +1,150 @@
+"""Tests for minnorm.checks: the power-law fit against known slopes and verdicts that flip."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import linregress
+
+from minnorm.checks import (COLUMNS, DIST_FROM_INIT_MAX_ABS_EXPONENT, checks_markdown,
+                            fit_power_law, theorem_checks)
+from minnorm.collect import collect_experiment
+from synthetic_runs import Truth, write_runs
+
+WIDTHS = np.array([500.0, 1000.0, 2000.0, 4000.0, 8000.0])
+
+
+def _synthetic_values(seeds: int, exponent: float = -0.25, sigma: float = 0.1, rng_seed: int = 3):
+    rng = np.random.default_rng(rng_seed)
+    return 3.0 * WIDTHS[:, None] ** exponent * np.exp(sigma * rng.standard_normal((WIDTHS.size, seeds)))
+
+
+def test_fit_matches_linregress_on_log_log():
+    values = _synthetic_values(5)
+    fit = fit_power_law(WIDTHS, values)
+    ref = linregress(np.repeat(np.log(WIDTHS), 5), np.log(values).ravel())
+    assert fit.exponent == pytest.approx(ref.slope, rel=1e-12)
+    assert fit.prefactor == pytest.approx(np.exp(ref.intercept), rel=1e-12)
+
+
+def test_fit_recovers_known_slope_within_ci():
+    fit = fit_power_law(WIDTHS, _synthetic_values(8))
+    assert fit.ci_low < -0.25 < fit.ci_high
+    assert fit.exponent == pytest.approx(-0.25, abs=0.05)
+    assert fit.ci_low < fit.exponent < fit.ci_high
+
+
+def test_ci_shrinks_with_more_seeds():
+    widths = [fit_power_law(WIDTHS, _synthetic_values(s)) for s in (3, 30)]
+    few, many = (f.ci_high - f.ci_low for f in widths)
+    assert many < 0.5 * few  # sqrt(30 / 3) ~ 3.2 expected
+
+
+def test_long_form_equals_wide_form():
+    values = _synthetic_values(4)
+    wide = fit_power_law(WIDTHS, values, seed=7)
+    long = fit_power_law(np.repeat(WIDTHS, 4), values.ravel(), seed=7)
+    assert long.exponent == pytest.approx(wide.exponent, rel=1e-12)
+    assert (long.ci_low, long.ci_high) == pytest.approx((wide.ci_low, wide.ci_high), rel=1e-12)
+
+
+def test_fit_ignores_nan_and_rejects_bad_input():
+    values = _synthetic_values(3)
+    values[0, 1] = np.nan
+    assert np.isfinite(fit_power_law(WIDTHS, values).exponent)
+    with pytest.raises(ValueError, match="two or more widths"):
+        fit_power_law(WIDTHS[:1], values[:1])
+    with pytest.raises(ValueError, match="positive"):
+        fit_power_law(WIDTHS, -values)
+    with pytest.raises(ValueError, match="shape"):
+        fit_power_law(WIDTHS, values[:2])
+
+
+def test_band_brackets_the_fit():
+    fit = fit_power_law(WIDTHS, _synthetic_values(5))
+    low, high = fit.band(WIDTHS)
+    assert np.all(low < fit.predict(WIDTHS)) and np.all(fit.predict(WIDTHS) < high)
+
+
+def _checks(tmp_path, name="w", widths=(250, 500, 1000, 2000), seeds=(0, 1, 2),
+            noises=(0.0,), **kwargs) -> pd.DataFrame:
+    paths = write_runs(tmp_path / name, widths=widths, seeds=seeds, label_noises=noises, **kwargs)
+    return theorem_checks({name: collect_experiment(paths)})
+
+
+def _verdict(df: pd.DataFrame, claim_start: str) -> str:
+    rows = df[df.claim.str.startswith(claim_start)]
+    assert len(rows) == 1, f"expected one row starting {claim_start!r}, got {list(df.claim)}"
+    return rows.verdict.item()
+
+
+def test_width_experiment_passes_on_theory_like_data(tmp_path):
+    df = _checks(tmp_path)
+    assert list(df.columns) == COLUMNS
+    assert set(df.verdict) == {"pass"}
+    # width-only experiment: no label-noise claims
+    assert not df.claim.str.contains("label noise").any()
+    dist = df[df.claim.str.startswith("||W(T)-W*||")]
+    assert dist.measured.item() == pytest.approx(-0.25, abs=0.05)
+
+
+@pytest.mark.parametrize(("truth", "claim"), [
+    (Truth(dist_exponent=0.1), "||W(T)-W*||"),
+    (Truth(dist_exponent=-0.08), "||W(T)-W*||"),
+    (Truth(init_exponent=2 * DIST_FROM_INIT_MAX_ABS_EXPONENT), "||W(T)-W0|| roughly"),
+    (Truth(gap_exponent=0.1), "network-to-linearized"),
+    (Truth(loss_ratio=0.5), "train loss"),
+])
+def test_width_verdict_flips(tmp_path, truth, claim):
+    df = _checks(tmp_path, truth=truth)
+    assert _verdict(df, claim) == "fail"
+    assert (df.verdict == "fail").sum() == 1
+
+
+def test_divergence_is_reported_and_excluded(tmp_path):
+    df = _checks(tmp_path, special={(500, 1, 0.0, 0.01): {"diverge_at": 200, "truncate": True}})
+    row = df[df.claim.str.startswith("no run diverged")]
+    assert row.verdict.item() == "fail" and row.measured.item() == 1
+    assert "1 of 12 runs diverged: width=500, seed=1" in row.detail.item()
+    # the diverged run's high loss does not fail the loss check
+    assert _verdict(df, "train loss") == "pass"
+
+
+def _arora(tmp_path, truth=Truth()):
+    return _checks(tmp_path, name="a", widths=(1000,), seeds=(0, 1, 2),
+                   noises=(0.0, 0.25, 0.5, 0.75, 1.0), truth=truth)
+
+
+def test_noise_experiment_passes_on_theory_like_data(tmp_path):
+    df = _arora(tmp_path)
+    assert set(df.verdict) == {"pass"}
+    assert _verdict(df, "test error rises") == "pass"
+    assert df[df.claim.str.startswith("test error rises")].measured.item() == pytest.approx(1.0)
+    # bound 0.3 + 0.5 p against error 0.05 + 0.4 p: worst ratio at p = 1 is 0.45 / 0.8
+    ratio = df[df.claim.str.startswith("test error below")].measured.item()
+    assert ratio == pytest.approx(0.45 / 0.8, rel=0.1)
+    assert not df.claim.str.contains("exponent of m").any()
+
+
+@pytest.mark.parametrize(("truth", "claim"), [
+    (Truth(error_slope=-0.04), "test error rises"),
+    (Truth(error_intercept=0.5), "test error below"),
+    (Truth(init_fraction=1.5), "||W(T)-W0|| <="),
+])
+def test_noise_verdict_flips(tmp_path, truth, claim):
+    df = _arora(tmp_path, truth)
+    assert _verdict(df, claim) == "fail"
+
+
+def test_single_seed_gives_degenerate_ci(tmp_path):
+    df = _checks(tmp_path, seeds=(0,))
+    assert "CI [-0.2" in df[df.claim.str.startswith("||W(T)-W*||")].detail.item()
+
+
+def test_markdown_escapes_pipes_and_formats_numbers():
+    df = pd.DataFrame([["e", "||W|| small", 0.123456, "< 1", "pass", "x"],
+                       ["e", "other", float("nan"), "< 1", "n/a", "y"]], columns=COLUMNS)
+    text = checks_markdown(df)
+    lines = text.splitlines()
+    assert lines[0] == "| experiment | claim | measured | threshold | verdict | detail |"
+    assert lines[2] == "| e | \\|\\|W\\|\\| small | 0.1235 | < 1 | pass | x |"
+    assert lines[3] == "| e | other | n/a | < 1 | n/a | y |"
