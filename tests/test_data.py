@@ -203,6 +203,10 @@ def test_make_dataset_errors() -> None:
         make_dataset({k: v for k, v in SPHERE_CFG.items() if k != "dim"}, label_noise=0.0, seed=0)
     with pytest.raises(ValueError, match=r"data\.n_train"):
         make_dataset({**SPHERE_CFG, "n_train": 0}, label_noise=0.0, seed=0)
+    with pytest.raises(ValueError, match=r"data\.seed"):
+        make_dataset({**SPHERE_CFG, "seed": -1}, label_noise=0.0, seed=0)
+    with pytest.raises(ValueError, match=r"^seed"):
+        make_dataset(DIGITS_CFG, label_noise=0.1, seed=1.5)  # type: ignore[arg-type]
 
 
 def test_save_load_round_trip_exact(tmp_path: Path) -> None:

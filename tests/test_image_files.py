@@ -1,4 +1,4 @@
-"""Tests for the MNIST IDX / CIFAR-10 binary readers and the mnist/cifar10 data sets built on them."""
+"""Tests for the MNIST IDX / CIFAR-10 binary readers and the mnist/cifar10 data sets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The data sets of the experiments (train and test tensors plus metadata) and their netCDF files."""
+"""The experiments' data sets (train/test tensors plus metadata) and their netCDF data files."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ class Dataset:
             or self.X_train.shape[1] != self.X_test.shape[1]
         ):
             raise ValueError(
-                f"X_train {tuple(self.X_train.shape)} and X_test {tuple(self.X_test.shape)} must be (n, d) and (k, d)"
+                f"X_train {tuple(self.X_train.shape)} and X_test {tuple(self.X_test.shape)} "
+                "must be (n, d) and (k, d)"
             )
         if (
             self.y_train.shape != self.X_train.shape[:1]
@@ -83,7 +84,8 @@ def _unit_rows(X: torch.Tensor, source: str, error: type[ValueError] = ValueErro
     if bool((norms == 0).any()):
         row = int(torch.nonzero(norms[:, 0] == 0)[0])
         raise error(
-            f"{source} contains an all-zero input (selected row {row}) that cannot be scaled to unit norm"
+            f"{source} contains an all-zero input (selected row {row}) "
+            "that cannot be scaled to unit norm"
         )
     return X / norms
 
@@ -177,7 +179,8 @@ def digits(classes: Sequence[int], n_train: int, n_test: int, *, data_seed: int)
     if n_train + n_test > pool.size:
         key = "data.n_train" if n_train > pool.size else "data.n_test"
         raise ValueError(
-            f"{key}: data.n_train + data.n_test = {n_train + n_test} exceeds the {pool.size} digits "
+            f"{key}: data.n_train + data.n_test = {n_train + n_test} exceeds the "
+            f"{pool.size} digits "
             f"of classes {[positive, negative]}"
         )
     order = pool[torch.randperm(pool.size, generator=make_generator("data", data_seed)).numpy()]
@@ -203,7 +206,10 @@ def _two_class_sample(
     key: str,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw n examples of the two classes without replacement. images: (N, d) -> X (n, d), y (n,)."""
+    """Draw n examples of the two classes without replacement.
+
+    images: (N, d), labels: (N,) -> X (n, d) unit-norm rows, y (n,) +-1.
+    """
     for c in classes:
         if not bool((labels == c).any()):
             raise DataFileError(f"class {c} (data.classes) does not occur in {source}")
@@ -226,7 +232,11 @@ def _image_dataset(
     n_test: int,
     data_seed: int,
 ) -> Dataset:
-    """Shared two-class treatment of MNIST and CIFAR-10: train from train files, then test from test files."""
+    """Two-class treatment shared by MNIST and CIFAR-10.
+
+    The train set is drawn from the train files first, then the test set from the test files,
+    both with `make_generator("data", data_seed)`.
+    """
     pair = _check_classes(classes)
     n_train, n_test = _check_count(n_train, "data.n_train"), _check_count(n_test, "data.n_test")
     gen = make_generator("data", data_seed)
@@ -245,7 +255,10 @@ def mnist(
     *,
     data_seed: int,
 ) -> Dataset:
-    """MNIST from the original IDX files (plain or .gz) in folder `path`; X: (n, 784), unit-norm rows."""
+    """MNIST from the original IDX files (plain or .gz) in folder `path`.
+
+    X: (n, 784) unit-norm rows; first class -> +1, second -> -1.
+    """
     return _image_dataset("mnist", read_mnist, path, classes, n_train, n_test, data_seed)
 
 
@@ -257,7 +270,10 @@ def cifar10(
     *,
     data_seed: int,
 ) -> Dataset:
-    """CIFAR-10 from the binary batches in `path` (or path/cifar-10-batches-bin); X: (n, 3072), unit-norm rows."""
+    """CIFAR-10 from the binary batches in `path` (or `path/cifar-10-batches-bin`).
+
+    X: (n, 3072) unit-norm rows; first class -> +1, second -> -1.
+    """
     return _image_dataset("cifar10", read_cifar10, path, classes, n_train, n_test, data_seed)
 
 
@@ -292,7 +308,8 @@ def _require(cfg: Mapping[str, Any], key: str) -> Any:
 def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) -> Dataset:
     """Build the data set of a `data:` config block, with label noise seeded by (data.seed, seed).
 
-    Label noise uses `make_generator("label_noise", data.seed, seed)`, train labels first, then test.
+    Label noise uses `make_generator("label_noise", data.seed, seed)`: train labels first, then
+    test labels.
     """
     name = data_cfg.get("name")
     if name not in DATASET_NAMES:
@@ -308,6 +325,9 @@ def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) 
             "label_noise > 0 needs +-1 labels; sphere_quadratic has real-valued labels"
         )
     data_seed = _require(data_cfg, "seed")
+    for key, value in (("data.seed", data_seed), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
     sizes = (_require(data_cfg, "n_train"), _require(data_cfg, "n_test"))
     if name == "sphere_quadratic":
         ds = sphere_quadratic(*sizes, _require(data_cfg, "dim"), data_seed=data_seed)
@@ -361,7 +381,10 @@ def save_dataset(ds: Dataset, path: str | os.PathLike[str]) -> None:
 
 
 def load_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Read a data file written by save_dataset; DataFileError naming the file if missing or corrupt."""
+    """Read a data file written by save_dataset.
+
+    Raises DataFileError naming the file when it is missing, not netCDF, or lacks a variable.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"data file {str(path)!r} does not exist")

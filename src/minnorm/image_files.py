@@ -1,4 +1,4 @@
-"""Validated readers for the original MNIST IDX files and CIFAR-10 binary batches (never pickles)."""
+"""Validated readers for the original MNIST IDX files and CIFAR-10 binary batches (no pickles)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,11 @@ def _check_folder(folder: str | Path | None, dataset: str) -> Path:
         raise DataFileError(
             f"data.path must name the folder holding the {dataset} files; {NO_DOWNLOAD}"
         )
-    path = Path(folder)
+    path = Path(folder).expanduser()
     if not path.is_dir():
         raise DataFileError(
-            f"{dataset} folder {str(path)!r} (data.path) does not exist or is not a folder; {NO_DOWNLOAD}"
+            f"{dataset} folder {str(path)!r} (data.path) does not exist or is not a folder; "
+            f"{NO_DOWNLOAD}"
         )
     return path
 
@@ -74,12 +75,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     raw = _read_bytes(path)
     if len(raw) < 4:
         raise DataFileError(
-            f"{str(path)!r} is truncated: {len(raw)} bytes, shorter than the 4-byte IDX magic number"
+            f"{str(path)!r} is truncated: {len(raw)} bytes, "
+            "shorter than the 4-byte IDX magic number"
         )
     if raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
         raise DataFileError(
-            f"{str(path)!r} has a wrong magic number 0x{raw[:4].hex()}: an IDX file starts with two zero "
-            f"bytes, a type code in {sorted(hex(c) for c in IDX_DTYPES)} and a nonzero dimension count"
+            f"{str(path)!r} has a wrong magic number 0x{raw[:4].hex()}: an IDX file starts "
+            f"with two zero bytes, a type code in {sorted(hex(c) for c in IDX_DTYPES)} "
+            "and a nonzero dimension count"
         )
     dtype, ndim = IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
@@ -120,7 +123,8 @@ def _find_mnist_file(folder: Path, name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise DataFileError(
-        f"MNIST file {name!r} (or {name + '.gz'!r}) is missing: expected at {str(folder / name)!r}; {NO_DOWNLOAD}"
+        f"MNIST file {name!r} (or {name + '.gz'!r}) is missing: expected at "
+        f"{str(folder / name)!r}; {NO_DOWNLOAD}"
     )
 
 
@@ -135,7 +139,8 @@ def read_mnist(folder: str | Path | None, split: str) -> tuple[np.ndarray, np.nd
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.shape[1:] != MNIST_IMAGE_SHAPE:
         raise DataFileError(
-            f"{str(image_path)!r} has shape {images.shape}; MNIST images must have shape (N, 28, 28)"
+            f"{str(image_path)!r} has shape {images.shape}; "
+            "MNIST images must have shape (N, 28, 28)"
         )
     if labels.ndim != 1:
         raise DataFileError(
@@ -162,14 +167,16 @@ def _read_cifar_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 binary batch -> pixels (N, 3072) uint8 and labels (N,) int64."""
     if not path.is_file():
         raise DataFileError(
-            f"CIFAR-10 file {path.name!r} is missing: expected at {str(path)!r} (data.path itself or "
-            f"its {CIFAR_SUBFOLDER}/ subfolder; the binary version, not the pickled one); {NO_DOWNLOAD}"
+            f"CIFAR-10 file {path.name!r} is missing: expected at {str(path)!r} (data.path "
+            f"itself or its {CIFAR_SUBFOLDER}/ subfolder; the binary version, not the pickled "
+            f"one); {NO_DOWNLOAD}"
         )
     raw = _read_bytes(path)
     if len(raw) == 0 or len(raw) % CIFAR_RECORD_BYTES != 0:
         raise DataFileError(
             f"{str(path)!r} has {len(raw)} bytes, not a positive multiple of {CIFAR_RECORD_BYTES} "
-            f"(1 label byte + {CIFAR_PIXELS} pixel bytes per image): truncated or not the binary version"
+            f"(1 label byte + {CIFAR_PIXELS} pixel bytes per image): "
+            "truncated or not the binary version"
         )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD_BYTES)
     return records[:, 1:], _check_labels(records[:, 0], path)
