@@ -150,7 +150,7 @@ def _schema_error_message(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         expected = " or ".join(bound) if isinstance(bound, list) else bound
         message = (
-            f"{where}: {value!r} is a {_describe_type(value)}; expected a {expected}"
+            f"{where}: {value!r} is a {_describe_type(value)}; expected type {expected}"
         )
         if isinstance(value, str) and _looks_numeric(value):
             message += " (YAML reads numbers like 1e-2 as text; write 1.0e-2 or 0.01)"
@@ -257,13 +257,6 @@ def _experiment_problems(name: str, experiment: dict) -> list[str]:
             f"{where}.sweep.label_noise: values > 0 ({noisy}) need +-1 labels; "
             f"allowed only for {', '.join(DATASET_CLASSES)} (use [0.0] for {dataset})"
         )
-    for key in ("label_noise", "lr"):
-        names = [format_float(v) for v in sweep[key]]
-        clashes = sorted({n for n in names if names.count(n) > 1})
-        if clashes:
-            problems.append(
-                f"{where}.sweep.{key}: duplicate values {clashes}; each value may appear only once"
-            )
     problems.extend(_figure_problems(where, experiment))
     return problems
 

@@ -1,0 +1,43 @@
+# Two entry points from a fresh clone with Python 3.11: `make run` and `make test`.
+# Both create .venv on first use; torch is installed first and pinned so that pip does not pull
+# a different (multi-GB) build while resolving the other dependencies.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+# Extra arguments for snakemake, e.g. `make run SNAKEMAKE_ARGS="--configfile my.yaml --replace-workflow-config"`.
+SNAKEMAKE_ARGS ?=
+
+.PHONY: venv run test report lint docs-figures
+
+venv: $(VENV)/.installed
+
+# Reinstall when the dependency list changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(TORCH)
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+# The default config on all cores (profile workflow/profiles/default).
+run: venv
+	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# The whole test suite, slow tests included.
+test: venv
+	$(BIN)/python -m pytest
+
+# Self-contained HTML report of the last run.
+report: venv
+	$(BIN)/snakemake --report results/report.html $(SNAKEMAKE_ARGS)
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+# TODO: regenerate the figures shown in the README (docs/figures) from results/.
+docs-figures: venv
+	@echo "docs-figures: not implemented yet" >&2
+	@exit 1

@@ -1,0 +1,155 @@
+"""Entry points of the workflow rules: each reads its inputs, calls the library and writes one output atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from minnorm.files import atomic_write_netcdf, provenance_attrs, write_text_atomic
+
+PathLike = str | os.PathLike[str]
+
+logger = logging.getLogger(__name__)
+
+# Library modules are imported inside each entry point: every job is a fresh interpreter, and a
+# collect or figure job should not pay for importing torch and pytorch_lightning it never uses.
+
+
+def _config_json(run_config: dict[str, Any]) -> str:
+    """The settings as stable JSON for a file's `config` attribute."""
+    return json.dumps(run_config, sort_keys=True, allow_nan=False)
+
+
+def _read_netcdf(path: PathLike) -> xr.Dataset:
+    """Load a whole netCDF file into memory and close it (so it can be replaced later)."""
+    with xr.open_dataset(path, engine="netcdf4") as opened:
+        return opened.load()
+
+
+def make_data_file(run_config: dict[str, Any], out: PathLike) -> None:
+    """Build the data set of `run_config` (keys `data`, `seed`, `label_noise`) and write it to `out`."""
+    from minnorm.data import make_dataset, save_dataset
+
+    dataset = make_dataset(
+        run_config["data"],
+        label_noise=run_config["label_noise"],
+        seed=run_config["seed"],
+    )
+    logger.info(
+        "data %s: %d train, %d test points, label noise %s",
+        run_config["data"]["name"],
+        dataset.X_train.shape[0],
+        dataset.X_test.shape[0],
+        run_config["label_noise"],
+    )
+    save_dataset(dataset, out)
+
+
+def make_target_file(
+    run_config: dict[str, Any], data_file: PathLike, out: PathLike
+) -> None:
+    """Initialise (width, seed), compute the min-norm target and kernels, write the target file.
+
+    `run_config` needs `model` (bias, kappa), `width` and `seed`; it is stored as the `config` attr.
+    """
+    from minnorm.data import load_dataset
+    from minnorm.target_file import build_target_dataset
+
+    data = load_dataset(data_file)
+    model = run_config["model"]
+    ds = build_target_dataset(
+        data,
+        width=run_config["width"],
+        seed=run_config["seed"],
+        bias=model["bias"],
+        kappa=model["kappa"],
+    )
+    if int(ds["used_pinv"]):
+        logger.warning(
+            "G is singular (lambda_min %.3g): W* uses the pseudo-inverse",
+            float(ds["lambda_min_G"]),
+        )
+    ds.attrs.update(provenance_attrs(device="cpu", dtype="float64"))
+    ds.attrs["config"] = _config_json(run_config)
+    atomic_write_netcdf(ds, out)
+
+
+def make_run_file(
+    run_config: dict[str, Any],
+    data_file: PathLike,
+    target_file: PathLike,
+    out: PathLike,
+    checkpoint: PathLike | None = None,
+) -> None:
+    """Train one run and write its run file; the checkpoint is removed once the file is complete.
+
+    A checkpoint left by a killed job lets `train_run` resume with the same iterates.
+    """
+    from minnorm.data import load_dataset
+    from minnorm.train import train_run
+
+    data = load_dataset(data_file)
+    target = _read_netcdf(target_file)
+    ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger)
+    atomic_write_netcdf(ds, out)
+    # Only after the run file is safely in place: a crash before this line resumes from the
+    # checkpoint, a crash after it finds the run done.
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+
+
+def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:
+    """Combine an experiment's run files into one dataset at `out`."""
+    from minnorm.collect import collect_experiment
+
+    ds = collect_experiment([Path(p) for p in run_files])
+    atomic_write_netcdf(ds, out)
+
+
+def make_checks(
+    collected_files: dict[str, Path], out_csv: PathLike, out_md: PathLike
+) -> None:
+    """Theorem checks over all experiments (keys: experiment names) as CSV and markdown."""
+    from minnorm.checks import checks_markdown, theorem_checks
+
+    collected = {exp: _read_netcdf(path) for exp, path in collected_files.items()}
+    table = theorem_checks(collected)
+    failed = int((table["verdict"] == "fail").sum())
+    logger.info("%d checks, %d failed", len(table), failed)
+    # Render both before writing either, so that an error leaves neither file behind.
+    csv_text = table.to_csv(index=False)
+    md_text = checks_markdown(table)
+    write_text_atomic(csv_text, out_csv)
+    write_text_atomic(md_text, out_md)
+
+
+def _temporary_twin(path: Path) -> Path:
+    """A hidden sibling with the same suffix (matplotlib picks the format from the suffix)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def make_figure(
+    name: str, collected_file: PathLike, out_png: PathLike, out_pdf: PathLike
+) -> None:
+    """Draw figure `name` from a collected file into PNG and PDF, both replaced atomically."""
+    from minnorm.figures import FIGURES
+
+    if name not in FIGURES:
+        raise KeyError(f"unknown figure {name!r}; known: {', '.join(sorted(FIGURES))}")
+    collected = _read_netcdf(collected_file)
+    finals = [Path(out_png), Path(out_pdf)]
+    temps = [_temporary_twin(p) for p in finals]
+    for path in finals:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        FIGURES[name](collected, temps[0], temps[1])
+        for temp, final in zip(temps, finals, strict=True):
+            os.replace(temp, final)
+    finally:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
