@@ -229,3 +229,16 @@ def test_cifar10_malformed_files_name_the_file(tmp_path: Path) -> None:
         cifar10(tmp_path, [3, 1], 2, 2, data_seed=0)
     with pytest.raises(DataFileError, match=r"data\.path"):
         cifar10(None, [3, 5], 2, 2, data_seed=0)  # type: ignore[arg-type]
+
+
+def test_cifar10_pickled_version_is_refused_not_unpickled(tmp_path: Path) -> None:
+    import pickle
+
+    # The python version of CIFAR-10 ships pickles named data_batch_1 etc. (no .bin); reading
+    # one would execute arbitrary code, so the reader only reports the missing binary file.
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({"labels": [3, 5], "data": b"\x00" * 10}))
+    with pytest.raises(DataFileError, match=r"data_batch_1\.bin.*not the pickled one"):
+        cifar10(folder, [3, 5], 1, 1, data_seed=0)
