@@ -295,10 +295,9 @@ def _path_problems(where: str, dataset: str, path: str | None) -> list[str]:
         return [
             f"{where}: required for {dataset}: the folder holding the original {dataset} files"
         ]
-    if not Path(path).is_dir():
-        return [
-            f"{where}: folder {path!r} does not exist (resolved to {Path(path).resolve()})"
-        ]
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
     return []
 
 
