@@ -1,0 +1,108 @@
+"""Tests for the figure functions: every registered figure writes a real PNG and PDF, or a clear error."""
+
+import numpy as np
+import pytest
+
+from minnorm.collect import collect_experiment
+from minnorm.figures import FIGURES
+from minnorm.figures_style import seed_band, selection_title
+from synthetic_runs import write_runs
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A blank 3-panel canvas at 150 dpi compresses to ~10 KB; real plots are well above.
+MIN_PNG_BYTES = 20_000
+ARORA = {"arora_fig1", "arora_fig2"}
+
+
+@pytest.fixture(scope="module")
+def widths_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("widths")
+    special = {(400, 1, 0.0, 0.01): {"diverge_at": 200, "truncate": True}}
+    return collect_experiment(write_runs(root, widths=(200, 400, 800), seeds=(0, 1),
+                                         lrs=(0.01, 0.02), special=special))
+
+
+@pytest.fixture(scope="module")
+def noise_ds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("noise")
+    return collect_experiment(write_runs(root, widths=(500,), seeds=(0, 1),
+                                         label_noises=(0.0, 0.5, 1.0)))
+
+
+def _check_outputs(tmp_path, name):
+    png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert png.stat().st_size > MIN_PNG_BYTES
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([png.name, pdf.name])  # no temp files left
+
+
+def test_registry_names():
+    assert set(FIGURES) == {"ss_fig1", "width_scaling", "function_space", "arora_fig1",
+                            "arora_fig2", "lazy_regime"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_writes_png_and_pdf(name, widths_ds, noise_ds, tmp_path):
+    ds = noise_ds if name in ARORA else widths_ds
+    FIGURES[name](ds, tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
+    _check_outputs(tmp_path, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ss_fig1", "arora_fig1", "function_space"])
+def test_single_width_single_noise_works(name, noise_ds, tmp_path):
+    one = noise_ds.isel(label_noise=[0], seed=[0])
+    FIGURES[name](one, tmp_path / f"{name}.png", tmp_path / f"{name}.pdf")
+    _check_outputs(tmp_path, name)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("width_scaling", "two or more widths, dataset has 1"),
+    ("lazy_regime", "two or more widths, dataset has 1"),
+    ("arora_fig2", "two or more label_noise levels, dataset has 1"),
+])
+def test_insufficient_dims_raise(name, message, noise_ds, tmp_path):
+    one = noise_ds.isel(label_noise=[0])
+    with pytest.raises(ValueError, match=f"figure '{name}'.*{message}"):
+        FIGURES[name](one, tmp_path / "x.png", tmp_path / "x.pdf")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_missing_variable_is_named(name, widths_ds, noise_ds, tmp_path):
+    ds = (noise_ds if name in ARORA else widths_ds).drop_vars("diverged")
+    with pytest.raises(ValueError, match=f"figure '{name}'.*lacks.*'diverged'"):
+        FIGURES[name](ds, tmp_path / "x.png", tmp_path / "x.pdf")
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_all_diverged_raises(name, widths_ds, noise_ds, tmp_path):
+    ds = (noise_ds if name in ARORA else widths_ds).copy()
+    ds["diverged"] = ds["diverged"] * 0 + 1
+    with pytest.raises(ValueError, match=f"figure '{name}'.*(every run diverged|has 0)"):
+        FIGURES[name](ds, tmp_path / "x.png", tmp_path / "x.pdf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_title_counts_hidden_runs_and_first_lr(widths_ds):
+    from minnorm.figures_style import select
+    sel = select(widths_ds)
+    title = selection_title(widths_ds, sel, "what")
+    assert "lr 0.01 (first of 2)" in title
+    assert title.endswith("1 diverged run not shown")
+
+
+def test_seed_band_mean_and_sd_skip_nan():
+    from matplotlib.figure import Figure
+    import xarray as xr
+    ax = Figure().subplots()
+    da = xr.DataArray([[1.0, 2.0, np.nan], [3.0, np.nan, np.nan]], dims=("seed", "step"))
+    assert seed_band(ax, np.array([0, 1, 2]), da, color="k", label="x")
+    line = ax.get_lines()[0]
+    np.testing.assert_array_equal(line.get_xdata(), [0, 1])  # the all-NaN step is not drawn
+    np.testing.assert_array_equal(line.get_ydata(), [2.0, 2.0])
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(1.0) and band[:, 1].max() == pytest.approx(3.0)
+    assert not seed_band(ax, np.array([0, 1, 2]), da * np.nan, color="k", label="y")
