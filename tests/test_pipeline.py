@@ -1,0 +1,145 @@
+"""Tests of the rule entry points (minnorm.pipeline): right files out, nothing partial on failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import xarray as xr
+import yaml
+
+from minnorm import pipeline
+from minnorm.config import data_settings, run_settings, target_settings, validate_config
+from minnorm.data import DataFileError, load_dataset
+
+from synthetic_runs import write_runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_config() -> dict:
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        return validate_config(yaml.safe_load(handle))
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Temporary files that an interrupted or failed write would leave behind."""
+    return [p for p in folder.rglob("*") if ".tmp-" in p.name]
+
+
+def test_data_then_target_file(tiny_config: dict, tmp_path: Path) -> None:
+    data_file = tmp_path / "data" / "s1_p0.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 1, 0.0), data_file)
+    data = load_dataset(data_file)
+    assert tuple(data.X_train.shape) == (20, 3) and tuple(data.X_test.shape) == (30, 3)
+
+    settings = target_settings(tiny_config, "tiny_sphere", 64, 1, 0.0)
+    target_file = tmp_path / "target" / "m64_s1_p0.nc"
+    pipeline.make_target_file(settings, data_file, target_file)
+    with xr.open_dataset(target_file) as target:
+        assert target["W_star"].shape == (64, 4)  # bias: p = d + 1
+        assert json.loads(target.attrs["config"]) == settings
+        assert target.attrs["minnorm_version"]
+    assert not _leftovers(tmp_path)
+
+
+def test_digits_data_file_has_pm1_labels_with_noise(tiny_config: dict, tmp_path: Path) -> None:
+    out = tmp_path / "s0_p1.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_digits", 0, 1.0), out)
+    data = load_dataset(out)
+    assert set(data.y_train.unique().tolist()) <= {-1.0, 1.0}
+    assert data.meta["label_noise"] == 1.0
+
+
+def test_target_from_missing_data_file_names_it_and_writes_nothing(tiny_config: dict, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.nc"
+    out = tmp_path / "target.nc"
+    with pytest.raises(DataFileError, match="nope.nc"):
+        pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), missing, out)
+    assert not out.exists()
+
+
+def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
+    pytest.importorskip("minnorm.train")  # written in parallel; this test runs once it exists
+    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    out, checkpoint = tmp_path / "run.nc", tmp_path / "ckpt" / "run.ckpt"
+    pipeline.make_run_file(settings, data_file, target_file, out, checkpoint=checkpoint)
+    with xr.open_dataset(out) as run:
+        assert int(run["final_step"]) == settings["training"]["steps"]
+        assert json.loads(run.attrs["config"]) == settings
+    assert not checkpoint.exists()
+    assert not _leftovers(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def collected_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A collected file of synthetic runs: 3 widths x 2 seeds x 2 noise levels."""
+    root = tmp_path_factory.mktemp("synth")
+    runs = write_runs(root, widths=(100, 1000, 10000), seeds=(0, 1), label_noises=(0.0, 0.5))
+    out = root / "synth.nc"
+    pipeline.make_collected_file(runs, out)
+    return out
+
+
+def test_collected_file_has_the_swept_dims(collected_file: Path) -> None:
+    with xr.open_dataset(collected_file) as ds:
+        assert dict(ds["dist_to_target"].sizes) == {"width": 3, "seed": 2, "label_noise": 2, "lr": 1, "step": 11}
+        assert ds.attrs["n_runs"] == 12
+
+
+def test_checks_write_csv_and_markdown(collected_file: Path, tmp_path: Path) -> None:
+    csv, md = tmp_path / "checks.csv", tmp_path / "checks.md"
+    pipeline.make_checks({"synth": collected_file}, csv, md)
+    header = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
+    assert header == ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
+    assert "synth" in md.read_text(encoding="utf-8")
+
+
+def test_checks_leave_no_file_when_rendering_fails(
+    collected_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import minnorm.checks
+
+    def broken(_table: object) -> str:
+        raise RuntimeError("markdown rendering failed")
+
+    monkeypatch.setattr(minnorm.checks, "checks_markdown", broken)
+    csv, md = tmp_path / "checks.csv", tmp_path / "checks.md"
+    with pytest.raises(RuntimeError, match="markdown rendering failed"):
+        pipeline.make_checks({"synth": collected_file}, csv, md)
+    assert not csv.exists() and not md.exists()
+
+
+@pytest.mark.slow
+def test_figure_writes_png_and_pdf(collected_file: Path, tmp_path: Path) -> None:
+    png, pdf = tmp_path / "figures" / "ss_fig1.png", tmp_path / "figures" / "ss_fig1.pdf"
+    pipeline.make_figure("ss_fig1", collected_file, png, pdf)
+    assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
+    assert not _leftovers(tmp_path)
+
+
+def test_failing_figure_leaves_nothing_behind(
+    collected_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import minnorm.figures
+
+    def half_written(_ds: xr.Dataset, png: Path, _pdf: Path) -> None:
+        png.write_bytes(b"\x89PNG partial")
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setitem(minnorm.figures.FIGURES, "ss_fig1", half_written)
+    png, pdf = tmp_path / "ss_fig1.png", tmp_path / "ss_fig1.pdf"
+    with pytest.raises(RuntimeError, match="plot failed"):
+        pipeline.make_figure("ss_fig1", collected_file, png, pdf)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_figure_is_refused(collected_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(KeyError, match="unknown figure 'fig9'"):
+        pipeline.make_figure("fig9", collected_file, tmp_path / "a.png", tmp_path / "a.pdf")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,137 @@
+"""Workflow-level tests: the whole Snakemake workflow on config/tests.yaml, and dry runs of the default config."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from minnorm.config import validate_config
+from minnorm.files import format_float
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIG = ["--configfile", "config/tests.yaml", "--replace-workflow-config"]
+# The tiny config runs in well under a minute on 2 cores; the limit only stops a hung run.
+WORKFLOW_TIMEOUT_S = 600
+
+
+def _copy_workflow(root: Path) -> Path:
+    """Snakefile, workflow/ and config/ in a fresh folder (the package comes from the venv)."""
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    shutil.copytree(REPO / "config", root / "config")
+    return root
+
+
+def _snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=WORKFLOW_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _config(name: str) -> dict:
+    with open(REPO / "config" / name, encoding="utf-8") as handle:
+        return validate_config(yaml.safe_load(handle))
+
+
+def _expected_targets(config: dict) -> list[str]:
+    """Every file the workflow must produce, derived from the config independently of the rules."""
+    files = ["results/checks.csv", "results/checks.md"]
+    for exp, e in config["experiments"].items():
+        sweep = e["sweep"]
+        files.append(f"results/{exp}/{exp}.nc")
+        for width in sweep["width"]:
+            for seed in sweep["seed"]:
+                for noise in map(format_float, sweep["label_noise"]):
+                    files.append(f"results/{exp}/data/s{seed}_p{noise}.nc")
+                    files.append(f"results/{exp}/target/m{width}_s{seed}_p{noise}.nc")
+                    for lr in map(format_float, sweep["lr"]):
+                        files.append(f"results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc")
+        files += [f"results/{exp}/figures/{f}.{ext}" for f in e["figures"] for ext in ("png", "pdf")]
+    return sorted(set(files))
+
+
+def _expected_job_counts(config: dict) -> dict[str, int]:
+    """Jobs per rule of a complete run from scratch."""
+    counts = {"data": 0, "target": 0, "train": 0, "collect": 0, "checks": 1, "all": 1}
+    for e in config["experiments"].values():
+        sweep = e["sweep"]
+        points = len(sweep["seed"]) * len(sweep["label_noise"])
+        counts["data"] += points
+        counts["target"] += points * len(sweep["width"])
+        counts["train"] += points * len(sweep["width"]) * len(sweep["lr"])
+        counts["collect"] += 1
+        for figure in e["figures"]:
+            counts[figure] = counts.get(figure, 0) + 1
+    return counts
+
+
+def _job_stats(output: str) -> dict[str, int]:
+    """The `Job stats` table of a Snakemake run as rule -> count."""
+    table = output[output.index("Job stats:") :]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def finished_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The tiny config run to completion in a temporary copy of the workflow."""
+    root = _copy_workflow(tmp_path_factory.mktemp("tiny"))
+    result = _snakemake(root, "--cores", "2", *TEST_CONFIG)
+    return root, result
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_every_target(finished_workflow: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, result = finished_workflow
+    assert result.returncode == 0, result.stderr[-5000:]
+    stats = _job_stats(result.stderr)
+    expected = _expected_job_counts(_config("tests.yaml"))
+    assert stats.pop("total") == sum(expected.values())
+    assert stats == expected
+    missing = [f for f in _expected_targets(_config("tests.yaml")) if not (root / f).is_file()]
+    assert missing == []
+    # Every training job logged, benchmarked, and cleaned up its checkpoint.
+    assert len(list(root.glob("results/*/logs/runs/m*/*.log"))) == expected["train"]
+    assert len(list(root.glob("results/*/benchmarks/runs/m*/*.tsv"))) == expected["train"]
+    assert list(root.glob("results/*/checkpoints/**/*.ckpt")) == []
+    assert list(root.glob("results/**/*.tmp-*")) == []
+
+
+@pytest.mark.slow
+def test_second_invocation_has_nothing_to_do(finished_workflow: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, first = finished_workflow
+    assert first.returncode == 0, first.stderr[-5000:]
+    again = _snakemake(root, "--cores", "2", "--dry-run", *TEST_CONFIG)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_report_of_the_tiny_run(finished_workflow: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    root, first = finished_workflow
+    assert first.returncode == 0, first.stderr[-5000:]
+    report = _snakemake(root, "--report", "results/report.html", *TEST_CONFIG)
+    assert report.returncode == 0, report.stderr[-5000:]
+    assert (root / "results" / "report.html").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_default_config_dry_run_lists_the_expected_jobs(tmp_path: Path) -> None:
+    root = _copy_workflow(tmp_path)
+    result = _snakemake(root, "--dry-run", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    stats = _job_stats(result.stdout + result.stderr)
+    expected = _expected_job_counts(_config("config.yaml"))
+    assert stats.pop("total") == sum(expected.values())
+    assert stats == expected
+    assert not (root / "results").exists()
