@@ -148,3 +148,15 @@ def test_markdown_escapes_pipes_and_formats_numbers():
     assert lines[0] == "| experiment | claim | measured | threshold | verdict | detail |"
     assert lines[2] == "| e | \\|\\|W\\|\\| small | 0.1235 | < 1 | pass | x |"
     assert lines[3] == "| e | other | n/a | < 1 | n/a | y |"
+
+
+def test_checks_caption_states_the_thresholds():
+    from pathlib import Path
+    from minnorm import checks
+    text = (Path(__file__).resolve().parents[1] / "workflow" / "report" / "checks.rst").read_text()
+    for value in (checks.DIST_TO_TARGET_MAX_EXPONENT, checks.DIST_TO_TARGET_EXPECTED_EXPONENT,
+                  checks.DIST_FROM_INIT_MAX_ABS_EXPONENT, checks.TRAIN_LOSS_MAX_RATIO,
+                  checks.ERROR_NOISE_MIN_SPEARMAN, checks.ERROR_BOUND_MAX_RATIO,
+                  checks.DIST_FROM_INIT_BOUND_SLACK, checks.N_BOOT):
+        assert f"{value:g}" in text, f"checks.rst does not state {value:g}"
+    assert f"{checks.CI_LEVEL:.0%}" in text

@@ -1,5 +1,8 @@
 """Tests for the figure functions: every registered figure writes a real PNG and PDF, or a clear error."""
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -106,3 +109,30 @@ def test_seed_band_mean_and_sd_skip_nan():
     band = ax.collections[0].get_paths()[0].vertices
     assert band[:, 1].min() == pytest.approx(1.0) and band[:, 1].max() == pytest.approx(3.0)
     assert not seed_band(ax, np.array([0, 1, 2]), da * np.nan, color="k", label="y")
+
+
+REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
+
+
+class _Snakemake:
+    """The parts of Snakemake's caption-rendering object the captions use."""
+
+    def __init__(self, exp: str, cfg: dict):
+        self.wildcards = SimpleNamespace(exp=exp)
+        self.config = {"experiments": {exp: cfg}}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES) + ["checks", "workflow"])
+def test_caption_renders_as_clean_rst(name):
+    jinja2 = pytest.importorskip("jinja2")
+    core = pytest.importorskip("docutils.core")
+    cfg = {"data": {"name": "sphere_quadratic"}, "training": {"steps": 123, "lr": 0.01},
+           "sweep": {"width": [100, 200], "seed": [0, 1], "label_noise": [0.0, 1.0]}}
+    source = (REPORT / f"{name}.rst").read_text()
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
+        snakemake=_Snakemake("demo", cfg))
+    if name in FIGURES:
+        assert "``demo``" in text and "[100, 200]" in text
+    html = core.publish_parts(text, writer="html",
+                              settings_overrides={"report_level": 2, "halt_level": 5})["body"]
+    assert "system-message" not in html
