@@ -45,7 +45,6 @@ def test_registry_names():
                             "arora_fig2", "lazy_regime"}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_figure_writes_png_and_pdf(name, widths_ds, noise_ds, tmp_path):
     ds = noise_ds if name in ARORA else widths_ds
@@ -53,7 +52,6 @@ def test_figure_writes_png_and_pdf(name, widths_ds, noise_ds, tmp_path):
     _check_outputs(tmp_path, name)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ss_fig1", "arora_fig1", "function_space"])
 def test_single_width_single_noise_works(name, noise_ds, tmp_path):
     one = noise_ds.isel(label_noise=[0], seed=[0])
