@@ -244,9 +244,10 @@ SNAKEMAKE_MISTAKES = ["width-negative", "dataset-unknown", "key-typo", "noise-ab
 
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the workflow (Snakefile, workflow/, config/) outside the repository."""
+    """A copy of the workflow (Snakefile, environment.yml, workflow/, config/) outside the repository."""
     root = tmp_path_factory.mktemp("workflow")
-    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "config", root / "config")
     return root

@@ -21,8 +21,9 @@ WORKFLOW_TIMEOUT_S = 600
 
 
 def _copy_workflow(root: Path) -> Path:
-    """Snakefile, workflow/ and config/ in a fresh folder (the package comes from the venv)."""
-    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    """Snakefile, environment.yml, workflow/ and config/ in a fresh folder (package from the venv)."""
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "config", root / "config")
     return root
