@@ -82,7 +82,7 @@ def plot_arora_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None
         eig = sets[0][0]["H_eigenvalues"]
         eig = eig.mean("seed") if "seed" in eig.dims else eig
         ax_eig.plot(np.arange(1, eig.size + 1), eig.values, color="0.2", lw=1.6)
-        ax_loss.set(yscale="log", xlabel="GD step", ylabel="training loss $\\frac{1}{n}\\sum_i (f(x_i)-y_i)^2$",
+        ax_loss.set(yscale="log", xlabel="GD step", ylabel="training loss (mean squared error)",
                     title="(a) training loss")
         ax_eig.set(yscale="log", xlabel="index $i$ (descending)", ylabel="eigenvalue $\\lambda_i$ of $H$",
                    title="(b) spectrum of $H^\\infty$")
