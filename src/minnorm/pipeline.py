@@ -10,7 +10,8 @@ from typing import Any
 
 import xarray as xr
 
-from minnorm.files import atomic_write_netcdf, provenance_attrs, write_text_atomic
+from minnorm import __version__
+from minnorm.files import atomic_write_netcdf, write_text_atomic
 
 PathLike = str | os.PathLike[str]
 
@@ -74,7 +75,8 @@ def make_target_file(
             "G is singular (lambda_min %.3g): W* uses the pseudo-inverse",
             float(ds["lambda_min_G"]),
         )
-    ds.attrs.update(provenance_attrs(device="cpu", dtype="float64"))
+    # Not provenance_attrs(): it imports pytorch_lightning (seconds per job) for a version string.
+    ds.attrs["minnorm_version"] = __version__
     ds.attrs["config"] = _config_json(run_config)
     atomic_write_netcdf(ds, out)
 
