@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev
 
-from minnorm.kernels import activation_pattern, infinite_width_kernel, ntk_gram
+from minnorm.kernels import activation_pattern, coactivation_counts, infinite_width_kernel, ntk_gram
 from minnorm.model import TwoLayerReLU, augment_inputs
 
 # float64 sums of ~m*p products of O(1) numbers; 1e-10 leaves ample room above ~1e-14 rounding.
@@ -91,3 +91,13 @@ def test_empirical_gram_converges_to_infinite_width_kernel(bias):
     slope = np.polyfit(np.log(widths), np.log(errors), 1)[0]
     assert -0.8 < slope < -0.25, slope
     assert errors[-1] < errors[0] / 4
+
+
+def test_coactivation_counts_are_exact_integers():
+    gen = torch.Generator().manual_seed(9)
+    Sa = torch.rand(7, 3000, generator=gen) > 0.3
+    Sb = torch.rand(5, 3000, generator=gen) > 0.6
+    counts = coactivation_counts(Sa, Sb)
+    expected = (Sa[:, None, :] & Sb[None, :, :]).sum(dim=2).to(torch.float64)
+    assert counts.dtype == torch.float64
+    assert torch.equal(counts, expected)
