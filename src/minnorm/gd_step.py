@@ -1,0 +1,123 @@
+"""The gradient of one full-batch GD step on the squared loss: eager (autograd) or fused (compiled)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+
+from minnorm.model import TwoLayerReLU, augment_inputs
+
+LOSSES: tuple[str, ...] = ("half_sum", "mean")
+STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
+
+# W: (m, p) -> dL/dW: (m, p) for the fixed full batch the function was built for.
+GradientFn = Callable[[torch.Tensor], torch.Tensor]
+
+_log = logging.getLogger(__name__)
+
+
+def loss_value(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """The training loss of outputs f: (n,) against labels y: (n,), as a 0-d tensor.
+
+    ``half_sum`` = 1/2 sum_i (f_i - y_i)^2 (its GD step is w <- w - lr J (f - y)); ``mean`` =
+    1/n sum_i (f_i - y_i)^2 (PyTorch's MSELoss default).
+    """
+    if loss == "half_sum":
+        return 0.5 * torch.sum((f - y) ** 2)
+    if loss == "mean":
+        return torch.nn.functional.mse_loss(f, y)
+    raise ValueError(f"training.loss must be one of {LOSSES}, got {loss!r}")
+
+
+def residual_scale(loss: str, n: int) -> float:
+    """d loss / d f_i divided by (f_i - y_i): 1 for ``half_sum``, 2/n for ``mean``."""
+    if loss == "half_sum":
+        return 1.0
+    if loss == "mean":
+        return 2.0 / n
+    raise ValueError(f"training.loss must be one of {LOSSES}, got {loss!r}")
+
+
+def analytic_gradient(
+    W: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
+    """dL/dW: (m, p) of the squared loss, written out by hand.
+
+    W: (m, p), Xt: (n, p) augmented inputs, y: (n,), a: (m,), scale: 0-d tensor from
+    ``residual_scale``. With Z = Xt W^T and r = scale (f - y):
+    dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i. The strict inequality matches autograd's
+    relu'(0) = 0. Written so that torch.compile can fuse the passes over the (n, m) matrix.
+    """
+    inv_sqrt_m = W.shape[0] ** -0.5
+    Z = Xt @ W.T
+    f = torch.relu(Z) @ a * inv_sqrt_m
+    r = (f - y) * scale
+    back = torch.where(Z > 0, r[:, None], torch.zeros_like(Z))
+    return (back.T @ Xt) * (a * inv_sqrt_m)[:, None]
+
+
+def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
+    """Gradient by autograd through the plain model; X: (n, d) raw inputs, y: (n,).
+
+    The returned function evaluates the model at the given W (which must be ``model.W``).
+    """
+
+    def gradient(W: torch.Tensor) -> torch.Tensor:
+        if W is not model.W:
+            raise ValueError("the eager gradient is taken at the model's own parameter W")
+        value = loss_value(model(X), y, loss)
+        (grad,) = torch.autograd.grad(value, W)
+        return grad
+
+    return gradient
+
+
+def fused_gradient_fn(
+    model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
+) -> GradientFn:
+    """The analytic gradient compiled with torch.compile (inductor); X: (n, d), y: (n,).
+
+    Falls back to the uncompiled analytic formula (with a log warning) if compilation fails,
+    e.g. on a GPU without a working Triton.
+    """
+    Xt = augment_inputs(X, model.bias)
+    a = model.a
+    scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
+    # dynamic=None: one static graph per process in production (one shape); if a process sees
+    # several shapes (tests), dynamo switches to one dynamic-shape graph instead of
+    # recompiling per shape into its recompile limit. fullgraph: fail loudly instead of
+    # silently splitting the graph.
+    compiled = torch.compile(analytic_gradient, fullgraph=True)
+    state = {"fn": compiled}
+
+    def gradient(W: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            try:
+                return state["fn"](W.detach(), Xt, y, a, scale)
+            except Exception as exc:  # inductor raises many types; all mean "cannot compile"
+                if state["fn"] is analytic_gradient:
+                    raise
+                _log.warning("torch.compile of the GD step failed (%s); using the eager formula", exc)
+                state["fn"] = analytic_gradient
+                return analytic_gradient(W.detach(), Xt, y, a, scale)
+
+    return gradient
+
+
+def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
+    """The gradient function for ``training.step_impl`` = ``eager`` or ``fused``."""
+    residual_scale(loss, 1)  # validates the loss name up front
+    if impl == "eager":
+        return eager_gradient_fn(model, X, y, loss)
+    if impl == "fused":
+        return fused_gradient_fn(model, X, y, loss)
+    raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {impl!r}")
+
+
+def outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Network outputs f: (n,) for W: (m, p), Xt: (n, p) augmented inputs, a: (m,)."""
+    return torch.relu(Xt @ W.T) @ a / math.sqrt(W.shape[0])
+

@@ -1,0 +1,169 @@
+"""Lightning pieces of a training run: the GD system, the full-batch data module and a quiet Trainer."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import pytorch_lightning as pl
+from pytorch_lightning.plugins.environments import LightningEnvironment
+import torch
+
+from minnorm.gd_step import gradient_fn, loss_value, outputs
+from minnorm.model import TwoLayerReLU, augment_inputs
+
+# Lightning reports accelerator availability through this logger at INFO level on every fit.
+_LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda")
+# Warnings Lightning emits when a run is pinned to the CPU on a machine that has a GPU/TPU: the
+# choice is the config's (training.accelerator), so they carry no information for us.
+_UNUSED_ACCELERATOR_WARNINGS = (r"GPU available but not used", r"TPU available but not used")
+# Every fit probes for SLURM and warns if `srun` is installed but not used; our runs are single
+# processes on one device whether or not a cluster launched them.
+_SRUN_WARNING = r"The `srun` command is available on your system but is not used"
+# pytorch_lightning 2.6 builds torch's `LeafSpec`, which torch 2.13 deprecates (FutureWarning), on
+# every fit; nothing in our code can avoid it.
+_LIGHTNING_LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+
+class FullBatchData(pl.LightningDataModule):
+    """Serves the whole training set as one batch, once per chunk of GD steps.
+
+    X: (n, d) raw inputs and y: (n,) labels, already in the training dtype. They are moved to the
+    Trainer's device once in ``setup``, so Lightning's per-batch transfer is a no-op.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, num_chunks: int) -> None:
+        super().__init__()
+        if X.ndim != 2 or y.shape != (X.shape[0],):
+            raise ValueError(f"need X (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
+        self.X, self.y, self.num_chunks = X, y, int(num_chunks)
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else self.X.device
+        self.X, self.y = self.X.to(device), self.y.to(device)
+
+    def train_dataloader(self) -> "_RepeatedBatch":
+        # Lightning accepts any iterable: no DataLoader means no collation, no worker processes
+        # (and no warning about them), and no copies of the batch.
+        return _RepeatedBatch((self.X, self.y), self.num_chunks)
+
+
+class _RepeatedBatch:
+    """The same batch ``length`` times (not a list: Lightning reads a list as several loaders)."""
+
+    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter([self.batch] * self.length)
+
+
+class GDSystem(pl.LightningModule):
+    """Full-batch gradient descent on a ``TwoLayerReLU`` with manual optimisation.
+
+    Batch k of the data module runs the GD steps from ``boundaries[k]`` to ``boundaries[k + 1]``
+    inside one ``training_step``, so Lightning's per-batch overhead is paid once per chunk while
+    the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. After every chunk the
+    loss (training dtype) and the weights are checked; the first non-finite one stops the run and
+    is located to the exact step by replaying the chunk (``diverged_step``).
+    """
+
+    def __init__(
+        self, model: TwoLayerReLU, *, lr: float, loss: str, step_impl: str, boundaries: Sequence[int]
+    ) -> None:
+        super().__init__()
+        if len(boundaries) < 1 or any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"boundaries must be strictly increasing, got {list(boundaries)}")
+        self.automatic_optimization = False
+        self.model = model
+        self.lr, self.loss, self.step_impl = float(lr), loss, step_impl
+        self.boundaries = [int(b) for b in boundaries]
+        self.step = self.boundaries[0]  # the step whose weights model.W holds
+        self.diverged_step: int | None = None
+        self._gradient = None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.model.W], lr=self.lr, momentum=0.0, weight_decay=0.0)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        if self.diverged_step is not None:
+            return None
+        X, y = batch
+        if self._gradient is None:
+            self._gradient = gradient_fn(self.step_impl, self.model, X, y, self.loss)
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
+        W = self.model.W
+        W_start = W.detach().clone()
+        self._run(optimizer, stop - start)
+        if self._finite(X, y):
+            self.step = stop
+            return None
+        # Rare path: replay the chunk one step at a time to find the first bad iterate.
+        with torch.no_grad():
+            W.copy_(W_start)
+        for step in range(start, stop):
+            if not self._finite(X, y):
+                break
+            self._run(optimizer, 1)
+        else:
+            step = stop
+        self.diverged_step = step
+        self.trainer.should_stop = True
+        return None
+
+    def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> None:
+        """Take ``num_steps`` GD steps."""
+        W = self.model.W
+        for _ in range(num_steps):
+            W.grad = self._gradient(W)
+            optimizer.step()
+
+    def _finite(self, X: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether the current weights and their loss (training dtype) are all finite."""
+        with torch.no_grad():
+            W = self.model.W
+            f = outputs(W, augment_inputs(X, self.model.bias), self.model.a)
+            return bool(torch.isfinite(W).all()) and bool(torch.isfinite(loss_value(f, y, self.loss)))
+
+
+def make_trainer(accelerator: str, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """A one-device Trainer for one pass over the chunks, without loggers, checkpoints or bars."""
+    with quiet_lightning():
+        return pl.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=list(callbacks),
+            # One process on one device: an explicit environment stops Lightning from probing
+            # for SLURM (and warning that `srun` is installed but unused) inside cluster jobs.
+            plugins=[LightningEnvironment()],
+        )
+
+
+@contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Silence Lightning's accelerator banner and its 'available but not used' warnings only."""
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_INFO_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            for message in (*_UNUSED_ACCELERATOR_WARNINGS, _SRUN_WARNING):
+                warnings.filterwarnings("ignore", message=message)
+            warnings.filterwarnings("ignore", message=_LIGHTNING_LEAFSPEC_WARNING, category=FutureWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -1,0 +1,310 @@
+"""One training run: full-batch GD from W0 on Lightning, recording the paper's quantities into a Dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import xarray as xr
+
+from minnorm.data import Dataset
+from minnorm.files import provenance_attrs
+from minnorm.gd_step import LOSSES, STEP_IMPLS
+from minnorm.model import TwoLayerReLU
+from minnorm.run_record import TRAJECTORIES, RunMetrics, load_checkpoint, save_checkpoint
+from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.target_file import TARGET_VARIABLES, load_target
+
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
+# Only this share of the free memory is planned for: the estimate ignores the allocator's
+# fragmentation, the Python process itself (~0.5 GB with torch and Lightning) and other jobs.
+MEMORY_HEADROOM = 0.8
+# Scalars copied from the target file into the run file (ARCHITECTURE.md, file 3).
+TARGET_SCALARS: tuple[str, ...] = (
+    "lambda_min_G", "lambda_min_H", "cond_G", "yGy", "yHy", "arora_bound", "target_norm", "used_pinv",
+)
+TARGET_SPECTRA: tuple[str, ...] = ("H_eigenvalues", "y_projections")
+
+
+class RunTooLargeError(MemoryError):
+    """A run whose estimated peak memory exceeds what the device has free."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``training`` section of a resolved run config, checked."""
+
+    lr: float
+    loss: str
+    steps: int
+    dtype: str
+    accelerator: str
+    step_impl: str
+    record_every: int
+    log_points: int
+    checkpoint_every: int
+    progress_every: int
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any]) -> "TrainSettings":
+        """Read and check ``run_config["training"]``; errors name the offending key."""
+        training = run_config.get("training")
+        if not isinstance(training, dict):
+            raise ValueError("run config lacks the 'training' section")
+
+        def get(key: str, parent: dict[str, Any] = training, prefix: str = "training") -> Any:
+            if key not in parent:
+                raise ValueError(f"run config lacks {prefix}.{key}")
+            return parent[key]
+
+        def count(key: str, parent: dict[str, Any] = training, prefix: str = "training", low: int = 0) -> int:
+            value = get(key, parent, prefix)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{prefix}.{key} must be an integer >= {low}, got {value!r}")
+            return value
+
+        def choice(key: str, allowed: tuple[str, ...]) -> str:
+            value = get(key)
+            if value not in allowed:
+                raise ValueError(f"training.{key} must be one of {list(allowed)}, got {value!r}")
+            return value
+
+        lr = get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"training.lr must be a positive finite number, got {lr!r}")
+        record = get("record")
+        if not isinstance(record, dict):
+            raise ValueError(f"training.record must be a mapping with 'every' and 'log_points', got {record!r}")
+        return cls(
+            lr=float(lr),
+            loss=choice("loss", LOSSES),
+            steps=count("steps", low=1),
+            dtype=choice("dtype", tuple(DTYPES)),
+            accelerator=choice("accelerator", ACCELERATORS),
+            step_impl=choice("step_impl", STEP_IMPLS),
+            record_every=count("every", record, "training.record"),
+            log_points=count("log_points", record, "training.record"),
+            checkpoint_every=count("checkpoint_every"),
+            progress_every=count("progress_every"),
+        )
+
+
+def recording_steps(steps: int, every: int, log_points: int) -> list[int]:
+    """Sorted unique steps to record: 0, every ``every``-th step, ``log_points`` log-spaced
+    points between 1 and ``steps``, and ``steps`` itself (``every``/``log_points`` 0 = none)."""
+    if steps < 1 or every < 0 or log_points < 0:
+        raise ValueError(f"need steps >= 1, every >= 0, log_points >= 0; got {steps}, {every}, {log_points}")
+    chosen = {0, steps}
+    if every > 0:
+        chosen.update(range(0, steps + 1, every))
+    if log_points > 0:
+        chosen.update(int(s) for s in np.round(np.geomspace(1, steps, log_points)))
+    return sorted(chosen)
+
+
+def estimate_run_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test: int) -> int:
+    """Estimated peak bytes of a run with n train points, width m, weight dim p, n_test test points.
+
+    Training (``dtype``): the (n, m) pre-activations, their relu, the backward's masked residuals
+    and mask (4 n m) plus W, its gradient and the chunk-start copy. Recording and the target
+    (float64): pre-activations and relu on train and test points (2 (n + n_test) m), the
+    activation patterns at init (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*,
+    differences) and the (n, n) / (n_test, n) kernel matrices.
+    """
+    itemsize = DTYPES[dtype].itemsize if isinstance(dtype, str) else dtype.itemsize
+    training = itemsize * (4 * n * m + 4 * m * p)
+    recording = 8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
+    return int(training + recording)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: torch.cuda.mem_get_info on a GPU, MemAvailable on the host."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_fits(n: int, m: int, p: int, dtype: str, n_test: int, device: torch.device) -> int:
+    """Raise ``RunTooLargeError`` (with the sizes) if the run's estimate exceeds the free memory."""
+    needed = estimate_run_bytes(n, m, p, dtype, n_test)
+    free = available_bytes(device)
+    if needed > MEMORY_HEADROOM * free:
+        raise RunTooLargeError(
+            f"run too large for {device}: estimated peak {needed / 2**30:.2f} GiB "
+            f"(n={n}, width={m}, p={p}, n_test={n_test}, {dtype}), but only {free / 2**30:.2f} GiB "
+            f"are available ({MEMORY_HEADROOM:.0%} of it is used for planning)"
+        )
+    return needed
+
+
+def _device(accelerator: str) -> torch.device:
+    """The device Lightning will pick for ``accelerator`` with devices=1."""
+    if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _device_name(device: torch.device) -> str:
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
+
+
+def _chunk_boundaries(start: int, settings: TrainSettings, record: list[int]) -> list[int]:
+    """Steps at which a chunk ends: recording, checkpoint and progress steps after ``start``."""
+    ends = set(s for s in record if s > start)
+    for every in (settings.checkpoint_every, settings.progress_every):
+        if every > 0:
+            ends.update(range(every, settings.steps, every))
+    return [start] + sorted(s for s in ends if start < s <= settings.steps)
+
+
+class _Recorder(pl.Callback):
+    """After each chunk: record metrics, write the checkpoint, log progress, as due."""
+
+    def __init__(self, metrics: RunMetrics, settings: TrainSettings, record: set[int],
+                 state: dict[str, Any], checkpoint: Path | None, logger: logging.Logger,
+                 iterates: dict[int, torch.Tensor] | None) -> None:
+        self.metrics, self.settings, self.record, self.state = metrics, settings, record, state
+        self.checkpoint, self.logger, self.iterates = checkpoint, logger, iterates
+        self._clock = (time.perf_counter(), state["step"])
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        assert isinstance(pl_module, GDSystem)
+        if pl_module.diverged_step is not None or pl_module.step == self.state["step"]:
+            return
+        step = self.state["step"] = pl_module.step
+        W = pl_module.model.W.detach()
+        if step in self.record:
+            self.state["records"].append((step, self.metrics(W)))
+            if self.iterates is not None:
+                self.iterates[step] = W.to("cpu", torch.float64, copy=True)
+        every = self.settings.progress_every
+        if every > 0 and step % every == 0:
+            now = time.perf_counter()
+            rate = (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
+            self._clock = (now, step)
+            loss, dist = self.metrics.progress(W)
+            self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
+                             step, self.settings.steps, loss, dist, rate)
+        every = self.settings.checkpoint_every
+        if self.checkpoint is not None and every > 0 and step % every == 0 and step < self.settings.steps:
+            elapsed = self.state["wall_time_s"] + time.perf_counter() - self.state["t0"]
+            save_checkpoint(self.checkpoint, W, step, self.state["records"], elapsed, self.state["config"])
+
+
+def train_run(
+    data: Dataset,
+    target: xr.Dataset,
+    run_config: dict[str, Any],
+    *,
+    checkpoint: Path | str | None = None,
+    logger: logging.Logger | None = None,
+    iterates: dict[int, torch.Tensor] | None = None,
+) -> xr.Dataset:
+    """Train one run from the target file's W0 and return the run Dataset (ARCHITECTURE.md, file 3).
+
+    data: the run's data set; target: its target file (W0, a, W*, theory scalars). If
+    ``checkpoint`` names an existing checkpoint of the same resolved config, training resumes
+    from it with the same iterates as an uninterrupted run; one is written there every
+    ``training.checkpoint_every`` steps. It is left in place afterwards: the caller deletes it
+    once the returned Dataset is safely written. A diverged run (non-finite loss or weights)
+    stops early: ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
+    dimension ends at the last recorded step before it (every stored value is finite).
+    ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests).
+    """
+    logger = logger or logging.getLogger(__name__)
+    settings = TrainSettings.from_run_config(run_config)
+    config_json = json.dumps(run_config, sort_keys=True, allow_nan=False)
+    device = _device(settings.accelerator)
+    m, p = (int(target.sizes[d]) for d in ("neuron", "weight_dim"))
+    n, n_test = data.X_train.shape[0], data.X_test.shape[0]
+    check_fits(n, m, p, settings.dtype, n_test, device)
+    if device.type == "cuda":
+        check_fits(n, m, p, settings.dtype, n_test, torch.device("cpu"))  # recording runs on the host
+    min_norm = load_target(target, data)
+    metrics = RunMetrics(min_norm, data, bool(data.meta.get("pm1_labels", False)))
+    dtype = DTYPES[settings.dtype]
+    record = recording_steps(settings.steps, settings.record_every, settings.log_points)
+
+    state: dict[str, Any] = {"step": 0, "records": [], "wall_time_s": 0.0, "config": config_json}
+    W_init = min_norm.W0
+    resumed = load_checkpoint(Path(checkpoint), config_json, (m, p), logger) if checkpoint else None
+    if resumed is not None:
+        W_init, state["step"], state["records"], state["wall_time_s"] = resumed
+        logger.info("resuming from checkpoint %s at step %d", checkpoint, state["step"])
+    elif iterates is not None:
+        iterates[0] = min_norm.W0.clone()
+    if not state["records"]:
+        state["records"].append((0, metrics(min_norm.W0)))
+
+    model = TwoLayerReLU(W_init.to(dtype), min_norm.a.to(dtype), bool(target.attrs["bias"]))
+    boundaries = _chunk_boundaries(state["step"], settings, record)
+    system = GDSystem(model, lr=settings.lr, loss=settings.loss, step_impl=settings.step_impl,
+                      boundaries=boundaries)
+    datamodule = FullBatchData(data.X_train.to(dtype), data.y_train.to(dtype), len(boundaries) - 1)
+    recorder = _Recorder(metrics, settings, set(record), state, Path(checkpoint) if checkpoint else None,
+                         logger, iterates)
+    logger.info("training width %d, %d steps, lr %g, %s loss, %s, %s step on %s", m, settings.steps,
+                settings.lr, settings.loss, settings.dtype, settings.step_impl, _device_name(device))
+    state["t0"] = time.perf_counter()
+    if len(boundaries) > 1:
+        trainer = make_trainer(settings.accelerator, [recorder])
+        with quiet_lightning():
+            trainer.fit(system, datamodule=datamodule)
+    wall_time = state["wall_time_s"] + time.perf_counter() - state["t0"]
+    if system.diverged_step is not None:
+        logger.warning("run diverged at step %d (non-finite loss or weights); stopped", system.diverged_step)
+    return _run_dataset(state["records"], target, run_config, settings, system.diverged_step,
+                        wall_time, _device_name(device), config_json)
+
+
+def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset, run_config: dict[str, Any],
+                 settings: TrainSettings, diverged_step: int | None, wall_time: float, device: str,
+                 config_json: str) -> xr.Dataset:
+    """Assemble the run file's Dataset from the records and the target's scalars."""
+    steps = np.array([s for s, _ in records], dtype=np.int64)
+    variables: dict[str, xr.Variable] = {}
+    for name, (long_name, units) in TRAJECTORIES.items():
+        values = np.array([r[name] for _, r in records], dtype=np.float64)
+        variables[name] = xr.Variable(("step",), values, {"long_name": long_name, "units": units})
+    for name in TARGET_SCALARS + TARGET_SPECTRA:
+        variables[name] = target[name].variable.copy(deep=True)
+        variables[name].attrs = {"long_name": TARGET_VARIABLES[name][1], "units": TARGET_VARIABLES[name][2]}
+    scalars = {
+        "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments", "s"),
+        "diverged": (np.int8(diverged_step is not None), "1 if the loss or weights became non-finite", "1"),
+        "diverged_step": (np.int64(-1 if diverged_step is None else diverged_step),
+                          "first step with non-finite loss or weights (-1: none)", "step"),
+        "final_step": (np.int64(steps[-1]), "last recorded step", "step"),
+    }
+    for name, (value, long_name, units) in scalars.items():
+        variables[name] = xr.Variable((), value, {"long_name": long_name, "units": units})
+    coords = {
+        "step": ("step", steps, {"long_name": "gradient descent step", "units": "step"}),
+        "width": ((), np.int64(run_config["width"]), {"long_name": "width m", "units": "neurons"}),
+        "seed": ((), np.int64(run_config["seed"]), {"long_name": "run seed", "units": "1"}),
+        "label_noise": ((), np.float64(run_config["label_noise"]),
+                        {"long_name": "label noise fraction", "units": "1"}),
+        "lr": ((), np.float64(settings.lr), {"long_name": "learning rate", "units": "1"}),
+    }
+    attrs = {"experiment": str(run_config.get("experiment", "")), "loss": settings.loss}
+    attrs.update(provenance_attrs(device=device, dtype=settings.dtype))
+    attrs["config"] = config_json
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
