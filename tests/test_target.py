@@ -183,3 +183,13 @@ def test_min_norm_target_rejects_bad_shapes_and_values():
     y_nan[2] = float("nan")
     with pytest.raises(ValueError, match="y contains NaN"):
         min_norm_target(Xt, y_nan, net.W.detach(), net.a)
+
+
+def test_float32_weights_are_promoted_to_float64():
+    X, y, net = setup_problem()
+    t = target_for(X, y, net)
+    V = (t.W_star - t.W0).float()
+    r32, p32 = t.projection_norms(V)
+    r64, _ = t.projection_norms(V.double())
+    assert r32 == pytest.approx(r64, rel=1e-6) and p32 < 1e-3 * r32
+    assert t.jvp(V).dtype == torch.float64

@@ -108,7 +108,7 @@ def solve_psd(
     return factor.solve(B), factor.info
 
 
-@dataclass
+@dataclass(eq=False)
 class MinNormTarget:
     """W* = argmin ||W - W0|| subject to f_L(x_i; W) = y_i, with its linearisation at W0.
 
@@ -133,6 +133,10 @@ class MinNormTarget:
     def width(self) -> int:
         return self.W0.shape[0]
 
+    def _as64(self, t: torch.Tensor) -> torch.Tensor:
+        # Callers may hold float32 weights on an accelerator; the target's math stays float64 here.
+        return t.detach().to(dtype=torch.float64, device=self.Xt.device)
+
     @property
     def target_norm(self) -> float:
         """||W* - W0|| (Frobenius)."""
@@ -145,13 +149,11 @@ class MinNormTarget:
 
     def jvp(self, V: torch.Tensor) -> torch.Tensor:
         """J0^T V: (n,), i.e. <grad f(x_i; W0), V> for V: (m, p); O(n m p)."""
-        return _pattern_jvp(self.Xt, self.S, self.a, V.to(torch.float64))
+        return _pattern_jvp(self.Xt, self.S, self.a, self._as64(V))
 
     def vjp(self, c: torch.Tensor) -> torch.Tensor:
         """J0 c: (m, p) = sum_i c_i grad f(x_i; W0) for c: (n,); O(n m p)."""
-        # Weighting the (n, p) inputs rather than the (n, m) pattern saves an n x m product.
-        weighted_inputs = self.Xt * c.to(torch.float64)[:, None]
-        return (self.S.T.to(torch.float64) @ weighted_inputs) * (self.a[:, None] / math.sqrt(self.width))
+        return _pattern_vjp(self.Xt, self.S, self.a, self._as64(c))
 
     def linearized_predict(self, Xt_new: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """f_L(x; W) = f(x; W0) + <grad f(x; W0), W - W0> for Xt_new: (k, p) augmented, W: (m, p).
@@ -159,9 +161,9 @@ class MinNormTarget:
         Returns (k,). By positive homogeneity f(x; W0) = <grad f(x; W0), W0>, so this equals
         m^-1/2 sum_r a_r S_r(x) (w_r . x~).
         """
-        Xt_new = Xt_new.to(torch.float64)
+        Xt_new = self._as64(Xt_new)
         S_new = activation_pattern(Xt_new, self.W0)
-        return _pattern_jvp(Xt_new, S_new, self.a, W.to(torch.float64))
+        return _pattern_jvp(Xt_new, S_new, self.a, self._as64(W))
 
     def projection_norms(self, V: torch.Tensor) -> tuple[float, float]:
         """(||P0 V||, ||P0perp V||) for V: (m, p), P0 the orthogonal projection onto col(J0).
@@ -169,9 +171,10 @@ class MinNormTarget:
         ||P0 V||^2 = (J0^T V)^T G^-1 (J0^T V) using the stored factorisation of G; the
         orthogonal part follows from Pythagoras, clamped at 0 against rounding.
         """
+        V = self._as64(V)
         u = self.jvp(V)
         range_sq = max(float(u @ self.factor.solve(u)), 0.0)
-        total_sq = float(torch.sum(V.to(torch.float64) ** 2))
+        total_sq = float(torch.sum(V**2))
         return math.sqrt(range_sq), math.sqrt(max(total_sq - range_sq, 0.0))
 
 
@@ -180,6 +183,13 @@ def _pattern_jvp(Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, V: torch.Te
     Z = Xt @ V.T  # (n, m)
     Z.mul_(S)
     return Z @ a / math.sqrt(V.shape[0])
+
+
+def _pattern_vjp(Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """m^-1/2 a_r sum_i c_i S_ir x~_i: (m, p), for Xt: (n, p), S: (n, m), a: (m,), c: (n,)."""
+    # Weighting the (n, p) inputs rather than the (n, m) pattern saves an n x m product.
+    weighted_inputs = Xt * c[:, None]
+    return (S.T.to(Xt.dtype) @ weighted_inputs) * (a[:, None] / math.sqrt(S.shape[1]))
 
 
 def min_norm_target(
@@ -212,6 +222,5 @@ def min_norm_target(
     factor = PSDFactor(G, rtol=rtol)
     f0 = _pattern_jvp(Xt, S, a, W0)
     alpha = factor.solve(y - f0)
-    target = MinNormTarget(Xt, y, W0, a, S, G, f0, alpha, W0, factor.info, factor)
-    target.W_star = W0 + target.vjp(alpha)
-    return target
+    W_star = W0 + _pattern_vjp(Xt, S, a, alpha)
+    return MinNormTarget(Xt, y, W0, a, S, G, f0, alpha, W_star, factor.info, factor)
