@@ -76,3 +76,8 @@ def test_ci_installs_the_test_and_slurm_extras_and_runs_the_readme_command() -> 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "make test" in readme
     assert re.search(r"^make test$", ci, flags=re.MULTILINE)
+
+
+def test_root_environment_is_the_workflow_environment() -> None:
+    # One file: the rules' conda environment travels with workflow/ when only it is copied.
+    assert (REPO / "environment.yml").resolve() == (REPO / "workflow" / "envs" / "minnorm.yaml").resolve()

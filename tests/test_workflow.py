@@ -21,9 +21,8 @@ WORKFLOW_TIMEOUT_S = 600
 
 
 def _copy_workflow(root: Path) -> Path:
-    """Snakefile, environment.yml, workflow/ and config/ in a fresh folder (package from the venv)."""
-    for name in ("Snakefile", "environment.yml"):
-        shutil.copy(REPO / name, root / name)
+    """Snakefile, workflow/ and config/ in a fresh folder (the package comes from the venv)."""
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "config", root / "config")
     return root

@@ -38,8 +38,9 @@ wildcard_constraints:
 
 
 EXPERIMENTS = list(config["experiments"])
-# The conda environment documenting the software of all jobs (used with --sdm conda).
-CONDA_ENV = "../../environment.yml"
+# The software of all jobs (environment.yml at the root links here). Run Snakemake inside this
+# environment with minnorm pip-installed; `--sdm conda` would lack the minnorm package itself.
+CONDA_ENV = "../envs/minnorm.yaml"
 DATA_FILE = "results/{exp}/data/s{seed}_p{noise}.nc"
 TARGET_FILE = "results/{exp}/target/m{width}_s{seed}_p{noise}.nc"
 RUN_FILE = "results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc"
