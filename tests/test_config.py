@@ -272,3 +272,14 @@ def test_snakemake_stops_before_any_job(workflow_copy: Path, mistake: str) -> No
     assert result.returncode != 0, output
     assert key in output and allowed in output, output
     assert not (workflow_copy / "results").exists()
+
+
+def test_settings_do_not_depend_on_key_order_in_the_yaml(tiny: dict) -> None:
+    # Snakemake compares params through repr(): the same settings must give the same text.
+    reordered = copy.deepcopy(tiny)
+    data = reordered["experiments"]["tiny_sphere"]["data"]
+    reordered["experiments"]["tiny_sphere"]["data"] = dict(reversed(list(data.items())))
+    a, b = validate_config(tiny), validate_config(reordered)
+    assert repr(run_settings(a, "tiny_sphere", 64, 0, 0.0, 0.01)) == repr(run_settings(b, "tiny_sphere", 64, 0, 0.0, 0.01))
+    assert repr(target_settings(a, "tiny_sphere", 64, 0, 0.0)) == repr(target_settings(b, "tiny_sphere", 64, 0, 0.0))
+    assert repr(data_settings(a, "tiny_sphere", 0, 0.0)) == repr(data_settings(b, "tiny_sphere", 0, 0.0))

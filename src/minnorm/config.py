@@ -297,7 +297,9 @@ def _path_problems(where: str, dataset: str, path: str | None) -> list[str]:
         ]
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
+        return [
+            f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"
+        ]
     return []
 
 
@@ -338,6 +340,20 @@ def _experiment(config: dict, exp: str) -> dict:
     return experiments[exp]
 
 
+def _key_sorted(value: Any) -> Any:
+    """`value` with every dict's keys in sorted order (recursively; lists keep their order).
+
+    Snakemake compares a job's params through `repr`, which follows dict insertion order: without
+    this, reordering keys in the YAML (or loading the same config another way) would rerun every
+    job although no setting changed.
+    """
+    if isinstance(value, dict):
+        return {key: _key_sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_key_sorted(item) for item in value]
+    return value
+
+
 def experiment_runs(config: dict, exp: str) -> list[dict]:
     """One dict `{width, seed, label_noise, lr}` per run of experiment `exp` (the sweep's product).
 
@@ -367,16 +383,18 @@ def run_settings(
     experiment = _experiment(config, exp)
     training = copy.deepcopy(experiment["training"])
     training["lr"] = float(lr)
-    return {
-        "experiment": exp,
-        "data": copy.deepcopy(experiment["data"]),
-        "model": copy.deepcopy(experiment["model"]),
-        "training": training,
-        "width": int(width),
-        "seed": int(seed),
-        "label_noise": float(label_noise),
-        "lr": float(lr),
-    }
+    return _key_sorted(
+        {
+            "experiment": exp,
+            "data": copy.deepcopy(experiment["data"]),
+            "model": copy.deepcopy(experiment["model"]),
+            "training": training,
+            "width": int(width),
+            "seed": int(seed),
+            "label_noise": float(label_noise),
+            "lr": float(lr),
+        }
+    )
 
 
 def sweep_value(config: dict, exp: str, key: str, text: str) -> Any:
@@ -403,12 +421,14 @@ def data_settings(config: dict, exp: str, seed: int, label_noise: float) -> dict
     reruns a job whose params change, so adding a width or changing a training value must not
     rebuild (and thereby invalidate) the data files.
     """
-    return {
-        "experiment": exp,
-        "data": copy.deepcopy(_experiment(config, exp)["data"]),
-        "seed": int(seed),
-        "label_noise": float(label_noise),
-    }
+    return _key_sorted(
+        {
+            "experiment": exp,
+            "data": copy.deepcopy(_experiment(config, exp)["data"]),
+            "seed": int(seed),
+            "label_noise": float(label_noise),
+        }
+    )
 
 
 def target_settings(
@@ -418,7 +438,7 @@ def target_settings(
     settings = data_settings(config, exp, seed, label_noise)
     settings["model"] = copy.deepcopy(_experiment(config, exp)["model"])
     settings["width"] = int(width)
-    return settings
+    return _key_sorted(settings)
 
 
 def input_dim(run_config: dict) -> int:
