@@ -85,12 +85,32 @@ MISTAKES = [
     ("lr-zero", _set("tiny_sphere.training.lr", 0), f"{S}.training.lr", "must be > 0"),
     ("sweep-lr-negative", _set("tiny_digits.sweep.lr", [0.1, -0.1]), f"{D}.sweep.lr[1]", "must be > 0"),
     ("kappa-yaml-string", _set("tiny_sphere.model.kappa", "1e-2"), f"{S}.model.kappa", "write 1.0e-2"),
-    ("dataset-unknown", _set("tiny_sphere.data.name", "imagenet"), f"{S}.data.name", "sphere_quadratic, digits, mnist, cifar10"),
+    (
+        "dataset-unknown",
+        _set("tiny_sphere.data.name", "imagenet"),
+        f"{S}.data.name",
+        "sphere_quadratic, digits, mnist, cifar10",
+    ),
     ("key-typo", _set("tiny_sphere.training.stpes", 10), f"{S}.training.stpes", "did you mean 'steps'"),
     ("top-level-typo", _top_level_typo, "experiment: unknown key", "allowed keys: experiments"),
-    ("noise-above-one", _set("tiny_digits.sweep.label_noise", [0.0, 1.5]), f"{D}.sweep.label_noise[1]", "must be <= 1"),
-    ("noise-negative", _set("tiny_digits.sweep.label_noise", [-0.2]), f"{D}.sweep.label_noise[0]", "must be >= 0"),
-    ("noise-real-labels", _set("tiny_sphere.sweep.label_noise", [0.0, 0.2]), f"{S}.sweep.label_noise", "digits, mnist, cifar10"),
+    (
+        "noise-above-one",
+        _set("tiny_digits.sweep.label_noise", [0.0, 1.5]),
+        f"{D}.sweep.label_noise[1]",
+        "must be <= 1",
+    ),
+    (
+        "noise-negative",
+        _set("tiny_digits.sweep.label_noise", [-0.2]),
+        f"{D}.sweep.label_noise[0]",
+        "must be >= 0",
+    ),
+    (
+        "noise-real-labels",
+        _set("tiny_sphere.sweep.label_noise", [0.0, 0.2]),
+        f"{S}.sweep.label_noise",
+        "digits, mnist, cifar10",
+    ),
     ("class-missing", _set("tiny_digits.data.classes", [0, 10]), f"{D}.data.classes[1]", "0..9"),
     ("class-twice", _set("tiny_digits.data.classes", [3, 3]), f"{D}.data.classes", "two distinct classes"),
     ("classes-absent", _delete("tiny_digits.data.classes"), f"{D}.data.classes", "required for digits"),
@@ -98,17 +118,31 @@ MISTAKES = [
     ("dtype-bad", _set("tiny_sphere.training.dtype", "float16"), f"{S}.training.dtype", "float32, float64"),
     ("loss-bad", _set("tiny_sphere.training.loss", "sum"), f"{S}.training.loss", "half_sum, mean"),
     ("mnist-no-path", _set("tiny_digits.data.name", "mnist"), f"{D}.data.path", "required for mnist"),
-    ("cifar-path-missing", _set("tiny_digits.data", {"name": "cifar10", "classes": [0, 1], "path": "no/such/dir"}),
-     f"{D}.data.path", "does not exist"),
+    (
+        "cifar-path-missing",
+        _set("tiny_digits.data", {"name": "cifar10", "classes": [0, 1], "path": "no/such/dir"}),
+        f"{D}.data.path",
+        "does not exist",
+    ),
     ("dim-missing", _delete("tiny_sphere.data.dim"), f"{S}.data.dim", "required for sphere_quadratic"),
     ("dim-for-digits", _set("tiny_digits.data.dim", 8), f"{D}.data.dim", "only for sphere_quadratic"),
     ("width-duplicate", _set("tiny_sphere.sweep.width", [64, 128, 64]), f"{S}.sweep.width", "only once"),
     ("seed-duplicate", _set("tiny_digits.sweep.seed", [1, 1]), f"{D}.sweep.seed", "only once"),
     ("sweep-missing", _delete("tiny_sphere.sweep"), f"{S}.sweep", "required key is missing"),
     ("figure-unknown", _set("tiny_sphere.figures", ["fig9"]), f"{S}.figures[0]", "ss_fig1, width_scaling"),
-    ("figure-too-few-widths", _set("tiny_sphere.sweep.width", [64, 128]), f"{S}.figures[1]", "at least 3 widths"),
+    (
+        "figure-too-few-widths",
+        _set("tiny_sphere.sweep.width", [64, 128]),
+        f"{S}.figures[1]",
+        "at least 3 widths",
+    ),
     ("figure-needs-pm1", _set("tiny_sphere.figures", ["arora_fig1"]), f"{S}.figures[0]", "needs +-1 labels"),
-    ("figure-needs-noise-levels", _set("tiny_digits.sweep.label_noise", [0.0]), f"{D}.figures[0]", "at least 2 values"),
+    (
+        "figure-needs-noise-levels",
+        _set("tiny_digits.sweep.label_noise", [0.0]),
+        f"{D}.figures[0]",
+        "at least 2 values",
+    ),
     ("experiment-name", _rename_experiment, "experiments: name 'tiny-sphere'", "[A-Za-z0-9_]+"),
 ]
 
@@ -136,11 +170,20 @@ def test_default_config_has_the_paper_experiments() -> None:
 def test_tiny_config_exercises_every_figure_and_dataset_kind() -> None:
     experiments = validate_config(_load("tests.yaml"))["experiments"].values()
     figures = {f for e in experiments for f in e["figures"]}
-    assert figures == {"ss_fig1", "width_scaling", "function_space", "arora_fig2", "arora_fig1", "lazy_regime"}
+    assert figures == {
+        "ss_fig1",
+        "width_scaling",
+        "function_space",
+        "arora_fig2",
+        "arora_fig1",
+        "lazy_regime",
+    }
     assert {e["data"]["name"] for e in experiments} == {"sphere_quadratic", "digits"}
 
 
-@pytest.mark.parametrize(("mutate", "key", "allowed"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES])
+@pytest.mark.parametrize(
+    ("mutate", "key", "allowed"), [m[1:] for m in MISTAKES], ids=[m[0] for m in MISTAKES]
+)
 def test_mistake_fails_naming_key_and_allowed_values(tiny: dict, mutate, key: str, allowed: str) -> None:
     mutate(tiny)
     with pytest.raises(ConfigError) as caught:
@@ -169,17 +212,30 @@ def test_existing_data_folder_is_accepted(tiny: dict, tmp_path: Path) -> None:
 
 
 def test_defaults_are_filled_without_touching_the_input() -> None:
-    raw = {"experiments": {"e": {"data": {"name": "sphere_quadratic", "dim": 2}, "sweep": {"width": [8], "seed": [0]}}}}
+    raw = {
+        "experiments": {
+            "e": {"data": {"name": "sphere_quadratic", "dim": 2}, "sweep": {"width": [8], "seed": [0]}}
+        }
+    }
     before = copy.deepcopy(raw)
     resolved = validate_config(raw)
     assert raw == before
     e = resolved["experiments"]["e"]
     assert e["model"] == {"bias": True, "kappa": 1.0}
     assert e["training"]["record"] == {"every": 100, "log_points": 40}
-    assert (e["training"]["steps"], e["training"]["dtype"], e["training"]["accelerator"]) == (10000, "float64", "auto")
+    assert (e["training"]["steps"], e["training"]["dtype"], e["training"]["accelerator"]) == (
+        10000,
+        "float64",
+        "auto",
+    )
     assert e["sweep"]["label_noise"] == [0.0]
     assert e["sweep"]["lr"] == [e["training"]["lr"]] == [0.01]
-    assert (e["data"]["n_train"], e["data"]["n_test"], e["data"]["path"], e["figures"]) == (100, 200, None, [])
+    assert (e["data"]["n_train"], e["data"]["n_test"], e["data"]["path"], e["figures"]) == (
+        100,
+        200,
+        None,
+        [],
+    )
 
 
 def test_validation_is_idempotent() -> None:
@@ -190,9 +246,7 @@ def test_validation_is_idempotent() -> None:
 def test_experiment_runs_is_the_sweep_product() -> None:
     config = validate_config(_load("tests.yaml"))
     runs = experiment_runs(config, "tiny_digits")
-    assert runs == [
-        {"width": 64, "seed": 0, "label_noise": p, "lr": 0.05} for p in (0.0, 1.0)
-    ]
+    assert runs == [{"width": 64, "seed": 0, "label_noise": p, "lr": 0.05} for p in (0.0, 1.0)]
     assert len(experiment_runs(config, "tiny_sphere")) == 3 * 2
     with pytest.raises(ConfigError, match="experiments.nope: no such experiment"):
         experiment_runs(config, "nope")
@@ -239,7 +293,14 @@ def test_resource_estimates_grow_with_the_run() -> None:
 
 
 # Five mistakes replayed through Snakemake itself: the workflow must stop at parse time.
-SNAKEMAKE_MISTAKES = ["width-negative", "dataset-unknown", "key-typo", "noise-above-one", "dtype-bad", "mnist-no-path"]
+SNAKEMAKE_MISTAKES = [
+    "width-negative",
+    "dataset-unknown",
+    "key-typo",
+    "noise-above-one",
+    "dtype-bad",
+    "mnist-no-path",
+]
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +322,16 @@ def test_snakemake_stops_before_any_job(workflow_copy: Path, mistake: str) -> No
     bad = workflow_copy / f"bad-{mistake}.yaml"
     bad.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", bad.name, "--replace-workflow-config"],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            "--configfile",
+            bad.name,
+            "--replace-workflow-config",
+        ],
         cwd=workflow_copy,
         capture_output=True,
         text=True,
@@ -280,6 +350,10 @@ def test_settings_do_not_depend_on_key_order_in_the_yaml(tiny: dict) -> None:
     data = reordered["experiments"]["tiny_sphere"]["data"]
     reordered["experiments"]["tiny_sphere"]["data"] = dict(reversed(list(data.items())))
     a, b = validate_config(tiny), validate_config(reordered)
-    assert repr(run_settings(a, "tiny_sphere", 64, 0, 0.0, 0.01)) == repr(run_settings(b, "tiny_sphere", 64, 0, 0.0, 0.01))
-    assert repr(target_settings(a, "tiny_sphere", 64, 0, 0.0)) == repr(target_settings(b, "tiny_sphere", 64, 0, 0.0))
+    assert repr(run_settings(a, "tiny_sphere", 64, 0, 0.0, 0.01)) == repr(
+        run_settings(b, "tiny_sphere", 64, 0, 0.0, 0.01)
+    )
+    assert repr(target_settings(a, "tiny_sphere", 64, 0, 0.0)) == repr(
+        target_settings(b, "tiny_sphere", 64, 0, 0.0)
+    )
     assert repr(data_settings(a, "tiny_sphere", 0, 0.0)) == repr(data_settings(b, "tiny_sphere", 0, 0.0))

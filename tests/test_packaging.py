@@ -72,7 +72,7 @@ def test_ci_installs_the_test_and_slurm_extras_and_runs_the_readme_command() -> 
     assert {"dev", "slurm"} <= set(extras)
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     assert ci.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in ci
-    assert '.[dev,slurm]' in ci
+    assert ".[dev,slurm]" in ci
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "make test" in readme
     assert re.search(r"^make test$", ci, flags=re.MULTILINE)

@@ -88,7 +88,13 @@ def collected_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_collected_file_has_the_swept_dims(collected_file: Path) -> None:
     with xr.open_dataset(collected_file) as ds:
-        assert dict(ds["dist_to_target"].sizes) == {"width": 3, "seed": 2, "label_noise": 2, "lr": 1, "step": 11}
+        assert dict(ds["dist_to_target"].sizes) == {
+            "width": 3,
+            "seed": 2,
+            "label_noise": 2,
+            "lr": 1,
+            "step": 11,
+        }
         assert ds.attrs["n_runs"] == 12
 
 

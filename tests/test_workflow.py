@@ -83,7 +83,9 @@ def _job_stats(output: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def finished_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def finished_workflow(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """The tiny config run to completion in a temporary copy of the workflow."""
     root = _copy_workflow(tmp_path_factory.mktemp("tiny"))
     result = _snakemake(root, "--cores", "2", *TEST_CONFIG)
@@ -91,7 +93,9 @@ def finished_workflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
 
 
 @pytest.mark.slow
-def test_tiny_workflow_produces_every_target(finished_workflow: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_tiny_workflow_produces_every_target(
+    finished_workflow: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     root, result = finished_workflow
     assert result.returncode == 0, result.stderr[-5000:]
     stats = _job_stats(result.stderr)
@@ -108,7 +112,9 @@ def test_tiny_workflow_produces_every_target(finished_workflow: tuple[Path, subp
 
 
 @pytest.mark.slow
-def test_second_invocation_has_nothing_to_do(finished_workflow: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+def test_second_invocation_has_nothing_to_do(
+    finished_workflow: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
     root, first = finished_workflow
     assert first.returncode == 0, first.stderr[-5000:]
     again = _snakemake(root, "--cores", "2", "--dry-run", *TEST_CONFIG)
