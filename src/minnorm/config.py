@@ -48,11 +48,6 @@ FIGURES_NEEDING_PM1 = ("arora_fig1", "arora_fig2")
 # Arora et al.'s Figure 2 is a curve over the label-noise fraction: it needs two points at least.
 ARORA_FIG2_MIN_NOISE_LEVELS = 2
 
-# Fallback resource model, used until `minnorm.train.estimate_run_bytes` is importable: the
-# dominant arrays of one run are a handful of (m, p) weight-sized tensors (W, W0, W*, gradient,
-# checkpoint copy) and (n + n_test, m) activations; factor 4 leaves room for temporaries.
-FALLBACK_WEIGHT_COPIES = 6
-FALLBACK_ACTIVATION_COPIES = 4
 # Fixed memory of a Python process with torch and pytorch_lightning imported.
 BASE_PROCESS_MB = 600
 # Rough throughput of one CPU core on the GD step (multiply-adds per second), measured order of
@@ -62,7 +57,6 @@ CPU_MULTIPLY_ADDS_PER_S = 2e9
 PRODUCTS_PER_STEP = 3
 RUNTIME_SAFETY_FACTOR = 3.0
 RUNTIME_OVERHEAD_MIN = 5
-BYTES_PER_DTYPE = {"float32": 4, "float64": 8}
 
 
 class ConfigError(ValueError):
@@ -453,19 +447,20 @@ def input_dim(run_config: dict) -> int:
 
 
 def run_bytes(run_config: dict) -> int:
-    """Estimated peak bytes of one training run (train.estimate_run_bytes when available)."""
+    """Estimated peak bytes of one training run (`minnorm.train.estimate_run_bytes`)."""
+    # Imported here: minnorm.train pulls in pytorch_lightning, which only resource requests need.
+    from minnorm.train import estimate_run_bytes
+
     data = run_config["data"]
-    n, n_test, m = data["n_train"], data["n_test"], run_config["width"]
-    p, dtype = input_dim(run_config), run_config["training"]["dtype"]
-    try:
-        from minnorm.train import estimate_run_bytes
-    except ImportError:
-        itemsize = BYTES_PER_DTYPE[dtype]
-        return itemsize * (
-            FALLBACK_WEIGHT_COPIES * m * p
-            + FALLBACK_ACTIVATION_COPIES * (n + n_test) * m
+    return int(
+        estimate_run_bytes(
+            data["n_train"],
+            run_config["width"],
+            input_dim(run_config),
+            run_config["training"]["dtype"],
+            data["n_test"],
         )
-    return int(estimate_run_bytes(n, m, p, dtype, n_test))
+    )
 
 
 def run_mem_mb(run_config: dict) -> int:
