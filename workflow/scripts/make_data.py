@@ -3,6 +3,8 @@
 import logging
 import sys
 
+import torch
+
 from minnorm.pipeline import make_data_file
 
 # Left open so that a traceback, warnings and library logging all end up in the job's log.
@@ -12,4 +14,5 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(name)s %(levelname)s %(message)s",
 )
+torch.set_num_threads(snakemake.threads)
 make_data_file(snakemake.params.run_config, snakemake.output[0])
