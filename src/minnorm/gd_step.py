@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -13,8 +14,8 @@ from minnorm.model import TwoLayerReLU, augment_inputs
 LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
 
-# W: (m, p) -> dL/dW: (m, p) for the fixed full batch the function was built for.
-GradientFn = Callable[[torch.Tensor], torch.Tensor]
+# W: (m, p) -> (dL/dW: (m, p), L at W: 0-d) for the fixed full batch the function was built for.
+GradientFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 _log = logging.getLogger(__name__)
 
@@ -43,20 +44,22 @@ def residual_scale(loss: str, n: int) -> float:
 
 def analytic_gradient(
     W: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
-) -> torch.Tensor:
-    """dL/dW: (m, p) of the squared loss, written out by hand.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL/dW: (m, p), L: 0-d) of the squared loss, written out by hand.
 
     W: (m, p), Xt: (n, p) augmented inputs, y: (n,), a: (m,), scale: 0-d tensor from
     ``residual_scale``. With Z = Xt W^T and r = scale (f - y):
-    dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i. The strict inequality matches autograd's
-    relu'(0) = 0. Written so that torch.compile can fuse the passes over the (n, m) matrix.
+    dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i and L = scale/2 sum_i (f_i - y_i)^2. The
+    strict inequality matches autograd's relu'(0) = 0. Written so that torch.compile can fuse
+    the passes over the (n, m) matrix.
     """
     inv_sqrt_m = W.shape[0] ** -0.5
     Z = Xt @ W.T
     f = torch.relu(Z) @ a * inv_sqrt_m
-    r = (f - y) * scale
+    err = f - y
+    r = err * scale
     back = torch.where(Z > 0, r[:, None], torch.zeros_like(Z))
-    return (back.T @ Xt) * (a * inv_sqrt_m)[:, None]
+    return (back.T @ Xt) * (a * inv_sqrt_m)[:, None], 0.5 * scale * torch.sum(err * err)
 
 
 def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
@@ -65,46 +68,56 @@ def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, los
     The returned function evaluates the model at the given W (which must be ``model.W``).
     """
 
-    def gradient(W: torch.Tensor) -> torch.Tensor:
+    def gradient(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if W is not model.W:
             raise ValueError("the eager gradient is taken at the model's own parameter W")
-        value = loss_value(model(X), y, loss)
-        (grad,) = torch.autograd.grad(value, W)
-        return grad
+        with torch.enable_grad():
+            value = loss_value(model(X), y, loss)
+            (grad,) = torch.autograd.grad(value, W)
+        return grad, value.detach()
 
     return gradient
 
 
-def fused_gradient_fn(
-    model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
-) -> GradientFn:
-    """The analytic gradient compiled with torch.compile (inductor); X: (n, d), y: (n,).
+# Inductor's first compilation in a process imports modules that use torch.jit.script_method,
+# deprecated in torch 2.13; under warnings-as-errors that would abort the compile.
+_INDUCTOR_IMPORT_WARNING = r"`torch\.jit\.script_method` is deprecated"
 
-    Falls back to the uncompiled analytic formula (with a log warning) if compilation fails,
-    e.g. on a GPU without a working Triton.
+
+class FusedGradient:
+    """The analytic gradient compiled with torch.compile (inductor), for one fixed full batch.
+
+    X: (n, d) raw inputs, y: (n,). Falls back to the uncompiled formula (with a log warning) if
+    compilation fails, e.g. on a GPU without a working Triton; ``compiled`` tells which is used.
     """
-    Xt = augment_inputs(X, model.bias)
-    a = model.a
-    scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
-    # dynamic=None: one static graph per process in production (one shape); if a process sees
-    # several shapes (tests), dynamo switches to one dynamic-shape graph instead of
-    # recompiling per shape into its recompile limit. fullgraph: fail loudly instead of
-    # silently splitting the graph.
-    compiled = torch.compile(analytic_gradient, fullgraph=True)
-    state = {"fn": compiled}
 
-    def gradient(W: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            try:
-                return state["fn"](W.detach(), Xt, y, a, scale)
-            except Exception as exc:  # inductor raises many types; all mean "cannot compile"
-                if state["fn"] is analytic_gradient:
-                    raise
-                _log.warning("torch.compile of the GD step failed (%s); using the eager formula", exc)
-                state["fn"] = analytic_gradient
-                return analytic_gradient(W.detach(), Xt, y, a, scale)
+    def __init__(self, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> None:
+        self.Xt = augment_inputs(X, model.bias)
+        self.y, self.a = y, model.a
+        self.scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
+        # dynamic=None: one static graph per process in production (one shape); a process that
+        # sees several shapes (tests) gets one dynamic-shape graph instead of recompiling per
+        # shape into dynamo's recompile limit. fullgraph: fail loudly rather than split.
+        self._fn: Callable[..., torch.Tensor] = torch.compile(analytic_gradient, fullgraph=True)
+        self.compiled = True
+        self._first_call = True
 
-    return gradient
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(dL/dW: (m, p), L: 0-d) at W: (m, p)."""
+        args = (W.detach(), self.Xt, self.y, self.a, self.scale)
+        if not self._first_call:
+            with torch.no_grad():
+                return self._fn(*args)
+        self._first_call = False
+        try:
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_INDUCTOR_IMPORT_WARNING, category=DeprecationWarning)
+                return self._fn(*args)
+        except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
+            _log.warning("torch.compile of the GD step failed (%s); using the eager formula", exc)
+            self._fn, self.compiled = analytic_gradient, False
+            with torch.no_grad():
+                return analytic_gradient(*args)
 
 
 def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
@@ -113,7 +126,7 @@ def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor
     if impl == "eager":
         return eager_gradient_fn(model, X, y, loss)
     if impl == "fused":
-        return fused_gradient_fn(model, X, y, loss)
+        return FusedGradient(model, X, y, loss)
     raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {impl!r}")
 
 

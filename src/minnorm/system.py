@@ -68,9 +68,10 @@ class GDSystem(pl.LightningModule):
 
     Batch k of the data module runs the GD steps from ``boundaries[k]`` to ``boundaries[k + 1]``
     inside one ``training_step``, so Lightning's per-batch overhead is paid once per chunk while
-    the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. After every chunk the
-    loss (training dtype) and the weights are checked; the first non-finite one stops the run and
-    is located to the exact step by replaying the chunk (``diverged_step``).
+    the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. The loss (training
+    dtype) of every iterate and the weights at the end of every chunk are checked; a non-finite
+    one stops the run, located to the exact step by replaying the chunk (``diverged_step``: the
+    first step k whose W_k or loss(W_k) is non-finite).
     """
 
     def __init__(
@@ -100,36 +101,39 @@ class GDSystem(pl.LightningModule):
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
         W = self.model.W
         W_start = W.detach().clone()
-        self._run(optimizer, stop - start)
-        if self._finite(X, y):
+        if self._run(optimizer, stop - start) and self._finite_at(X, y):
             self.step = stop
             return None
         # Rare path: replay the chunk one step at a time to find the first bad iterate.
         with torch.no_grad():
             W.copy_(W_start)
+        self.diverged_step = stop  # unless an earlier iterate is bad: then W_stop or its loss is
         for step in range(start, stop):
-            if not self._finite(X, y):
+            grad, loss = self._gradient(W)
+            if not (bool(torch.isfinite(loss)) and bool(torch.isfinite(W).all())):
+                self.diverged_step = step
                 break
-            self._run(optimizer, 1)
-        else:
-            step = stop
-        self.diverged_step = step
+            W.grad = grad
+            optimizer.step()
         self.trainer.should_stop = True
         return None
 
-    def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> None:
-        """Take ``num_steps`` GD steps."""
+    def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> bool:
+        """Take ``num_steps`` GD steps; False if the loss at any of their start points or the
+        final weights are non-finite (the loss flag stays on the device: no sync per step)."""
         W = self.model.W
+        finite = torch.ones((), dtype=torch.bool, device=W.device)
         for _ in range(num_steps):
-            W.grad = self._gradient(W)
+            W.grad, loss = self._gradient(W)
+            finite.logical_and_(torch.isfinite(loss))
             optimizer.step()
+        return bool(finite) and bool(torch.isfinite(W).all())
 
-    def _finite(self, X: torch.Tensor, y: torch.Tensor) -> bool:
-        """Whether the current weights and their loss (training dtype) are all finite."""
+    def _finite_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether the loss (training dtype) at the current weights is finite."""
         with torch.no_grad():
-            W = self.model.W
-            f = outputs(W, augment_inputs(X, self.model.bias), self.model.a)
-            return bool(torch.isfinite(W).all()) and bool(torch.isfinite(loss_value(f, y, self.loss)))
+            f = outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
+            return bool(torch.isfinite(loss_value(f, y, self.loss)))
 
 
 def make_trainer(accelerator: str, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
