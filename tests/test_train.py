@@ -375,3 +375,16 @@ def test_progress_lines_report_step_loss_distance_and_speed(caplog):
     assert loss == pytest.approx(float(ds["train_loss"].sel(step=20)), rel=1e-3)
     assert not any("GPU available" in r.getMessage() for r in caplog.records)
     assert math.isfinite(float(lines[0].split()[-2]))
+
+
+@pytest.mark.slow  # compiles the fused step
+def test_fused_run_records_the_eager_iterates():
+    data_cfg, data = sphere_data()
+    runs = {}
+    for impl in ("eager", "fused"):
+        cfg = run_config(data_cfg, width=128, steps=40, step_impl=impl, loss="mean", lr=0.5)
+        iterates: dict[int, torch.Tensor] = {}
+        runs[impl] = (train_run(data, build(data_cfg, data, cfg), cfg, iterates=iterates), iterates)
+    for step, W in runs["eager"][1].items():
+        assert torch.linalg.vector_norm(runs["fused"][1][step] - W) <= ITERATE_RTOL * torch.linalg.vector_norm(W)
+    np.testing.assert_allclose(runs["fused"][0]["dist_to_target"], runs["eager"][0]["dist_to_target"], rtol=1e-10)
