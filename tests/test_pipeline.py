@@ -61,6 +61,7 @@ def test_target_from_missing_data_file_names_it_and_writes_nothing(tiny_config: 
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
     pytest.importorskip("minnorm.train")  # written in parallel; this test runs once it exists
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
