@@ -30,7 +30,7 @@ from minnorm.seeding import derive_seed
 from minnorm.target import SingularGramWarning
 from minnorm.target_file import load_target
 
-from test_workflow import WORKFLOW_TIMEOUT_S, _copy_workflow, _job_stats, _snakemake
+from test_workflow import _copy_workflow, _job_stats, _snakemake
 
 CONFIG_FILE = Path(__file__).resolve().parent / "configs" / "reliability.yaml"
 CONFIG_ARGS = ["--configfile", "reliability.yaml", "--replace-workflow-config"]
