@@ -1,6 +1,6 @@
 """Steps/s of the Lightning training path (GDSystem, chunked) against a raw PyTorch GD loop.
 
-Usage: python benchmarks/bench_train.py [--repeats 3] [--quick]
+Usage: python benchmarks/bench_train.py [--repeats 3] [--quick] [--threads N]
 Prints markdown tables (medians over repeats) for BENCHMARKS.md. `--quick` only measures the
 fused float64 ms/step at the sizes used to plan the default config.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import math
 import statistics
 import subprocess
 import time
@@ -34,25 +33,6 @@ def problem(n: int, p: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, t
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), True), X.to(dtype), y.to(dtype)
 
 
-def raw_eager_seconds(n: int, p: int, m: int, dtype: torch.dtype, steps: int) -> float:
-    """Seconds per step of a hand-written autograd GD loop (half_sum loss), after 2 warm-up steps."""
-    model, X, y = problem(n, p, m, dtype)
-    W = model.W
-
-    def step() -> None:
-        loss = 0.5 * torch.sum((model(X) - y) ** 2)
-        (grad,) = torch.autograd.grad(loss, W)
-        with torch.no_grad():
-            W.sub_(grad, alpha=LR)
-
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
 def raw_fused_seconds(n: int, p: int, m: int, dtype: torch.dtype, steps: int) -> tuple[float, float]:
     """(seconds per step, first-call compile seconds) of a loop over the compiled gradient."""
     model, X, y = problem(n, p, m, dtype)
@@ -70,38 +50,85 @@ def raw_fused_seconds(n: int, p: int, m: int, dtype: torch.dtype, steps: int) ->
     return (time.perf_counter() - start) / steps, compile_s
 
 
-class _ChunkClock(pl.Callback):
-    """Time from the end of the first chunk (after compilation and Trainer start) to the last."""
+class _InterleavedRaw(pl.Callback):
+    """After every chunk of the system, time a raw loop doing the same number of steps.
 
-    def __init__(self) -> None:
-        self.marks: list[float] = []
+    The two alternate every few steps, so both see the same load from other processes (the
+    2 cores are shared); the first chunk (Trainer start, compilation) is not counted.
+    """
+
+    def __init__(self, raw_step, chunk: int) -> None:
+        self.raw_step, self.chunk = raw_step, chunk
+        self.system_s: list[float] = []
+        self.raw_s: list[float] = []
+        self._last: float | None = None
+        self.first_chunk_end: float | None = None
 
     def on_train_batch_end(self, *args: object) -> None:
-        self.marks.append(time.perf_counter())
+        now = time.perf_counter()
+        if self._last is None:
+            self.first_chunk_end = now
+        else:
+            self.system_s.append((now - self._last) / self.chunk)
+        start = time.perf_counter()
+        for _ in range(self.chunk):
+            self.raw_step()
+        self.raw_s.append((time.perf_counter() - start) / self.chunk)
+        self._last = time.perf_counter()
 
 
-def system_seconds(n: int, p: int, m: int, dtype: torch.dtype, impl: str, steps: int, chunk: int) -> tuple[float, float]:
-    """(seconds per step after the first chunk, seconds of setup + first chunk) through Lightning."""
+def raw_eager_step(n: int, p: int, m: int, dtype: torch.dtype):
+    """One step of a hand-written autograd GD loop (half_sum loss) on its own copy of the problem."""
     model, X, y = problem(n, p, m, dtype)
-    boundaries = list(range(0, steps + chunk + 1, chunk))
+    W = model.W
+
+    def step() -> None:
+        loss = 0.5 * torch.sum((model(X) - y) ** 2)
+        (grad,) = torch.autograd.grad(loss, W)
+        with torch.no_grad():
+            W.sub_(grad, alpha=LR)
+
+    step()
+    return step
+
+
+def raw_fused_step(n: int, p: int, m: int, dtype: torch.dtype):
+    """One step of a loop over the compiled gradient, W <- W - lr grad, without Lightning."""
+    model, X, y = problem(n, p, m, dtype)
+    gradient = FusedGradient(model, X, y, "half_sum")
+    W = model.W.detach()
+
+    def step() -> None:
+        W.sub_(gradient(W)[0], alpha=LR)
+
+    step()
+    assert gradient.compiled, "torch.compile failed; the fused numbers would be eager ones"
+    return step
+
+
+def interleaved(n: int, p: int, m: int, dtype: torch.dtype, impl: str, raw_step, chunks: int,
+                chunk: int) -> tuple[list[float], list[float], float]:
+    """(system s/step per chunk, raw s/step per burst, setup + first chunk s) for one fit."""
+    model, X, y = problem(n, p, m, dtype)
+    boundaries = list(range(0, (chunks + 1) * chunk + 1, chunk))
     system = GDSystem(model, lr=LR, loss="half_sum", step_impl=impl, boundaries=boundaries)
-    clock = _ChunkClock()
+    clock = _InterleavedRaw(raw_step, chunk)
     start = time.perf_counter()
     trainer = make_trainer("cpu", [clock])
     with quiet_lightning():
         trainer.fit(system, datamodule=FullBatchData(X, y, len(boundaries) - 1))
-    return (clock.marks[-1] - clock.marks[0]) / steps, clock.marks[0] - start
-
-
-def median(fn, repeats: int) -> float:
-    return statistics.median(fn() for _ in range(repeats))
+    assert clock.first_chunk_end is not None
+    return clock.system_s, clock.raw_s[1:], clock.first_chunk_end - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # a script, not the library: it may set this
     model_name = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True,
                                 text=True, check=False).stdout.strip()
     print(f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
@@ -115,22 +142,30 @@ def main() -> None:
             torch._dynamo.reset()
         return
 
-    print("| n | p | m | dtype | raw eager ms/step | system eager ms/step | ratio | "
-          "system fused ms/step | fused speed-up vs raw eager | setup + 1st chunk s (fused) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for n, p, m, steps, chunk in [(100, 6, 10000, 200, 50), (1000, 65, 10000, 16, 4)]:
+    print("| n | p | m | dtype | raw eager | system eager | ratio | raw fused | system fused | ratio | "
+          "fused speed-up vs raw eager | first fused chunk incl. setup (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    med = statistics.median
+    for n, p, m, chunks, chunk in [(100, 6, 10000, 12, 20), (1000, 65, 10000, 5, 2)]:
         for dtype in (torch.float32, torch.float64):
-            raw, sys_eager, sys_fused, setup = [], [], [], []
-            for _ in range(args.repeats):  # interleaved, so a burst of load hits all variants alike
-                raw.append(raw_eager_seconds(n, p, m, dtype, steps))
-                sys_eager.append(system_seconds(n, p, m, dtype, "eager", steps, chunk)[0])
-                fused, first = system_seconds(n, p, m, dtype, "fused", steps, chunk)
-                sys_fused.append(fused)
+            torch._dynamo.reset()  # a fresh static graph per size, as in a real one-run job
+            eager_sys, eager_raw, fused_sys, fused_raw, fused_vs_eager, setup = [], [], [], [], [], []
+            for _ in range(args.repeats):
+                a, b, _ = interleaved(n, p, m, dtype, "eager", raw_eager_step(n, p, m, dtype), chunks, chunk)
+                eager_sys += a
+                eager_raw += b
+                a, b, first = interleaved(n, p, m, dtype, "fused", raw_fused_step(n, p, m, dtype), chunks, chunk)
+                fused_sys += a
+                fused_raw += b
                 setup.append(first)
-            r, e, f = (statistics.median(v) for v in (raw, sys_eager, sys_fused))
-            print(f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * r:.2f} | {1e3 * e:.2f} | {e / r:.2f} | "
-                  f"{1e3 * f:.2f} | {r / f:.2f} | {statistics.median(setup):.1f} |", flush=True)
-        torch._dynamo.reset()  # a fresh static graph for the next size, as in a real one-run job
+                a, b, _ = interleaved(n, p, m, dtype, "fused", raw_eager_step(n, p, m, dtype), chunks, chunk)
+                fused_vs_eager += [r / s for s, r in zip(a, b)]
+            print(f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * med(eager_raw):.2f} | {1e3 * med(eager_sys):.2f} | "
+                  f"{med(s / r for s, r in zip(eager_sys, eager_raw)):.2f} | {1e3 * med(fused_raw):.2f} | "
+                  f"{1e3 * med(fused_sys):.2f} | {med(s / r for s, r in zip(fused_sys, fused_raw)):.2f} | "
+                  f"{med(fused_vs_eager):.2f} | {med(setup):.1f} |", flush=True)
+    print("\nms/step: medians over all chunks of all repeats; ratios: medians of the per-chunk ratios "
+          "(system chunk / raw burst right after it), so > 1 is Lightning's overhead.")
 
 
 if __name__ == "__main__":

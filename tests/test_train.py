@@ -363,6 +363,13 @@ def test_bad_training_settings_name_the_key(key, value, message):
         TrainSettings.from_run_config(cfg)
 
 
+def test_run_lr_must_equal_training_lr():
+    cfg = run_config({"name": "sphere_quadratic"}, width=8, lr=0.1)
+    cfg["lr"] = 0.2
+    with pytest.raises(ValueError, match="differs from training.lr"):
+        TrainSettings.from_run_config(cfg)
+
+
 def test_progress_lines_report_step_loss_distance_and_speed(caplog):
     data_cfg, data = sphere_data()
     cfg = run_config(data_cfg, width=32, steps=20, progress_every=10)

@@ -82,6 +82,8 @@ class TrainSettings:
         lr = get("lr")
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"training.lr must be a positive finite number, got {lr!r}")
+        if "lr" in run_config and run_config["lr"] != lr:
+            raise ValueError(f"run config lr = {run_config['lr']!r} differs from training.lr = {lr!r}")
         record = get("record")
         if not isinstance(record, dict):
             raise ValueError(f"training.record must be a mapping with 'every' and 'log_points', got {record!r}")
