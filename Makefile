@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
-# The default config on all cores (profile workflow/profiles/default).
+# The default config on all cores (profile profiles/default).
 run: venv
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 

@@ -175,7 +175,8 @@ def test_killed_workflow_resumes_to_identical_run_files(finished: Path, tmp_path
     log = tmp_path / "killed.log"
     # The run that checkpoints, as the only target: collect, checks, figures and the other runs
     # would add jobs but nothing to what is tested here.
-    expected = {"results/rel/runs/m64/s0_p0_lr0.01.nc"}
+    # (One job trains all runs of a width, so both learning rates of width 64.)
+    expected = {"results/rel/runs/m64/s0_p0_lr0.01.nc", "results/rel/runs/m64/s0_p0_lr1e+200.nc"}
     command = [sys.executable, "-m", "snakemake", *RUN_ARGS, *sorted(expected)]
     with open(log, "w", encoding="utf-8") as out:
         # Its own session, so that the kill reaches Snakemake and every job it started.
@@ -204,8 +205,8 @@ def test_killed_workflow_resumes_to_identical_run_files(finished: Path, tmp_path
     after = _run_files(root)
     assert set(after) == expected
     # The interrupted run continued from its checkpoint instead of starting over.
-    exp, _, *rest = checkpoint.relative_to(root / "results").parts
-    job_log = (root / "results" / exp / "logs" / "runs" / Path(*rest)).with_suffix(".log")
+    exp, _, width, _ = checkpoint.relative_to(root / "results").parts
+    job_log = root / "results" / exp / "logs" / "runs" / f"{width}.log"
     assert "resuming from checkpoint" in job_log.read_text(encoding="utf-8")
     reference = _run_files(finished)
     for name, path in after.items():
@@ -246,19 +247,34 @@ def _raw_config() -> dict:
 
 
 @pytest.mark.slow
-def test_added_width_and_seed_plan_only_the_new_runs(finished: Path) -> None:
+def test_added_width_and_seed_train_only_the_new_runs(finished: Path, tmp_path: Path) -> None:
     extended = _raw_config()
     extended["experiments"]["rel"]["sweep"]["width"].append(128)
     extended["experiments"]["rel"]["sweep"]["seed"].append(1)
     stats, outputs = _plan(finished, extended)
-    # New: data of seed 1; targets (128, 0), (64, 1), (128, 1); their runs at both lrs. Then
-    # rel's collected file, its figure and the checks table; nothing of rel_b.
-    assert stats == {"data": 1, "target": 3, "train": 6, "collect": 1, "checks": 1, "ss_fig1": 1,
-                     "all": 1}
-    assert outputs["train"] == {f"results/rel/runs/m{w}/s{s}_p0_lr{lr}.nc"
-                                for w, s in ((128, 0), (64, 1), (128, 1)) for lr in ("0.01", "1e+200")}
-    assert outputs["data"] == {"results/rel/data/s1_p0.nc"}
+    # Data, target and training jobs are batched (per experiment, per width), so the data job and
+    # width 64's jobs rerun because their output lists grew; then rel's collected file, its
+    # figure and the checks table. Nothing of rel_b.
+    assert stats == {"data_rel": 1, "target_rel": 2, "train_rel": 2, "collect": 1, "checks": 1,
+                     "ss_fig1": 1, "all": 1}
+    assert outputs["train_rel"] == {f"results/rel/runs/m{w}/s{s}_p0_lr{lr}.nc"
+                                    for w in (64, 128) for s in (0, 1) for lr in ("0.01", "1e+200")}
     assert outputs["collect"] == {"results/rel/rel.nc"}
+    # Running it trains only the new runs: width 64, seed 0 is restored from its completed-run
+    # link, bit for bit, without training.
+    root = _workflow_copy(tmp_path / "extended")
+    shutil.copytree(finished / "results", root / "results")
+    before = {name: path.read_bytes() for name, path in _run_files(root).items()}
+    (root / "extended.yaml").write_text(yaml.safe_dump(extended), encoding="utf-8")
+    result = _snakemake(root, "--cores", "2", "--configfile", "extended.yaml",
+                        "--replace-workflow-config")
+    assert result.returncode == 0, result.stderr[-5000:]
+    log = (root / "results/rel/logs/runs/m64.log").read_text(encoding="utf-8")
+    assert log.count(" reused\n") == 2 and log.count(" trained\n") == 2, log[-3000:]
+    after = _run_files(root)
+    assert len(after) == 9  # rel: 2 widths x 2 seeds x 2 lrs; rel_b: 1
+    for name, content in before.items():
+        assert after[name].read_bytes() == content, name
 
 
 @pytest.mark.slow
@@ -273,8 +289,8 @@ def test_changed_training_value_plans_exactly_the_affected_runs(finished: Path) 
     longer["experiments"]["rel_b"]["training"]["steps"] += 1
     stats, outputs = _plan(finished, longer)
     # rel_b draws no figures: its runs, its collected file and the checks table, nothing of rel.
-    assert stats == {"train": 1, "collect": 1, "checks": 1, "all": 1}
-    assert outputs["train"] == {"results/rel_b/runs/m64/s0_p0_lr0.01.nc"}
+    assert stats == {"train_rel_b": 1, "collect": 1, "checks": 1, "all": 1}
+    assert outputs["train_rel_b"] == {"results/rel_b/runs/m64/s0_p0_lr0.01.nc"}
     assert outputs["collect"] == {"results/rel_b/rel_b.nc"}
 
 

@@ -21,10 +21,11 @@ WORKFLOW_TIMEOUT_S = 600
 
 
 def _copy_workflow(root: Path) -> Path:
-    """Snakefile, workflow/ and config/ in a fresh folder (the package comes from the venv)."""
+    """Snakefile, workflow/, config/ and profiles/ in a fresh folder (the package comes from the venv)."""
     shutil.copy(REPO / "Snakefile", root / "Snakefile")
     shutil.copytree(REPO / "workflow", root / "workflow")
     shutil.copytree(REPO / "config", root / "config")
+    shutil.copytree(REPO / "profiles", root / "profiles")
     return root
 
 
@@ -62,14 +63,13 @@ def _expected_targets(config: dict) -> list[str]:
 
 
 def _expected_job_counts(config: dict) -> dict[str, int]:
-    """Jobs per rule of a complete run from scratch."""
-    counts = {"data": 0, "target": 0, "train": 0, "collect": 0, "checks": 1, "all": 1}
-    for e in config["experiments"].values():
-        sweep = e["sweep"]
-        points = len(sweep["seed"]) * len(sweep["label_noise"])
-        counts["data"] += points
-        counts["target"] += points * len(sweep["width"])
-        counts["train"] += points * len(sweep["width"]) * len(sweep["lr"])
+    """Jobs per rule of a complete run from scratch: data per experiment, target and training
+    per (experiment, width), whatever the number of seeds, noise levels and learning rates."""
+    counts = {"collect": 0, "checks": 1, "all": 1}
+    for exp, e in config["experiments"].items():
+        counts[f"data_{exp}"] = 1
+        counts[f"target_{exp}"] = len(e["sweep"]["width"])
+        counts[f"train_{exp}"] = len(e["sweep"]["width"])
         counts["collect"] += 1
         for figure in e["figures"]:
             counts[figure] = counts.get(figure, 0) + 1
@@ -104,10 +104,14 @@ def test_tiny_workflow_produces_every_target(
     assert stats == expected
     missing = [f for f in _expected_targets(_config("tests.yaml")) if not (root / f).is_file()]
     assert missing == []
-    # Every training job logged, benchmarked, and cleaned up its checkpoint.
-    assert len(list(root.glob("results/*/logs/runs/m*/*.log"))) == expected["train"]
-    assert len(list(root.glob("results/*/benchmarks/runs/m*/*.tsv"))) == expected["train"]
+    # Every training job logged, benchmarked, and cleaned up its checkpoints; every finished run
+    # is kept as a completed-run link for reruns.
+    train_jobs = sum(n for rule, n in expected.items() if rule.startswith("train_"))
+    assert len(list(root.glob("results/*/logs/runs/m*.log"))) == train_jobs
+    assert len(list(root.glob("results/*/benchmarks/runs/m*.tsv"))) == train_jobs
     assert list(root.glob("results/*/checkpoints/**/*.ckpt")) == []
+    runs = sorted(root.glob("results/*/runs/m*/*.nc"))
+    assert len(list(root.glob("results/*/checkpoints/**/*.done.nc"))) == len(runs) > 0
     assert list(root.glob("results/**/*.tmp-*")) == []
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -81,28 +83,118 @@ def make_target_file(
     atomic_write_netcdf(ds, out)
 
 
+def code_fingerprint() -> str:
+    """SHA-256 of the minnorm package's source files: a completed run is reused only by the same code."""
+    global _CODE_FINGERPRINT
+    if _CODE_FINGERPRINT is None:
+        digest = hashlib.sha256()
+        for path in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+        _CODE_FINGERPRINT = digest.hexdigest()
+    return _CODE_FINGERPRINT
+
+
+_CODE_FINGERPRINT: str | None = None
+
+
+def _reusable(done: Path, config_json: str) -> bool:
+    """Whether `done` holds a completed run of exactly this config, made by exactly this code."""
+    try:
+        with xr.open_dataset(done, engine="netcdf4") as opened:
+            attrs = dict(opened.attrs)
+    except (OSError, ValueError) as error:
+        logger.warning("ignoring unreadable completed-run copy %s (%s)", done, error)
+        return False
+    return attrs.get("config") == config_json and attrs.get("code_sha256") == code_fingerprint()
+
+
+def _keep_copy(out: Path, done: Path) -> None:
+    """Keep a hard link (or, across file systems, a copy) of a finished run file at `done`."""
+    done.parent.mkdir(parents=True, exist_ok=True)
+    temp = done.with_name(f"{done.name}.tmp-{os.getpid()}")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(out, temp)
+    except OSError:
+        shutil.copy2(out, temp)
+    os.replace(temp, done)
+
+
 def make_run_file(
     run_config: dict[str, Any],
     data_file: PathLike,
     target_file: PathLike,
     out: PathLike,
     checkpoint: PathLike | None = None,
-) -> None:
-    """Train one run and write its run file; the checkpoint is removed once the file is complete.
+    done: PathLike | None = None,
+) -> str:
+    """Train one run and write its run file; returns how: "trained", "resumed" or "reused".
 
-    A checkpoint left by a killed job lets `train_run` resume with the same iterates.
+    A checkpoint left by a killed job lets `train_run` resume with the same iterates; it is
+    removed once the run file is complete. `done`, if given, keeps a hard link to every finished
+    run file: when Snakemake reruns a job that trains several runs (because a seed was added,
+    say), runs whose config and code are unchanged are restored from it instead of retrained.
     """
     from minnorm.data import load_dataset
     from minnorm.train import train_run
 
+    out = Path(out)
+    config_json = _config_json(run_config)
+    if done is not None and Path(done).exists():
+        if _reusable(Path(done), config_json):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            temp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+            temp.unlink(missing_ok=True)
+            shutil.copy2(done, temp)
+            os.replace(temp, out)
+            logger.info("reused the completed run %s (same config and code) for %s", done, out)
+            return "reused"
+        Path(done).unlink()
+    resuming = checkpoint is not None and Path(checkpoint).exists()
     data = load_dataset(data_file)
     target = _read_netcdf(target_file)
     ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger)
+    ds.attrs["code_sha256"] = code_fingerprint()
     atomic_write_netcdf(ds, out)
+    if done is not None:
+        _keep_copy(out, Path(done))
     # Only after the run file is safely in place: a crash before this line resumes from the
     # checkpoint, a crash after it finds the run done.
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
+    return "resumed" if resuming else "trained"
+
+
+def make_data_files(jobs: list[dict[str, Any]]) -> None:
+    """`make_data_file` for each job `{"config", "out"}` (one process for a whole experiment)."""
+    for job in jobs:
+        make_data_file(job["config"], job["out"])
+
+
+def make_target_files(jobs: list[dict[str, Any]]) -> None:
+    """`make_target_file` for each job `{"config", "data", "out"}` (one process per width)."""
+    for job in jobs:
+        make_target_file(job["config"], job["data"], job["out"])
+
+
+def make_run_files(jobs: list[dict[str, Any]]) -> None:
+    """`make_run_file` for each job `{"config", "data", "target", "out", "checkpoint", "done"}`.
+
+    One process trains all runs of one width: every job is a fresh interpreter whose imports
+    (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic.
+    """
+    for index, job in enumerate(jobs, start=1):
+        logger.info("run %d/%d: %s", index, len(jobs), job["out"])
+        how = make_run_file(
+            job["config"],
+            job["data"],
+            job["target"],
+            job["out"],
+            checkpoint=job.get("checkpoint"),
+            done=job.get("done"),
+        )
+        logger.info("run %d/%d %s", index, len(jobs), how)
 
 
 def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:

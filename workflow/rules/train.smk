@@ -1,33 +1,37 @@
-# One gradient-descent run per (width, seed, label noise, lr).
+# Gradient descent: one job per (experiment, width) trains all its runs (seeds, label-noise
+# levels, learning rates) one after the other and writes one file per run. A job per run would
+# spend more time importing torch and pytorch_lightning than training (BENCHMARKS.md).
 
-# Small full-batch problems parallelise better across jobs than inside one job, so each run
-# takes one core and `--cores N` runs N of them at once.
+# Small full-batch problems parallelise better across jobs than inside one job, so each job
+# takes one core and `--cores N` trains N widths at once.
 TRAIN_THREADS = 1
 
+for exp in EXPERIMENTS:
 
-rule train:
-    input:
-        data="results/{exp}/data/s{seed}_p{noise}.nc",
-        target="results/{exp}/target/m{width}_s{seed}_p{noise}.nc",
-    output:
-        "results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc",
-    log:
-        "results/{exp}/logs/runs/m{width}/s{seed}_p{noise}_lr{lr}.log",
-    benchmark:
-        "results/{exp}/benchmarks/runs/m{width}/s{seed}_p{noise}_lr{lr}.tsv"
-    group:
-        "train"
-    conda:
-        CONDA_ENV
-    threads: TRAIN_THREADS
-    resources:
-        mem_mb=run_mem,
-        runtime=run_runtime,
-        gpu=run_gpus,
-    params:
-        # The resolved run config: changing any training value reruns exactly these runs.
-        run_config=run_params,
-        # Resumable state, written during training; not an output so a killed job keeps it.
-        checkpoint=lambda w: f"results/{w.exp}/checkpoints/m{w.width}/s{w.seed}_p{w.noise}_lr{w.lr}.ckpt",
-    script:
-        "../scripts/train_run.py"
+    rule:
+        name:
+            f"train_{exp}"
+        input:
+            data=data_files(exp),
+            targets=target_files(exp),
+        output:
+            width_run_files(exp),
+        log:
+            f"results/{exp}/logs/runs/m{{width}}.log",
+        benchmark:
+            f"results/{exp}/benchmarks/runs/m{{width}}.tsv"
+        group:
+            "train"
+        conda:
+            CONDA_ENV
+        threads: TRAIN_THREADS
+        resources:
+            mem_mb=lambda w, exp=exp: width_mem_mb(exp, w.width),
+            runtime=lambda w, exp=exp: width_runtime_min(exp, w.width),
+            gpu=gpus(exp),
+        params:
+            # Resolved run configs and file names; checkpoints and completed-run links are
+            # deliberately not outputs (Snakemake would delete them with a failed job's outputs).
+            runs=lambda w, exp=exp: train_jobs(exp, w.width),
+        script:
+            "../scripts/train_runs.py"

@@ -1,11 +1,11 @@
-"""Snakemake adapter: write one data file (results/{exp}/data/s{seed}_p{noise}.nc)."""
+"""Snakemake adapter: write the data files of one experiment (results/{exp}/data/*.nc)."""
 
 import logging
 import sys
 
 import torch
 
-from minnorm.pipeline import make_data_file
+from minnorm.pipeline import make_data_files
 
 # Left open so that a traceback, warnings and library logging all end up in the job's log.
 sys.stderr = open(snakemake.log[0], "w", encoding="utf-8")
@@ -15,4 +15,6 @@ logging.basicConfig(
     format="%(asctime)s %(name)s %(levelname)s %(message)s",
 )
 torch.set_num_threads(snakemake.threads)
-make_data_file(snakemake.params.run_config, snakemake.output[0])
+jobs = snakemake.params.jobs
+assert sorted(job["out"] for job in jobs) == sorted(snakemake.output), "params/outputs differ"
+make_data_files(jobs)

@@ -1,11 +1,11 @@
-"""Snakemake adapter: write one target file (results/{exp}/target/m{width}_s{seed}_p{noise}.nc)."""
+"""Snakemake adapter: write the target files of one width (results/{exp}/target/m{width}_*.nc)."""
 
 import logging
 import sys
 
 import torch
 
-from minnorm.pipeline import make_target_file
+from minnorm.pipeline import make_target_files
 
 # Left open so that a traceback, warnings and library logging all end up in the job's log.
 sys.stderr = open(snakemake.log[0], "w", encoding="utf-8")
@@ -15,4 +15,6 @@ logging.basicConfig(
     format="%(asctime)s %(name)s %(levelname)s %(message)s",
 )
 torch.set_num_threads(snakemake.threads)
-make_target_file(snakemake.params.run_config, snakemake.input.data, snakemake.output[0])
+jobs = snakemake.params.jobs
+assert sorted(job["out"] for job in jobs) == sorted(snakemake.output), "params/outputs differ"
+make_target_files(jobs)

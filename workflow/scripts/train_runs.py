@@ -1,11 +1,11 @@
-"""Snakemake adapter: train one run (results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc)."""
+"""Snakemake adapter: train all runs of one width (results/{exp}/runs/m{width}/*.nc)."""
 
 import logging
 import sys
 
 import torch
 
-from minnorm.pipeline import make_run_file
+from minnorm.pipeline import make_run_files
 
 # Left open so that a traceback, warnings and library logging all end up in the job's log.
 sys.stderr = open(snakemake.log[0], "w", encoding="utf-8")
@@ -15,10 +15,6 @@ logging.basicConfig(
     format="%(asctime)s %(name)s %(levelname)s %(message)s",
 )
 torch.set_num_threads(snakemake.threads)
-make_run_file(
-    snakemake.params.run_config,
-    snakemake.input.data,
-    snakemake.input.target,
-    snakemake.output[0],
-    checkpoint=snakemake.params.checkpoint,
-)
+runs = snakemake.params.runs
+assert sorted(job["out"] for job in runs) == sorted(snakemake.output), "params/outputs differ"
+make_run_files(runs)
