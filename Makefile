@@ -21,8 +21,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $@
 
-# The default config on all cores (profile profiles/default).
+# The default config on all cores (profile profiles/default). A run killed with SIGKILL leaves
+# Snakemake's directory lock behind; it is cleared first unless a snakemake of this user is
+# still running, so that repeating `make run` resumes the sweep.
 run: venv
+	@pgrep -u "$$(id -u)" -f '[s]nakemake.* --cores' >/dev/null || $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null 2>&1 || true
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # The whole test suite, slow tests included.

@@ -7,6 +7,7 @@ import math
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +174,20 @@ def test_provenance_git_commit_unknown_without_git(monkeypatch: pytest.MonkeyPat
         assert provenance_attrs(device="cuda:0", dtype="float32")["git_commit"] == "unknown"
     finally:
         files._git_commit.cache_clear()
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    # A pid that certainly ran and has ended: a finished child process.
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead_pid = int(child.stdout)
+    final = tmp_path / "run.nc"
+    stale = tmp_path / f"run.nc.tmp-{dead_pid}"
+    stale.write_bytes(b"half a file")
+    other = tmp_path / "other.nc.tmp-1"  # another file's temp is not ours to judge
+    other.write_bytes(b"x")
+    write_text_atomic("complete", final)
+    assert final.read_text() == "complete"
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.nc.tmp-1", "run.nc"]
+    assert other.exists()

@@ -24,6 +24,32 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.tmp-{os.getpid()}")
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete `<name>.tmp-<pid>` siblings of `path` left by writers that no longer run.
+
+    A writer killed with SIGKILL (or a machine crash) cannot clean up after itself; the next
+    write of the same file removes what it left. Returns the removed paths.
+    """
+    removed = []
+    for temp in path.parent.glob(f"{path.name}.tmp-*"):
+        pid = temp.name.rsplit(".tmp-", 1)[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary sibling of `path`, then rename it onto `path`.
 
@@ -34,6 +60,7 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final)
     tmp = _temp_path(final)
     try:
         write(tmp)
