@@ -71,7 +71,9 @@ class GDSystem(pl.LightningModule):
     the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. The loss (training
     dtype) of every iterate and the weights at the end of every chunk are checked; a non-finite
     one stops the run, located to the exact step by replaying the chunk (``diverged_step``: the
-    first step k whose W_k or loss(W_k) is non-finite).
+    first step k whose W_k or loss(W_k) is non-finite). A chunk can end at a finite W_k whose
+    loss is found non-finite only by the next chunk, so ``diverged_step`` may equal a
+    completed boundary; whatever was recorded at or after it must be discarded by the caller.
     """
 
     def __init__(
@@ -101,7 +103,10 @@ class GDSystem(pl.LightningModule):
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
         W = self.model.W
         W_start = W.detach().clone()
-        if self._run(optimizer, stop - start) and self._finite_at(X, y):
+        # The loss at W_stop is checked by the next chunk's first step; only the last chunk
+        # needs an extra forward pass for it.
+        last = batch_idx + 2 == len(self.boundaries)
+        if self._run(optimizer, stop - start) and (not last or self._finite_at(X, y)):
             self.step = stop
             return None
         # Rare path: replay the chunk one step at a time to find the first bad iterate.

@@ -273,7 +273,10 @@ def train_run(
     wall_time = state["wall_time_s"] + time.perf_counter() - state["t0"]
     if system.diverged_step is not None:
         logger.warning("run diverged at step %d (non-finite loss or weights); stopped", system.diverged_step)
-    return _run_dataset(state["records"], target, run_config, settings, system.diverged_step,
+    records = state["records"]
+    if system.diverged_step is not None:
+        records = [(step, values) for step, values in records if step < system.diverged_step]
+    return _run_dataset(records, target, run_config, settings, system.diverged_step,
                         wall_time, _device_name(device), config_json)
 
 
