@@ -262,8 +262,9 @@ def test_added_width_and_seed_train_only_the_new_runs(finished: Path, tmp_path: 
     assert outputs["collect"] == {"results/rel/rel.nc"}
     # Running it trains only the new runs: width 64, seed 0 is restored from its completed-run
     # link, bit for bit, without training.
-    root = _workflow_copy(tmp_path / "extended")
-    shutil.copytree(finished / "results", root / "results")
+    # (A copy of the whole finished folder: Snakemake's metadata in .snakemake/ comes along.)
+    root = tmp_path / "extended"
+    shutil.copytree(finished, root, symlinks=True)
     before = {name: path.read_bytes() for name, path in _run_files(root).items()}
     (root / "extended.yaml").write_text(yaml.safe_dump(extended), encoding="utf-8")
     result = _snakemake(root, "--cores", "2", "--configfile", "extended.yaml",
