@@ -40,7 +40,13 @@ lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 
-# TODO: regenerate the figures shown in the README (docs/figures) from results/.
-docs-figures: venv
-	@echo "docs-figures: not implemented yet" >&2
-	@exit 1
+# Copy the figures and the theorem-check table of the last run into docs/ (shown in the README).
+# Run after `make run`; commit docs/ to update the README's pictures.
+docs-figures:
+	test -f results/checks.md || { echo "docs-figures: run 'make run' first (no results/checks.md)" >&2; exit 1; }
+	mkdir -p docs/figures
+	for png in results/*/figures/*.png; do \
+	  exp=$$(basename $$(dirname $$(dirname $$png))); \
+	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
+	done
+	cp results/checks.md docs/checks.md
