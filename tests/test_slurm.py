@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE_FILE = REPO / "profiles" / "slurm" / "config.v8+.yaml"
@@ -34,16 +35,19 @@ TEST_ONLY_FLAGS = [
 # Account for the local test cluster: it has no accounting, so any name is accepted.
 TEST_ACCOUNT = os.environ.get("MINNORM_SLURM_ACCOUNT", "minnorm-ci")
 
-# Run-file content that legitimately differs between two runs of the same config:
-# the measured wall time, and the git commit of the checkout (other commits may land
-# between the local and the SLURM run).
+# Run-file content that legitimately differs between two runs of the same config: the
+# measured wall time, and the provenance of the code (git commit, hash of the package
+# sources), which changes when the checkout is edited between the local and the SLURM run.
 VARIABLES_THAT_MAY_DIFFER = ("wall_time_s",)
-ATTRS_THAT_MAY_DIFFER = ("git_commit",)
+ATTRS_THAT_MAY_DIFFER = ("git_commit", "code_sha256")
+
+# The README's SLURM command line without targets (see profiles/slurm/config.v8+.yaml).
+README_FLAGS = ["--workflow-profile", "none"]
 
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
 
-# A throwaway workflow: three bundled jobs of group "train" (grouped by the profile's
-# group-components) and one job that fails on its first attempt only.
+# A throwaway workflow: three small jobs of group "train" (to bundle) and one job that fails
+# on its first attempt only.
 THROWAWAY_SNAKEFILE = """
 rule all:
     input:
@@ -79,28 +83,27 @@ rule flaky:
 
 
 def slurm_cluster() -> tuple[dict | None, str]:
-    """(partition and CPUs per node of a reachable SLURM, "") or (None, why not)."""
+    """({"partition": default partition} of a reachable SLURM, "") or (None, why not)."""
     if shutil.which("sinfo") is None:
         return None, (
             "no SLURM: `sinfo` not found (as root, tests/slurm/start_local_slurm.sh "
             "installs and starts a single-node SLURM)"
         )
     proc = subprocess.run(
-        ["timeout", "-k", "2", "15", "sinfo", "--noheader", "--format", "%P|%c|%a"],
+        ["timeout", "-k", "2", "15", "sinfo", "--noheader", "--format", "%P|%a"],
         capture_output=True,
         text=True,
     )
-    rows = [line.split("|") for line in proc.stdout.split()]
+    rows = [line.split("|") for line in proc.stdout.split()]  # partition|availability
     if proc.returncode != 0 or not rows:
         reason = (proc.stderr.strip().splitlines() or ["no partitions"])[-1]
         return None, f"SLURM controller not reachable (sinfo: {reason})"
-    up = [row for row in rows if row[2] == "up"]
+    up = [row for row in rows if row[1] == "up"]
     if not up:
         return None, "SLURM reachable but no partition is up"
     default = [row for row in up if row[0].endswith("*")]
-    name, cpus, _ = (default or up)[0]
-    partition = os.environ.get("MINNORM_SLURM_PARTITION", name.rstrip("*"))
-    return {"partition": partition, "cpus": int(cpus.rstrip("+"))}, ""
+    name = (default or up)[0][0].rstrip("*")
+    return {"partition": os.environ.get("MINNORM_SLURM_PARTITION", name)}, ""
 
 
 @pytest.fixture(scope="module")
@@ -148,19 +151,29 @@ def assert_ok(proc: subprocess.CompletedProcess, what: str) -> str:
 def copy_workflow(dest: Path) -> Path:
     """The workflow part of the repository (the library is imported from the install)."""
     dest.mkdir(parents=True)
-    # environment.yml: the rules' `conda:` directive points at it (hashed into job metadata).
-    for name in ("Snakefile", "environment.yml"):
-        shutil.copy2(REPO / name, dest / name)
+    shutil.copy2(REPO / "Snakefile", dest / "Snakefile")
     ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
-    for folder in ("config", "workflow"):
+    # profiles/: the laptop profile profiles/default is there as in a clone, and is what the
+    # README's `--workflow-profile none` keeps out.
+    for folder in ("config", "workflow", "profiles"):
         shutil.copytree(REPO / folder, dest / folder, ignore=ignore)
     return dest
 
 
-def test_dry_run_needs_no_slurm(tmp_path):
-    """`snakemake --profile profiles/slurm -n` plans on a machine without any SLURM tool."""
-    (tmp_path / "Snakefile").write_text(THROWAWAY_SNAKEFILE)
-    # A PATH with the interpreter and the two tools Snakemake itself needs, but no SLURM.
+def copy_workflow_with_tiny_config(dest: Path) -> Path:
+    """The workflow with config/tests.yaml as its config/config.yaml.
+
+    The tiny config replaces the default one on disk rather than through `--configfile ...
+    --replace-workflow-config`: Snakemake 9 does not pass that flag on to cluster jobs, which
+    would then see the default experiments merged into the tiny ones.
+    """
+    copy_workflow(dest)
+    shutil.copy2(REPO / "config" / "tests.yaml", dest / "config" / "config.yaml")
+    return dest
+
+
+def env_without_slurm(tmp_path: Path) -> dict:
+    """An environment whose PATH has the interpreter and the tools Snakemake needs, no SLURM."""
     tools = tmp_path / "bin"
     tools.mkdir()
     for tool in ("bash", "which"):
@@ -168,10 +181,17 @@ def test_dry_run_needs_no_slurm(tmp_path):
     path = f"{Path(sys.executable).parent}{os.pathsep}{tools}"
     assert shutil.which("sinfo", path=path) is None
     assert shutil.which("sbatch", path=path) is None
-    env = {"PATH": path, "HOME": str(tmp_path)}
+    return {"PATH": path, "HOME": str(tmp_path)}
 
+
+def test_dry_run_needs_no_slurm(tmp_path):
+    """`snakemake --profile profiles/slurm -n` plans on a machine without any SLURM tool."""
+    (tmp_path / "Snakefile").write_text(THROWAWAY_SNAKEFILE)
     proc = run_snakemake(
-        ["--profile", str(PROFILE_FILE.parent), "-n"], tmp_path, timeout_s=120, env=env
+        ["--profile", str(PROFILE_FILE.parent), "-n"],
+        tmp_path,
+        timeout_s=120,
+        env=env_without_slurm(tmp_path),
     )
     log = assert_ok(proc, "dry run")
 
@@ -183,6 +203,49 @@ def test_dry_run_needs_no_slurm(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_readme_command_applies_the_profile_settings(tmp_path, monkeypatch):
+    """In a clone (laptop profile present), the README command gets the SLURM profile's values."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(copy_workflow(tmp_path / "wf"))
+    _, args = parse_args(["--profile", "profiles/slurm", *README_FLAGS, "-n"])
+
+    assert args.executor == "slurm"
+    # cores 1: groups are planned one job at a time, as the plugin runs them (see the profile).
+    assert args.cores == 1
+    assert args.group_components == {"train": 1}
+    assert args.retries == 2
+    assert args.jobs == 100
+
+
+@pytest.mark.slow
+def test_default_workflow_plan_without_slurm(tmp_path):
+    """The README's `snakemake --profile profiles/slurm -n` on the default config, no SLURM."""
+    workdir = copy_workflow(tmp_path / "wf")
+    proc = run_snakemake(
+        ["--profile", "profiles/slurm", *README_FLAGS, "-n"],
+        workdir,
+        timeout_s=300,
+        env=env_without_slurm(tmp_path),
+    )
+    log = assert_ok(proc, "dry run of the default config")
+
+    # The first job-stats table (Snakemake prints it at the start and in the summary).
+    start = log.index("Job stats:")
+    stats = log[start : log.index("\ntotal", start)]
+    counts = re.findall(r"^train_\w+\s+(\d+)$", stats, flags=re.M)
+    train_jobs = sum(int(count) for count in counts)
+    assert train_jobs > 1
+    # The training jobs are planned in bundles of the profile's group-components size.
+    settings = yaml.safe_load(PROFILE_FILE.read_text())
+    (bundle,) = [
+        int(entry.split("=")[1])
+        for entry in settings["group-components"]
+        if entry.startswith("train=")
+    ]
+    assert log.count("Group job train") == -(-train_jobs // bundle)
+
+
 @pytest.mark.slurm
 def test_profile_bundles_group_and_retries_failed_job(cluster, tmp_path, capsys):
     workdir = tmp_path / "wf"
@@ -192,19 +255,29 @@ def test_profile_bundles_group_and_retries_failed_job(cluster, tmp_path, capsys)
         tmp_path / "profile", partition=cluster["partition"], account=TEST_ACCOUNT
     )
 
+    # Bundling as the README describes it for many small training jobs.
+    bundle = ["--group-components", "train=10"]
     proc = run_snakemake(
-        ["--profile", str(profile), "--cores", str(cluster["cpus"]), *TEST_ONLY_FLAGS],
-        workdir,
-        timeout_s=300,
+        ["--profile", str(profile), *bundle, *TEST_ONLY_FLAGS], workdir, timeout_s=300
     )
     log = assert_ok(proc, "throwaway workflow on SLURM")
     submitted = SUBMITTED.findall(log)
 
-    # Group "train": the three part jobs were one SLURM job (the profile's group-components).
+    # Group "train": the three part jobs were one SLURM job.
     part_ids = {(workdir / f"out/part{i}.txt").read_text().strip() for i in range(3)}
     assert len(part_ids) == 1
     (group_id,) = part_ids
     assert group_id in submitted
+    # The plugin runs a group's jobs one after another, so the group asked for their summed
+    # runtime (3 x 2 min) on one CPU (profile `cores: 1`). Finished jobs stay visible to
+    # scontrol for MinJobAge.
+    request = subprocess.run(
+        ["timeout", "-k", "2", "15", "scontrol", "show", "job", group_id],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "TimeLimit=00:06:00" in request, request
+    assert re.search(r"\bNumCPUs=1\b", request), request
 
     # flaky: failed once, was resubmitted by the profile's `retries`, then succeeded.
     assert "Trying to restart job" in log
@@ -250,14 +323,12 @@ def assert_same_run_content(slurm_file: Path, local_file: Path) -> None:
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_tiny_config_through_slurm_profile_equals_local_run(cluster, tmp_path, capsys):
-    cores = str(cluster["cpus"])
-    config = ["--configfile", "config/tests.yaml", "--replace-workflow-config"]
-    local_dir = copy_workflow(tmp_path / "local")
-    slurm_dir = copy_workflow(tmp_path / "slurm")
+    local_dir = copy_workflow_with_tiny_config(tmp_path / "local")
+    slurm_dir = copy_workflow_with_tiny_config(tmp_path / "slurm")
     profile = adapt_profile(
         tmp_path / "profile", partition=cluster["partition"], account=TEST_ACCOUNT
     )
-    slurm_args = ["--profile", str(profile), "--cores", cores, *config]
+    slurm_args = ["--profile", str(profile), *README_FLAGS]
 
     proc = run_snakemake([*slurm_args, *TEST_ONLY_FLAGS], slurm_dir, timeout_s=1200)
     slurm_log = assert_ok(proc, "tiny config through profiles/slurm")
@@ -281,7 +352,7 @@ def test_tiny_config_through_slurm_profile_equals_local_run(cluster, tmp_path, c
         assert output.is_file() and output.stat().st_size > 0, row[0]
 
     # The local reference stops at the checks table: the figures are not compared.
-    local_args = ["--cores", cores, *config, "--until", "checks"]
+    local_args = ["--cores", "2", "--until", "checks"]
     assert_ok(run_snakemake(local_args, local_dir, timeout_s=1200), "tiny config run locally")
 
     produced = list_results(slurm_dir)

@@ -22,7 +22,7 @@ live_pid() {
 }
 
 if pid=$(live_pid "$state_dir/slurmctld.pid" slurmctld); then
-    SLURM_CONF=$state_dir/slurm.conf timeout -k 2 10 scancel --full --quiet --user=root || true
+    SLURM_CONF=$state_dir/slurm.conf timeout -k 2 10 scancel --quiet --user=root || true
 fi
 
 stopped=0
