@@ -246,7 +246,7 @@ def test_validation_is_idempotent() -> None:
 def test_experiment_runs_is_the_sweep_product() -> None:
     config = validate_config(_load("tests.yaml"))
     runs = experiment_runs(config, "tiny_digits")
-    assert runs == [{"width": 64, "seed": 0, "label_noise": p, "lr": 0.05} for p in (0.0, 1.0)]
+    assert runs == [{"width": 64, "seed": s, "label_noise": p, "lr": 0.05} for s in (0, 1) for p in (0.0, 1.0)]
     assert len(experiment_runs(config, "tiny_sphere")) == 3 * 2
     with pytest.raises(ConfigError, match="experiments.nope: no such experiment"):
         experiment_runs(config, "nope")
@@ -290,7 +290,7 @@ def test_resource_estimates_grow_with_the_run() -> None:
     assert input_dim(run_settings(config, "arora_fig2", 2000, 0, 0.0, 0.01)) == 64
     assert run_mem_mb(large) > run_mem_mb(small) > 0
     # The memory request covers the training module's own estimate (which refuses runs too large).
-    from minnorm.train import estimate_run_bytes
+    from minnorm.resources import estimate_run_bytes
 
     assert run_mem_mb(large) * 1e6 >= estimate_run_bytes(100, 10000, 6, "float64", 200)
     assert run_runtime_min(large) > run_runtime_min(small) >= 1

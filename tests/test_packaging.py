@@ -46,7 +46,9 @@ def _conda_requirements() -> tuple[dict[str, str], list[str]]:
 
 
 def test_environment_lists_the_same_direct_dependencies_as_pyproject() -> None:
-    declared = dict(_requirement(r) for r in _pyproject()["project"]["dependencies"])
+    project = _pyproject()["project"]
+    # The run dependencies and the SLURM executor plugin (the `slurm` extra), pinned alike.
+    declared = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["slurm"])
     conda, pip = _conda_requirements()
     listed = {name: spec for name, spec in conda.items() if name not in CONDA_TOOLING}
     listed.update(_requirement(r) for r in pip)

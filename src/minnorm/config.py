@@ -448,8 +448,8 @@ def input_dim(run_config: dict) -> int:
 
 def run_bytes(run_config: dict) -> int:
     """Estimated peak bytes of one training run (`minnorm.train.estimate_run_bytes`)."""
-    # Imported here: minnorm.train pulls in pytorch_lightning, which only resource requests need.
-    from minnorm.train import estimate_run_bytes
+    # Imported here: resources imports torch, which validation alone does not need.
+    from minnorm.resources import estimate_run_bytes
 
     data = run_config["data"]
     return int(

@@ -60,11 +60,19 @@ def make_target_file(
 
     `run_config` needs `model` (bias, kappa), `width` and `seed`; it is stored as the `config` attr.
     """
+    import torch
+
     from minnorm.data import load_dataset
+    from minnorm.resources import check_fits
     from minnorm.target_file import build_target_dataset
 
     data = load_dataset(data_file)
     model = run_config["model"]
+    # The target needs the (n, m) activation patterns in float64 like a run does: refuse a
+    # width that cannot fit before allocating them, naming the sizes.
+    n, d = data.X_train.shape
+    check_fits(n, run_config["width"], d + int(model["bias"]), "float64", data.X_test.shape[0],
+               torch.device("cpu"))
     ds = build_target_dataset(
         data,
         width=run_config["width"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,15 +70,23 @@ class GDSystem(pl.LightningModule):
     Batch k of the data module runs the GD steps from ``boundaries[k]`` to ``boundaries[k + 1]``
     inside one ``training_step``, so Lightning's per-batch overhead is paid once per chunk while
     the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. The loss (training
-    dtype) of every iterate and the weights at the end of every chunk are checked; a non-finite
-    one stops the run, located to the exact step by replaying the chunk (``diverged_step``: the
-    first step k whose W_k or loss(W_k) is non-finite). A chunk can end at a finite W_k whose
-    loss is found non-finite only by the next chunk, so ``diverged_step`` may equal a
-    completed boundary; whatever was recorded at or after it must be discarded by the caller.
+    dtype) of every iterate and the weights at the end of every chunk are checked; a loss that is
+    non-finite or above ``loss_limit``, or non-finite weights, stop the run, located to the exact
+    step by replaying the chunk (``diverged_step``: the first step k whose W_k or loss(W_k) is
+    bad). A chunk can end at a good W_k whose loss is found bad only by the next chunk, so
+    ``diverged_step`` may equal a completed boundary; whatever was recorded at or after it must
+    be discarded by the caller.
     """
 
     def __init__(
-        self, model: TwoLayerReLU, *, lr: float, loss: str, step_impl: str, boundaries: Sequence[int]
+        self,
+        model: TwoLayerReLU,
+        *,
+        lr: float,
+        loss: str,
+        step_impl: str,
+        boundaries: Sequence[int],
+        loss_limit: float = math.inf,
     ) -> None:
         super().__init__()
         if len(boundaries) < 1 or any(b >= c for b, c in zip(boundaries, boundaries[1:])):
@@ -85,6 +94,9 @@ class GDSystem(pl.LightningModule):
         self.automatic_optimization = False
         self.model = model
         self.lr, self.loss, self.step_impl = float(lr), loss, step_impl
+        # Capped at the dtype's largest finite value so that `loss <= limit` also rejects inf
+        # (and NaN, which compares False): one comparison per step tests both.
+        self.loss_limit = min(float(loss_limit), float(torch.finfo(model.W.dtype).max))
         self.boundaries = [int(b) for b in boundaries]
         self.step = self.boundaries[0]  # the step whose weights model.W holds
         self.diverged_step: int | None = None
@@ -106,7 +118,7 @@ class GDSystem(pl.LightningModule):
         # The loss at W_stop is checked by the next chunk's first step; only the last chunk
         # needs an extra forward pass for it.
         last = batch_idx + 2 == len(self.boundaries)
-        if self._run(optimizer, stop - start) and (not last or self._finite_at(X, y)):
+        if self._run(optimizer, stop - start) and (not last or self._good_at(X, y)):
             self.step = stop
             return None
         # Rare path: replay the chunk one step at a time to find the first bad iterate.
@@ -115,7 +127,7 @@ class GDSystem(pl.LightningModule):
         self.diverged_step = stop  # unless an earlier iterate is bad: then W_stop or its loss is
         for step in range(start, stop):
             grad, loss = self._gradient(W)
-            if not (bool(torch.isfinite(loss)) and bool(torch.isfinite(W).all())):
+            if not (bool(loss <= self.loss_limit) and bool(torch.isfinite(W).all())):
                 self.diverged_step = step
                 break
             W.grad = grad
@@ -124,21 +136,22 @@ class GDSystem(pl.LightningModule):
         return None
 
     def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> bool:
-        """Take ``num_steps`` GD steps; False if the loss at any of their start points or the
-        final weights are non-finite (the loss flag stays on the device: no sync per step)."""
+        """Take ``num_steps`` GD steps; False if the loss at any of their start points is
+        non-finite or above ``loss_limit`` (NaN compares False), or the final weights are
+        non-finite. The flag stays on the device: no sync per step."""
         W = self.model.W
-        finite = torch.ones((), dtype=torch.bool, device=W.device)
+        good = torch.ones((), dtype=torch.bool, device=W.device)
         for _ in range(num_steps):
             W.grad, loss = self._gradient(W)
-            finite.logical_and_(torch.isfinite(loss))
+            good.logical_and_(loss <= self.loss_limit)
             optimizer.step()
-        return bool(finite) and bool(torch.isfinite(W).all())
+        return bool(good) and bool(torch.isfinite(W).all())
 
-    def _finite_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
-        """Whether the loss (training dtype) at the current weights is finite."""
+    def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
+        """Whether the loss (training dtype) at the current weights is finite and within the limit."""
         with torch.no_grad():
             f = outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
-            return bool(torch.isfinite(loss_value(f, y, self.loss)))
+            return bool(loss_value(f, y, self.loss) <= self.loss_limit)
 
 
 def make_trainer(accelerator: str, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +17,28 @@ import xarray as xr
 
 from minnorm.data import Dataset
 from minnorm.files import provenance_attrs
-from minnorm.gd_step import LOSSES, STEP_IMPLS
-from minnorm.model import TwoLayerReLU
+from minnorm.gd_step import LOSSES, STEP_IMPLS, loss_value, outputs
+from minnorm.model import TwoLayerReLU, augment_inputs
+from minnorm.resources import RunTooLargeError, check_fits, estimate_run_bytes  # noqa: F401 (re-exported)
 from minnorm.run_record import TRAJECTORIES, RunMetrics, load_checkpoint, save_checkpoint
 from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 from minnorm.target_file import TARGET_VARIABLES, load_target
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
-# Only this share of the free memory is planned for: the estimate ignores the allocator's
-# fragmentation, the Python process itself (~0.5 GB with torch and Lightning) and other jobs.
-MEMORY_HEADROOM = 0.8
 # Scalars copied from the target file into the run file (ARCHITECTURE.md, file 3).
 TARGET_SCALARS: tuple[str, ...] = (
     "lambda_min_G", "lambda_min_H", "cond_G", "yGy", "yHy", "arora_bound", "target_norm", "used_pinv",
 )
 TARGET_SPECTRA: tuple[str, ...] = ("H_eigenvalues", "y_projections")
-
-
-class RunTooLargeError(MemoryError):
-    """A run whose estimated peak memory exceeds what the device has free."""
+# A run counts as diverged when its training loss exceeds this multiple of the loss at W0 (or
+# is not finite). Below the stability limit lr < 2 / lambda_max(G) the loss of the (nearly
+# linear) wide network decreases. Far above it the first step overshoots by ~(lr lambda_max)^2
+# and then, on a ReLU network, usually kills every unit: the weights stay finite and the loss
+# stalls at mean(y^2), which would otherwise look like a converged run. Measured on 20 points
+# (lambda_max = 5.8, limit 0.35): lr = 10 spikes 460x then dies, lr = 100 spikes 4e4x; lr = 1
+# and 3 rise 7x and 50x and then recover (the "catapult" regime), so 10 flags the latter too.
+DIVERGENCE_LOSS_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -114,48 +115,6 @@ def recording_steps(steps: int, every: int, log_points: int) -> list[int]:
     return sorted(chosen)
 
 
-def estimate_run_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test: int) -> int:
-    """Estimated peak bytes of a run with n train points, width m, weight dim p, n_test test points.
-
-    Training (``dtype``): the (n, m) pre-activations, their relu, the backward's masked residuals
-    and mask (4 n m) plus W, its gradient and the chunk-start copy. Recording and the target
-    (float64): pre-activations and relu on train and test points (2 (n + n_test) m), the
-    activation patterns at init (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*,
-    differences) and the (n, n) / (n_test, n) kernel matrices.
-    """
-    itemsize = DTYPES[dtype].itemsize if isinstance(dtype, str) else dtype.itemsize
-    training = itemsize * (4 * n * m + 4 * m * p)
-    recording = 8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
-    return int(training + recording)
-
-
-def available_bytes(device: torch.device) -> int:
-    """Free memory of ``device``: torch.cuda.mem_get_info on a GPU, MemAvailable on the host."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-
-
-def check_fits(n: int, m: int, p: int, dtype: str, n_test: int, device: torch.device) -> int:
-    """Raise ``RunTooLargeError`` (with the sizes) if the run's estimate exceeds the free memory."""
-    needed = estimate_run_bytes(n, m, p, dtype, n_test)
-    free = available_bytes(device)
-    if needed > MEMORY_HEADROOM * free:
-        raise RunTooLargeError(
-            f"run too large for {device}: estimated peak {needed / 2**30:.2f} GiB "
-            f"(n={n}, width={m}, p={p}, n_test={n_test}, {dtype}), but only {free / 2**30:.2f} GiB "
-            f"are available ({MEMORY_HEADROOM:.0%} of it is used for planning)"
-        )
-    return needed
-
-
 def _device(accelerator: str) -> torch.device:
     """The device Lightning will pick for ``accelerator`` with devices=1."""
     if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
@@ -211,6 +170,13 @@ class _Recorder(pl.Callback):
             save_checkpoint(self.checkpoint, W, step, self.state["records"], elapsed, self.state["config"])
 
 
+def _loss_limit(min_norm: Any, data: Dataset, bias: bool, settings: TrainSettings, dtype: torch.dtype) -> float:
+    """DIVERGENCE_LOSS_RATIO times the training loss (its own normalisation and dtype) at W0."""
+    Xt = augment_inputs(data.X_train, bias).to(dtype)
+    f0 = outputs(min_norm.W0.to(dtype), Xt, min_norm.a.to(dtype))
+    return DIVERGENCE_LOSS_RATIO * float(loss_value(f0, data.y_train.to(dtype), settings.loss))
+
+
 def train_run(
     data: Dataset,
     target: xr.Dataset,
@@ -226,8 +192,8 @@ def train_run(
     ``checkpoint`` names an existing checkpoint of the same resolved config, training resumes
     from it with the same iterates as an uninterrupted run; one is written there every
     ``training.checkpoint_every`` steps. It is left in place afterwards: the caller deletes it
-    once the returned Dataset is safely written. A diverged run (non-finite loss or weights)
-    stops early: ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
+    once the returned Dataset is safely written. A diverged run (non-finite weights, or a loss
+    that is non-finite or above DIVERGENCE_LOSS_RATIO times its value at W0) stops early: ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
     dimension ends at the last recorded step before it (every stored value is finite).
     ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests).
     """
@@ -259,7 +225,7 @@ def train_run(
     model = TwoLayerReLU(W_init.to(dtype), min_norm.a.to(dtype), bool(target.attrs["bias"]))
     boundaries = _chunk_boundaries(state["step"], settings, record)
     system = GDSystem(model, lr=settings.lr, loss=settings.loss, step_impl=settings.step_impl,
-                      boundaries=boundaries)
+                      boundaries=boundaries, loss_limit=_loss_limit(min_norm, data, bool(target.attrs["bias"]), settings, dtype))
     datamodule = FullBatchData(data.X_train.to(dtype), data.y_train.to(dtype), len(boundaries) - 1)
     recorder = _Recorder(metrics, settings, set(record), state, Path(checkpoint) if checkpoint else None,
                          logger, iterates)
@@ -272,7 +238,8 @@ def train_run(
             trainer.fit(system, datamodule=datamodule)
     wall_time = state["wall_time_s"] + time.perf_counter() - state["t0"]
     if system.diverged_step is not None:
-        logger.warning("run diverged at step %d (non-finite loss or weights); stopped", system.diverged_step)
+        logger.warning("run diverged at step %d (loss non-finite or above %g x its initial value, or "
+                       "non-finite weights); stopped", system.diverged_step, DIVERGENCE_LOSS_RATIO)
     records = state["records"]
     if system.diverged_step is not None:
         records = [(step, values) for step, values in records if step < system.diverged_step]
@@ -294,9 +261,10 @@ def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset
         variables[name].attrs = {"long_name": TARGET_VARIABLES[name][1], "units": TARGET_VARIABLES[name][2]}
     scalars = {
         "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments", "s"),
-        "diverged": (np.int8(diverged_step is not None), "1 if the loss or weights became non-finite", "1"),
+        "diverged": (np.int8(diverged_step is not None), f"1 if the loss became non-finite or > {DIVERGENCE_LOSS_RATIO:g} x its initial value, or the "
+                     "weights non-finite", "1"),
         "diverged_step": (np.int64(-1 if diverged_step is None else diverged_step),
-                          "first step with non-finite loss or weights (-1: none)", "step"),
+                          "first step whose loss or weights were bad (-1: none)", "step"),
         "final_step": (np.int64(steps[-1]), "last recorded step", "step"),
     }
     for name, (value, long_name, units) in scalars.items():

@@ -1,0 +1,59 @@
+"""Memory needed by a run and memory available on a device, checked before anything large is allocated."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+# Bytes per element of the training dtypes (the config's names).
+ITEMSIZE: dict[str, int] = {"float32": 4, "float64": 8}
+# Only this share of the free memory is planned for: the estimate ignores the allocator's
+# fragmentation, the Python process itself (~0.5 GB with torch and Lightning) and other jobs.
+MEMORY_HEADROOM = 0.8
+
+
+class RunTooLargeError(MemoryError):
+    """A run whose estimated peak memory exceeds what the device has free."""
+
+
+def estimate_run_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test: int) -> int:
+    """Estimated peak bytes of a run with n train points, width m, weight dim p, n_test test points.
+
+    Training (``dtype``): the (n, m) pre-activations, their relu, the backward's masked residuals
+    and mask (4 n m) plus W, its gradient and the chunk-start copy. Recording and the target
+    (float64): pre-activations and relu on train and test points (2 (n + n_test) m), the
+    activation patterns at init (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*,
+    differences) and the (n, n) / (n_test, n) kernel matrices.
+    """
+    itemsize = ITEMSIZE[dtype] if isinstance(dtype, str) else dtype.itemsize
+    training = itemsize * (4 * n * m + 4 * m * p)
+    recording = 8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
+    return int(training + recording)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory of ``device``: torch.cuda.mem_get_info on a GPU, MemAvailable on the host."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_fits(n: int, m: int, p: int, dtype: str, n_test: int, device: torch.device) -> int:
+    """Raise ``RunTooLargeError`` (with the sizes) if the run's estimate exceeds the free memory."""
+    needed = estimate_run_bytes(n, m, p, dtype, n_test)
+    free = available_bytes(device)
+    if needed > MEMORY_HEADROOM * free:
+        raise RunTooLargeError(
+            f"run too large for {device}: estimated peak {needed / 2**30:.2f} GiB "
+            f"(n={n}, width={m}, p={p}, n_test={n_test}, {dtype}), but only {free / 2**30:.2f} GiB "
+            f"are available ({MEMORY_HEADROOM:.0%} of it is used for planning)"
+        )
+    return needed
