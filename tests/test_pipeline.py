@@ -61,6 +61,43 @@ def test_target_from_missing_data_file_names_it_and_writes_nothing(tiny_config: 
     assert not out.exists()
 
 
+def test_target_too_large_for_memory_is_refused_up_front(
+    tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minnorm import resources
+
+    data_file, out = tmp_path / "data.nc", tmp_path / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    needed = resources.estimate_run_bytes(20, 64, 4, "float64", 30)
+    monkeypatch.setattr(resources, "available_bytes", lambda device: needed // 2)
+    with pytest.raises(resources.RunTooLargeError, match=f"estimated peak {needed / 2**30:.2f} GiB"):
+        pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, out)
+    assert not out.exists() and not _leftovers(tmp_path)
+
+
+def test_finished_runs_are_reused_only_with_the_same_config_and_code(
+    tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
+    assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "trained"
+    content = out.read_bytes()
+    assert done.read_bytes() == content
+    out.unlink()  # as Snakemake does before rerunning a job
+    assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "reused"
+    assert out.read_bytes() == content
+    # Other settings, or other package code: trained again, and the kept copy replaced.
+    longer = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    longer["training"]["steps"] += 1
+    assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
+    monkeypatch.setattr(pipeline, "_CODE_FINGERPRINT", "0" * 64)
+    assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
+    assert not _leftovers(tmp_path)
+
+
 @pytest.mark.slow
 def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
     pytest.importorskip("minnorm.train")  # written in parallel; this test runs once it exists
