@@ -40,7 +40,8 @@ lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 
-# Copy the figures and the theorem-check table of the last run into docs/ (shown in the README).
+# Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
+# the README).
 # Run after `make run`; commit docs/ to update the README's pictures.
 docs-figures:
 	test -f results/checks.md || { echo "docs-figures: run 'make run' first (no results/checks.md)" >&2; exit 1; }
@@ -50,3 +51,4 @@ docs-figures:
 	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
 	done
 	cp results/checks.md docs/checks.md
+	$(BIN)/snakemake --report docs/report.html $(SNAKEMAKE_ARGS)

@@ -145,5 +145,5 @@ def plot_lazy_regime(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> Non
         title = "(a) final fraction" + (f" ({zeros} runs with 0 omitted)" if zeros else "")
         _scaling_panel(ax_m, widths, final, (LAZY_SLOPE,), "fraction of flipped activations", title)
         _over_time(ax_t, ds, flips.where(flips > 0), "fraction of flipped activations", "(b) over training")
-        fig.suptitle(selection_title(collected, ds, "lazy regime, fraction of flipped activations against width"))
+        fig.suptitle(selection_title(collected, ds, "lazy regime: flipped activations against width"))
         save_figure(fig, out_png, out_pdf)
