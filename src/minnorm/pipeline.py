@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,20 @@ logger = logging.getLogger(__name__)
 
 # Library modules are imported inside each entry point: every job is a fresh interpreter, and a
 # collect or figure job should not pay for importing torch and pytorch_lightning it never uses.
+
+
+def log_job_to(path: PathLike) -> None:
+    """Send this process's stderr, warnings and library logging (INFO and up) to the job log.
+
+    The file is left open on purpose: a traceback at exit must still reach it.
+    """
+    sys.stderr = open(path, "w", encoding="utf-8")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        force=True,
+    )
 
 
 def _config_json(run_config: dict[str, Any]) -> str:

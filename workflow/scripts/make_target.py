@@ -1,19 +1,10 @@
 """Snakemake adapter: write the target files of one width (results/{exp}/target/m{width}_*.nc)."""
 
-import logging
-import sys
-
 import torch
 
-from minnorm.pipeline import make_target_files
+from minnorm.pipeline import log_job_to, make_target_files
 
-# Left open so that a traceback, warnings and library logging all end up in the job's log.
-sys.stderr = open(snakemake.log[0], "w", encoding="utf-8")
-logging.basicConfig(
-    stream=sys.stderr,
-    level=logging.INFO,
-    format="%(asctime)s %(name)s %(levelname)s %(message)s",
-)
+log_job_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 jobs = snakemake.params.jobs
 assert sorted(job["out"] for job in jobs) == sorted(snakemake.output), "params/outputs differ"
