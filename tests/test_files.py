@@ -191,3 +191,17 @@ def test_stale_temp_files_of_dead_writers_are_removed(tmp_path: Path) -> None:
     assert not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.nc.tmp-1", "run.nc"]
     assert other.exists()
+
+
+def test_atomic_copy_copies_or_links_and_leaves_no_temp(tmp_path: Path) -> None:
+    src = tmp_path / "run.nc"
+    src.write_bytes(b"finished run")
+    copied, linked = tmp_path / "a" / "copy.nc", tmp_path / "b" / "link.nc"
+    files.atomic_copy(src, copied)
+    files.atomic_copy(src, linked, hard_link=True)
+    assert copied.read_bytes() == linked.read_bytes() == b"finished run"
+    assert os.stat(linked).st_ino == os.stat(src).st_ino  # same file system here: a hard link
+    assert os.stat(copied).st_ino != os.stat(src).st_ino
+    src.unlink()  # as Snakemake removes a job's outputs before rerunning it
+    assert linked.read_bytes() == b"finished run"
+    assert not list(tmp_path.rglob("*.tmp-*"))

@@ -93,7 +93,7 @@ def test_finished_runs_are_reused_only_with_the_same_config_and_code(
     longer = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     longer["training"]["steps"] += 1
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
-    monkeypatch.setattr(pipeline, "_CODE_FINGERPRINT", "0" * 64)
+    monkeypatch.setattr(pipeline, "code_fingerprint", lambda: "0" * 64)
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
     assert not _leftovers(tmp_path)
 

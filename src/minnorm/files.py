@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -81,6 +82,24 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
     Parent folders are created. On failure nothing is left at `path` that was not there before.
     """
     _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+
+
+def atomic_copy(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, hard_link: bool = False
+) -> None:
+    """Put a copy of file `src` at `dst` atomically; `hard_link` links instead of copying where
+    the file system allows it (same inode: no extra space, and `src` may be deleted later)."""
+
+    def write(tmp: Path) -> None:
+        if hard_link:
+            try:
+                os.link(src, tmp)
+                return
+            except OSError:  # another file system, or links not supported: copy instead
+                pass
+        shutil.copy2(src, tmp)
+
+    _atomic_write(dst, write)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:

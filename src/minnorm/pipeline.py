@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 import xarray as xr
 
 from minnorm import __version__
-from minnorm.files import atomic_write_netcdf, write_text_atomic
+from minnorm.files import atomic_copy, atomic_write_netcdf, write_text_atomic
 
 PathLike = str | os.PathLike[str]
 
@@ -106,19 +106,14 @@ def make_target_file(
     atomic_write_netcdf(ds, out)
 
 
+@functools.cache
 def code_fingerprint() -> str:
     """SHA-256 of the minnorm package's source files: a completed run is reused only by the same code."""
-    global _CODE_FINGERPRINT
-    if _CODE_FINGERPRINT is None:
-        digest = hashlib.sha256()
-        for path in sorted(Path(__file__).parent.glob("*.py")):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-        _CODE_FINGERPRINT = digest.hexdigest()
-    return _CODE_FINGERPRINT
-
-
-_CODE_FINGERPRINT: str | None = None
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _reusable(done: Path, config_json: str) -> bool:
@@ -130,18 +125,6 @@ def _reusable(done: Path, config_json: str) -> bool:
         logger.warning("ignoring unreadable completed-run copy %s (%s)", done, error)
         return False
     return attrs.get("config") == config_json and attrs.get("code_sha256") == code_fingerprint()
-
-
-def _keep_copy(out: Path, done: Path) -> None:
-    """Keep a hard link (or, across file systems, a copy) of a finished run file at `done`."""
-    done.parent.mkdir(parents=True, exist_ok=True)
-    temp = done.with_name(f"{done.name}.tmp-{os.getpid()}")
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(out, temp)
-    except OSError:
-        shutil.copy2(out, temp)
-    os.replace(temp, done)
 
 
 def make_run_file(
@@ -166,11 +149,7 @@ def make_run_file(
     config_json = _config_json(run_config)
     if done is not None and Path(done).exists():
         if _reusable(Path(done), config_json):
-            out.parent.mkdir(parents=True, exist_ok=True)
-            temp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-            temp.unlink(missing_ok=True)
-            shutil.copy2(done, temp)
-            os.replace(temp, out)
+            atomic_copy(done, out)
             logger.info("reused the completed run %s (same config and code) for %s", done, out)
             return "reused"
         Path(done).unlink()
@@ -181,7 +160,7 @@ def make_run_file(
     ds.attrs["code_sha256"] = code_fingerprint()
     atomic_write_netcdf(ds, out)
     if done is not None:
-        _keep_copy(out, Path(done))
+        atomic_copy(out, done, hard_link=True)
     # Only after the run file is safely in place: a crash before this line resumes from the
     # checkpoint, a crash after it finds the run done.
     if checkpoint is not None:
