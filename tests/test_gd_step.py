@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from minnorm.gd_step import (
+    STREAMED_MAX_P,
     FusedGradient,
     analytic_gradient,
     eager_gradient_fn,
     gradient_fn,
     loss_value,
     residual_scale,
+    streamed_gradient,
 )
 from minnorm.model import TwoLayerReLU, augment_inputs
 
@@ -56,6 +58,11 @@ def test_eager_and_analytic_gradients_match_the_formula(loss, bias):
     grad, value = analytic_gradient(model.W.detach(), augment_inputs(X, bias), y, model.a, scale)
     np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=FLOAT64_RTOL, atol=1e-15)
     assert float(value) == pytest.approx(ref_value, rel=FLOAT64_RTOL)
+    # The streamed formula (uncompiled here) takes W transposed and returns the gradient as a view.
+    grad, value = streamed_gradient(model.W.detach().t().contiguous(), augment_inputs(X, bias), y, model.a, scale)
+    assert grad.shape == model.W.shape
+    np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=FLOAT64_RTOL, atol=1e-15)
+    assert float(value) == pytest.approx(ref_value, rel=FLOAT64_RTOL)
 
 
 def test_mean_loss_is_two_over_n_times_the_half_sum_step():
@@ -74,6 +81,8 @@ def test_loss_values_and_bad_names():
     model, X, y = problem()
     with pytest.raises(ValueError, match="training.step_impl must be one of"):
         gradient_fn("blocked", model, X, y, "half_sum")
+    with pytest.raises(ValueError, match="formula must be one of"):
+        FusedGradient(model, X, y, "half_sum", formula="blocked")
 
 
 def test_eager_gradient_refuses_a_foreign_W():
@@ -86,12 +95,16 @@ def test_eager_gradient_refuses_a_foreign_W():
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_gradient_equals_eager_and_compiles(dtype):
     rtol = FLOAT64_RTOL if dtype == torch.float64 else FLOAT32_RTOL
-    for loss, bias in (("half_sum", True), ("mean", False)):
-        model, X, y = problem(dtype=dtype, bias=bias)
+    # p = 5 and 4 take the streamed formula, p = STREAMED_MAX_P + 4 the matrix-product one.
+    cases = (("half_sum", True, 4, "streamed"), ("mean", False, 4, "streamed"),
+             ("half_sum", True, STREAMED_MAX_P + 3, "matmul"))
+    for loss, bias, d, formula in cases:
+        model, X, y = problem(d=d, dtype=dtype, bias=bias)
         fused = FusedGradient(model, X, y, loss)
         eager = eager_gradient_fn(model, X, y, loss)
         g_fused, v_fused = fused(model.W)
         assert fused.compiled, "torch.compile fell back to eager"
+        assert fused.formula == formula
         g_eager, v_eager = eager(model.W)
         scale = float(g_eager.abs().max())
         torch.testing.assert_close(g_fused, g_eager, rtol=rtol, atol=rtol * scale)
@@ -104,3 +117,41 @@ def test_fused_gradient_equals_eager_and_compiles(dtype):
                 model.W.copy_(W_e)
             W_e -= 0.1 * eager(model.W)[0]
         torch.testing.assert_close(W_f, W_e, rtol=rtol, atol=rtol)
+
+
+_PEAK_MEMORY_SCRIPT = """
+import torch
+from minnorm.gd_step import FusedGradient
+from minnorm.model import TwoLayerReLU
+
+def status_kb(key):  # resident (VmRSS) or peak resident (VmHWM) size of this process
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+n, m, p = 200, 200_000, 6
+gen = torch.Generator().manual_seed(0)
+model = TwoLayerReLU(torch.randn(m, p, generator=gen, dtype=torch.float64),
+                     torch.ones(m, dtype=torch.float64), True)
+X, y = torch.randn(n, p - 1, generator=gen, dtype=torch.float64), torch.randn(n, dtype=torch.float64)
+fused = FusedGradient(model, X, y, "half_sum")
+grad, _ = fused(model.W)  # compiles
+assert fused.compiled and fused.formula == "streamed"
+del grad
+before = status_kb("VmRSS")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets VmHWM to the current resident size
+grad, _ = fused(model.W)
+print((status_kb("VmHWM") - before) * 1024)
+"""
+
+
+@pytest.mark.slow  # compiles in a fresh process
+def test_streamed_step_never_stores_an_n_by_m_matrix():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY_SCRIPT], capture_output=True, text=True, check=True)
+    peak_increase = int(result.stdout.split()[-1])
+    n_by_m = 200 * 200_000 * 8  # 320 MB in float64
+    # W^T, the gradient and a few (m,) vectors: ~ 3 m p 8 B = 29 MB; one (n, m) buffer would be 320 MB.
+    assert peak_increase < n_by_m / 4, f"peak grew by {peak_increase / 1e6:.0f} MB"

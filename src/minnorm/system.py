@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch
 
-from minnorm.gd_step import gradient_fn, loss_value, outputs
+from minnorm.gd_step import FusedGradient, gradient_fn, loss_value, outputs
 from minnorm.model import TwoLayerReLU, augment_inputs
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
@@ -134,6 +134,14 @@ class GDSystem(pl.LightningModule):
             optimizer.step()
         self.trainer.should_stop = True
         return None
+
+    def step_description(self) -> str:
+        """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed formula)"."""
+        gradient = self._gradient
+        if isinstance(gradient, FusedGradient):
+            how = "compiled" if gradient.compiled else "uncompiled fallback,"
+            return f"{self.step_impl} ({how} {gradient.formula} formula)"
+        return self.step_impl
 
     def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> bool:
         """Take ``num_steps`` GD steps; False if the loss at any of their start points is

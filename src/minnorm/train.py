@@ -237,6 +237,7 @@ def train_run(
         with quiet_lightning():
             trainer.fit(system, datamodule=datamodule)
     wall_time = state["wall_time_s"] + time.perf_counter() - state["t0"]
+    logger.info("GD steps computed by the %s step", system.step_description())
     if system.diverged_step is not None:
         logger.warning("run diverged at step %d (loss non-finite or above %g x its initial value, or "
                        "non-finite weights); stopped", system.diverged_step, DIVERGENCE_LOSS_RATIO)
