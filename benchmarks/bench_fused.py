@@ -1,11 +1,13 @@
 """Fused against eager GD steps, each timed alone (not interleaved) on a quiet machine.
 
-Usage: python benchmarks/bench_fused.py [--repeats 5] [--steps 300] [--threads 1]
+Usage: python benchmarks/bench_fused.py [--repeats 5] [--steps 300] [--threads 1] [--crossover]
 bench_train.py interleaves short bursts of the raw loop with the system's chunks so that both see
 the same load; at n = 100, m = 10^4 each burst then starts with the other's (n, m) data evicted
 from cache, which penalises the cache-friendlier fused step. This script times each variant over
 whole runs of `--steps` steps, one after the other, in the same process, and reports medians of
-`--repeats` repetitions; run it when nothing else uses the cores.
+`--repeats` repetitions; run it when nothing else uses the cores. `--crossover` adds a table of the
+two compiled formulas (streamed, matmul) against p at n = 100, m = 10^4, which sets
+`minnorm.gd_step.STREAMED_MAX_P`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from minnorm.gd_step import FusedGradient, eager_gradient_fn
+from minnorm.gd_step import STREAMED_MAX_P, FusedGradient, eager_gradient_fn
 from minnorm.model import TwoLayerReLU
 from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
@@ -37,10 +39,14 @@ def problem(n: int, d: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, t
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), True), X.to(dtype), y.to(dtype)
 
 
-def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int) -> float:
-    """ms per step of a plain loop `W -= lr * grad` over the eager or fused gradient."""
+def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int, formula: str | None = None) -> float:
+    """ms per step of a plain loop `W -= lr * grad` over the eager or fused gradient (`formula`:
+    the fused step's, default as in training)."""
     model, X, y = problem(n, d, m, dtype)
-    gradient = eager_gradient_fn(model, X, y, "half_sum") if impl == "eager" else FusedGradient(model, X, y, "half_sum")
+    if impl == "eager":
+        gradient = eager_gradient_fn(model, X, y, "half_sum")
+    else:
+        gradient = FusedGradient(model, X, y, "half_sum", formula)
     W = model.W
     for _ in range(3):  # warm-up (compilation, allocator)
         grad, _ = gradient(W)
@@ -69,11 +75,26 @@ def system_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int)
     return (stamps[-1] - stamps[0]) / steps * 1e3
 
 
+def crossover(repeats: int, steps: int) -> None:
+    """Streamed against matmul compiled formula (raw loops) as p grows, n = 100, m = 10^4."""
+    print("\n| p | dtype | streamed | matmul | matmul / streamed |")
+    print("|---|---|---|---|---|")
+    for d in (5, 10, 15, 31):
+        for dtype in (torch.float32, torch.float64):
+            ms = {f: statistics.median(raw_ms("fused", 100, d, 10_000, dtype, steps, f) for _ in range(repeats))
+                  for f in ("streamed", "matmul")}
+            print(f"| {d + 1} | {str(dtype).removeprefix('torch.')} | {ms['streamed']:.2f} | {ms['matmul']:.2f} "
+                  f"| {ms['matmul'] / ms['streamed']:.2f} |", flush=True)
+    print(f"\nms per step of the raw loop, medians of {repeats} x {steps} steps; the training path picks "
+          f"streamed for p <= {STREAMED_MAX_P} (minnorm.gd_step.STREAMED_MAX_P).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--crossover", action="store_true", help="also time both compiled formulas against p")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -96,6 +117,8 @@ def main() -> None:
               f"| {med['raw eager'] / med['system fused']:.2f} |")
     print("\nms per step, medians over repeats; the last column is the fused training path's speed-up over "
           "the eager raw loop (target >= 2).")
+    if args.crossover:
+        crossover(args.repeats, args.steps)
 
 
 if __name__ == "__main__":

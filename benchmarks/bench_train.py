@@ -1,6 +1,6 @@
 """Steps/s of the Lightning training path (GDSystem, chunked) against a raw PyTorch GD loop.
 
-Usage: python benchmarks/bench_train.py [--repeats 3] [--quick] [--threads N]
+Usage: python benchmarks/bench_train.py [--repeats 3] [--quick] [--threads N] [--chunk 100]
 Prints markdown tables (medians over repeats) for BENCHMARKS.md. `--quick` only measures the
 fused float64 ms/step at the sizes used to plan the default config.
 """
@@ -126,13 +126,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    parser.add_argument("--chunk", type=int, default=100,
+                        help="GD steps per training_step at n = 100 (default: record.every of the default experiments)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)  # a script, not the library: it may set this
     model_name = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True,
                                 text=True, check=False).stdout.strip()
     print(f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, repeats {args.repeats}\n")
+          f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100\n")
     if args.quick:
         print("| n | p | m | fused float64 ms/step | compile s |\n|---|---|---|---|---|")
         for n, p, m in [(100, 6, 1000), (100, 6, 10000), (300, 64, 2000)]:
@@ -146,7 +148,7 @@ def main() -> None:
           "fused speed-up vs raw eager | first fused chunk incl. setup (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
-    for n, p, m, chunks, chunk in [(100, 6, 10000, 12, 20), (1000, 65, 10000, 3, 4)]:
+    for n, p, m, chunks, chunk in [(100, 6, 10000, max(6, 1200 // args.chunk), args.chunk), (1000, 65, 10000, 3, 4)]:
         for dtype in (torch.float32, torch.float64):
             torch._dynamo.reset()  # a fresh static graph per size, as in a real one-run job
             eager_sys, eager_raw, fused_sys, fused_raw, fused_vs_eager, setup = [], [], [], [], [], []

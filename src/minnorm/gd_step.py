@@ -135,8 +135,9 @@ class FusedGradient:
     """The analytic gradient compiled with torch.compile (inductor), for one fixed full batch.
 
     X: (n, d) raw inputs, y: (n,). On CPU with p <= ``STREAMED_MAX_P`` the compiled formula is
-    ``streamed_gradient`` (two passes over n x m values held only in registers); otherwise, and on
-    GPUs, it is ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in
+    ``streamed_gradient`` (two passes over n x m values held only in registers), and ``model.W``
+    is re-laid out as a transposed (p, m) tensor for it; otherwise, and on GPUs, the formula is
+    ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in
     use; pass ``formula`` to force one (benchmarks do). Falls back to the uncompiled
     ``analytic_gradient`` (with a log warning) if compilation fails, e.g. on a GPU without a
     working Triton; ``compiled`` tells which is used.
@@ -154,6 +155,12 @@ class FusedGradient:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
         self.streamed = formula == "streamed"
+        if self.streamed:
+            # Lay model.W out as the transpose of a contiguous (p, m) tensor (same values): the
+            # layout streamed_gradient reads and returns, so no step copies W and SGD's update
+            # runs over matching contiguous memory.
+            with torch.no_grad():
+                model.W.data = model.W.data.t().contiguous().t()
         # dynamic=None: one static graph per process in production (one shape); a process that
         # sees several shapes (tests) gets one dynamic-shape graph instead of recompiling per
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).

@@ -146,14 +146,15 @@ class GDSystem(pl.LightningModule):
     def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> bool:
         """Take ``num_steps`` GD steps; False if the loss at any of their start points is
         non-finite or above ``loss_limit`` (NaN compares False), or the final weights are
-        non-finite. The flag stays on the device: no sync per step."""
+        non-finite. The losses stay on the device until the chunk ends: no sync per step."""
         W = self.model.W
-        good = torch.ones((), dtype=torch.bool, device=W.device)
+        losses = []
         for _ in range(num_steps):
             W.grad, loss = self._gradient(W)
-            good.logical_and_(loss <= self.loss_limit)
+            losses.append(loss)
             optimizer.step()
-        return bool(good) and bool(torch.isfinite(W).all())
+        # One reduction per chunk; max propagates NaN, and NaN <= limit is False.
+        return bool(torch.stack(losses).max() <= self.loss_limit) and bool(torch.isfinite(W).all())
 
     def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
         """Whether the loss (training dtype) at the current weights is finite and within the limit."""
