@@ -23,6 +23,7 @@ import torch
 
 from minnorm.gd_step import STREAMED_MAX_P, FusedGradient, eager_gradient_fn
 from minnorm.model import TwoLayerReLU
+from minnorm.resources import retain_freed_memory
 from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 LR = 1e-4  # small: no run diverges, and the activation pattern barely moves while timing
@@ -95,12 +96,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--crossover", action="store_true", help="also time both compiled formulas against p")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="do not call retain_freed_memory() as training jobs do (glibc default)")
     args = parser.parse_args()
+    malloc = "glibc default malloc" if args.default_malloc or not retain_freed_memory() else "retain_freed_memory()"
     torch.set_num_threads(args.threads)
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
     print(f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), m = 10000\n")
+          f"{args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), m = 10000, {malloc}\n")
     print("| dtype | raw eager | system eager | raw fused | system fused | system eager / raw eager "
           "| system fused / raw fused | raw eager / system fused |")
     print("|---|---|---|---|---|---|---|---|")

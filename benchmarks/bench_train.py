@@ -18,6 +18,7 @@ import torch
 
 from minnorm.gd_step import FusedGradient, eager_gradient_fn
 from minnorm.model import TwoLayerReLU
+from minnorm.resources import retain_freed_memory
 from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 LR = 1e-3  # small enough that no size diverges within the timed steps
@@ -128,13 +129,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     parser.add_argument("--chunk", type=int, default=100,
                         help="GD steps per training_step at n = 100 (default: record.every of the default experiments)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="do not call retain_freed_memory() as training jobs do (glibc default)")
     args = parser.parse_args()
+    malloc = "glibc default malloc" if args.default_malloc or not retain_freed_memory() else "retain_freed_memory()"
     if args.threads:
         torch.set_num_threads(args.threads)  # a script, not the library: it may set this
     model_name = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True,
                                 text=True, check=False).stdout.strip()
     print(f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100\n")
+          f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100, {malloc}\n")
     if args.quick:
         print("| n | p | m | fused float64 ms/step | compile s |\n|---|---|---|---|---|")
         for n, p, m in [(100, 6, 1000), (100, 6, 10000), (300, 64, 2000)]:

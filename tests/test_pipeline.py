@@ -187,3 +187,35 @@ def test_unknown_figure_is_refused(collected_file: Path, tmp_path: Path) -> None
     with pytest.raises(KeyError, match="unknown figure 'fig9'"):
         pipeline.make_figure("fig9", collected_file, tmp_path / "a.png", tmp_path / "a.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+_RETAIN_SCRIPT = """
+import resource, torch
+from minnorm.resources import retain_freed_memory
+torch.set_num_threads(1)
+if {retain}:
+    assert retain_freed_memory()
+x = torch.ones(1000, 5000, dtype=torch.float64)  # 40 MB: an (n, m) buffer at n = 1000, m = 5000
+for _ in range(10):  # warm up: the heap grows to its working size
+    (x * 2.0).sum()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    (x * 2.0).sum()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_retained_memory_stops_per_step_page_faults() -> None:
+    """Without it glibc maps each 40 MB buffer afresh (its dynamic mmap threshold stops at
+    32 MB) and faults its pages in on every step."""
+    import subprocess
+    import sys
+
+    faults = {}
+    for retain in (False, True):
+        result = subprocess.run([sys.executable, "-c", _RETAIN_SCRIPT.format(retain=retain)],
+                                capture_output=True, text=True, check=True)
+        faults[retain] = int(result.stdout.split()[-1])
+    pages_per_buffer = 40_000_000 // 4096
+    assert faults[True] < pages_per_buffer, faults  # less than one buffer's pages in 20 steps
+    assert faults[False] > 10 * pages_per_buffer, faults  # the default: most steps fault it in

@@ -186,6 +186,10 @@ def make_run_files(jobs: list[dict[str, Any]]) -> None:
     One process trains all runs of one width: every job is a fresh interpreter whose imports
     (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic.
     """
+    from minnorm.resources import retain_freed_memory
+
+    if not retain_freed_memory():
+        logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")
     for index, job in enumerate(jobs, start=1):
         logger.info("run %d/%d: %s", index, len(jobs), job["out"])
         how = make_run_file(
