@@ -64,9 +64,10 @@ def analytic_gradient(
 
 
 # Largest p = d (+1 with a bias) for which the fused step uses ``streamed_gradient``; above it the
-# unrolled sums over p cost more than the matrix products of ``analytic_gradient`` (measured at
-# n = 100, m = 10^4 on 2 AMD EPYC cores: streamed 2.1x / 1.4x faster at p = 11, float32 /
-# float64, 1.0x / 0.9x at p = 16, 0.4x at p = 32, and its compilation grows to minutes at p = 65).
+# unrolled sums over p cost more than the matrix products of ``analytic_gradient``. Measured at
+# n = 100, m = 10^4, 1 thread of an AMD EPYC (`bench_fused.py --crossover`, BENCHMARKS.md): the
+# streamed step is 2.3x / 1.6x faster (float32 / float64) at p = 11, 0.8x / 1.0x at p = 16 and
+# 0.4x / 0.5x at p = 32, and its compilation grows to minutes at p = 65.
 STREAMED_MAX_P = 12
 
 # Inductor settings for ``streamed_gradient``: never store a pointwise (n, m) intermediate that has
