@@ -155,7 +155,6 @@ class FusedGradient:
         if formula not in FORMULAS:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
-        self.streamed = formula == "streamed"
         if self.streamed:
             # Lay model.W out as the transpose of a contiguous (p, m) tensor (same values): the
             # layout streamed_gradient reads and returns, so no step copies W and SGD's update
@@ -174,6 +173,11 @@ class FusedGradient:
         self.compiled = True
         self._first_call = True
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the step takes W transposed (the streamed formula)."""
+        return self.formula == "streamed"
+
     def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dL/dW: (m, p), L: 0-d) at W: (m, p)."""
         W = W.detach()
@@ -188,7 +192,7 @@ class FusedGradient:
                 return self._fn(*args)
         except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
             _log.warning("torch.compile of the GD step failed (%s); using the eager formula", exc)
-            self._fn, self.compiled, self.streamed, self.formula = analytic_gradient, False, False, "matmul"
+            self._fn, self.compiled, self.formula = analytic_gradient, False, "matmul"
             with torch.no_grad():
                 return analytic_gradient(W, self.Xt, self.y, self.a, self.scale)
 
