@@ -7,7 +7,7 @@ from cache, which penalises the cache-friendlier fused step. This script times e
 whole runs of `--steps` steps, one after the other, in the same process, and reports medians of
 `--repeats` repetitions; run it when nothing else uses the cores. `--crossover` adds a table of the
 two compiled formulas (streamed, matmul) against p at n = 100, m = 10^4, which sets
-`minnorm.gd_step.STREAMED_MAX_P`.
+`minnorm.training.gd_step.STREAMED_MAX_P`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from minnorm.gd_step import STREAMED_MAX_P, FusedGradient, eager_gradient_fn
-from minnorm.model import TwoLayerReLU
-from minnorm.resources import retain_freed_memory
-from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.training.gd_step import STREAMED_MAX_P, FusedGradient, eager_gradient_fn
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.resources import retain_freed_memory
+from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 LR = 1e-4  # small: no run diverges, and the activation pattern barely moves while timing
 CHUNK = 100  # GD steps per training_step of the system
@@ -87,7 +87,7 @@ def crossover(repeats: int, steps: int) -> None:
             print(f"| {d + 1} | {str(dtype).removeprefix('torch.')} | {ms['streamed']:.2f} | {ms['matmul']:.2f} "
                   f"| {ms['matmul'] / ms['streamed']:.2f} |", flush=True)
     print(f"\nms per step of the raw loop, medians of {repeats} x {steps} steps; the training path picks "
-          f"streamed for p <= {STREAMED_MAX_P} (minnorm.gd_step.STREAMED_MAX_P).")
+          f"streamed for p <= {STREAMED_MAX_P} (minnorm.training.gd_step.STREAMED_MAX_P).")
 
 
 def main() -> None:

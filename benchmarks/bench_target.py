@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 from torch.func import functional_call, jacrev, vmap
 
-from minnorm.model import TwoLayerReLU, augment_inputs
-from minnorm.target import min_norm_target
+from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.core.target import min_norm_target
 
 SPEEDUP_TARGET = 20.0  # issue 2: at least 20x faster than the explicit Jacobian
 

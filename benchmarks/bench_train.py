@@ -16,10 +16,10 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from minnorm.gd_step import FusedGradient, eager_gradient_fn
-from minnorm.model import TwoLayerReLU
-from minnorm.resources import retain_freed_memory
-from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.training.gd_step import FusedGradient, eager_gradient_fn
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.resources import retain_freed_memory
+from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 LR = 1e-3  # small enough that no size diverges within the timed steps
 

@@ -290,7 +290,7 @@ def test_resource_estimates_grow_with_the_run() -> None:
     assert input_dim(run_settings(config, "arora_fig2", 2000, 0, 0.0, 0.01)) == 64
     assert run_mem_mb(large) > run_mem_mb(small) > 0
     # The memory request covers the training module's own estimate (which refuses runs too large).
-    from minnorm.resources import estimate_run_bytes
+    from minnorm.training.resources import estimate_run_bytes
 
     assert run_mem_mb(large) * 1e6 >= estimate_run_bytes(100, 10000, 6, "float64", 200)
     assert run_runtime_min(large) > run_runtime_min(small) >= 1

@@ -1,4 +1,4 @@
-"""Tests for minnorm.data: generated data sets, label noise, dispatch and the netCDF data file."""
+"""Tests for minnorm.data.datasets: generated data sets, label noise, dispatch and the netCDF data file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 from sklearn.datasets import load_digits
 
-from minnorm.data import (
+from minnorm.data.datasets import (
     DataFileError,
     Dataset,
     apply_label_noise,
@@ -21,7 +21,7 @@ from minnorm.data import (
     save_dataset,
     sphere_quadratic,
 )
-from minnorm.seeding import make_generator
+from minnorm.core.seeding import make_generator
 
 # float64 row scaling and standardisation are exact to a few ulps; 1e-12 leaves ample room.
 EXACT_TOL = 1e-12

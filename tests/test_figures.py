@@ -8,7 +8,7 @@ import pytest
 
 from minnorm.collect import collect_experiment
 from minnorm.figures import FIGURES
-from minnorm.figures_style import seed_band, selection_title
+from minnorm.figures.style import seed_band, selection_title
 from synthetic_runs import write_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -88,7 +88,7 @@ def test_all_diverged_raises(name, widths_ds, noise_ds, tmp_path):
 
 
 def test_title_counts_hidden_runs_and_first_lr(widths_ds):
-    from minnorm.figures_style import select
+    from minnorm.figures.style import select
     sel = select(widths_ds)
     title = selection_title(widths_ds, sel, "what")
     assert "lr 0.01 (first of 2)" in title

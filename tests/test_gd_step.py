@@ -1,4 +1,4 @@
-"""Tests of minnorm.gd_step: the hand-written gradient against autograd, the compiled step against eager."""
+"""Tests of minnorm.training.gd_step: the hand-written gradient against autograd, the compiled step against eager."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from minnorm.gd_step import (
+from minnorm.training.gd_step import (
     STREAMED_MAX_P,
     FusedGradient,
     analytic_gradient,
@@ -16,7 +16,7 @@ from minnorm.gd_step import (
     residual_scale,
     streamed_gradient,
 )
-from minnorm.model import TwoLayerReLU, augment_inputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs
 
 # Two float64 evaluations of the same gradient in a different order of operations differ by
 # rounding, ~1e-16 relative per operation over sums of n = 30 terms.
@@ -121,8 +121,8 @@ def test_fused_gradient_equals_eager_and_compiles(dtype):
 
 _PEAK_MEMORY_SCRIPT = """
 import torch
-from minnorm.gd_step import FusedGradient
-from minnorm.model import TwoLayerReLU
+from minnorm.training.gd_step import FusedGradient
+from minnorm.core.model import TwoLayerReLU
 
 def status_kb(key):  # resident (VmRSS) or peak resident (VmHWM) size of this process
     with open("/proc/self/status") as f:

@@ -17,8 +17,8 @@ from image_file_writers import (
     write_mnist,
 )
 
-from minnorm.data import cifar10, make_dataset, mnist
-from minnorm.image_files import DataFileError, read_cifar10, read_idx, read_mnist
+from minnorm.data.datasets import cifar10, make_dataset, mnist
+from minnorm.data.image_files import DataFileError, read_cifar10, read_idx, read_mnist
 
 # Unit-norm scaling in float64 is exact to a few ulps.
 EXACT_TOL = 1e-12

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev
 
-from minnorm.kernels import activation_pattern, coactivation_counts, infinite_width_kernel, ntk_gram
-from minnorm.model import TwoLayerReLU, augment_inputs
+from minnorm.core.kernels import activation_pattern, coactivation_counts, infinite_width_kernel, ntk_gram
+from minnorm.core.model import TwoLayerReLU, augment_inputs
 
 # float64 sums of ~m*p products of O(1) numbers; 1e-10 leaves ample room above ~1e-14 rounding.
 EXACT_ATOL = 1e-10

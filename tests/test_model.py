@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from minnorm.model import TwoLayerReLU, augment_inputs, init_weights
+from minnorm.core.model import TwoLayerReLU, augment_inputs, init_weights
 
 # First entries of init_weights(3, 2, 1.0, seed=0): torch's CPU normal sampler with our seed.
 GOLDEN_W0_ROW0 = [1.1968661073029883, 0.39817886188805013]

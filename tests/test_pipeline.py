@@ -11,7 +11,7 @@ import yaml
 
 from minnorm import pipeline
 from minnorm.config import data_settings, run_settings, target_settings, validate_config
-from minnorm.data import DataFileError, load_dataset
+from minnorm.data.datasets import DataFileError, load_dataset
 
 from synthetic_runs import write_runs
 
@@ -64,7 +64,7 @@ def test_target_from_missing_data_file_names_it_and_writes_nothing(tiny_config: 
 def test_target_too_large_for_memory_is_refused_up_front(
     tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from minnorm import resources
+    from minnorm.training import resources
 
     data_file, out = tmp_path / "data.nc", tmp_path / "target.nc"
     pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
@@ -100,7 +100,7 @@ def test_finished_runs_are_reused_only_with_the_same_config_and_code(
 
 @pytest.mark.slow
 def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
-    pytest.importorskip("minnorm.train")  # written in parallel; this test runs once it exists
+    pytest.importorskip("minnorm.training.train")  # written in parallel; this test runs once it exists
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
     pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
@@ -191,7 +191,7 @@ def test_unknown_figure_is_refused(collected_file: Path, tmp_path: Path) -> None
 
 _RETAIN_SCRIPT = """
 import resource, torch
-from minnorm.resources import retain_freed_memory
+from minnorm.training.resources import retain_freed_memory
 torch.set_num_threads(1)
 if {retain}:
     assert retain_freed_memory()

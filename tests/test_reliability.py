@@ -23,11 +23,11 @@ import yaml
 
 from minnorm import pipeline
 from minnorm.config import data_settings, run_settings, target_settings, validate_config
-from minnorm.data import load_dataset, save_dataset
+from minnorm.data.datasets import load_dataset, save_dataset
 from minnorm.files import format_float
-from minnorm.model import augment_inputs, init_weights
-from minnorm.seeding import derive_seed
-from minnorm.target import SingularGramWarning
+from minnorm.core.model import augment_inputs, init_weights
+from minnorm.core.seeding import derive_seed
+from minnorm.core.target import SingularGramWarning
 from minnorm.target_file import load_target
 
 from test_workflow import _copy_workflow, _job_stats, _snakemake
@@ -315,7 +315,7 @@ def test_same_config_gives_bit_identical_run_files(finished: Path, tmp_path: Pat
 
 def _init_and_data(config: dict, seed: int) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seed of the init stream, W0, a and the train inputs, as a run of `rel` with `seed` gets them."""
-    from minnorm.data import make_dataset
+    from minnorm.data.datasets import make_dataset
 
     data = make_dataset(config["experiments"]["rel"]["data"], label_noise=0.0, seed=seed)
     W0, a = init_weights(64, 4, 1.0, seed=seed)
@@ -348,7 +348,7 @@ def test_seeds_depend_on_config_values_only(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_seeds_are_the_same_in_a_fresh_interpreter() -> None:
     # Another process with another string-hash seed: str keys go through CRC32, not hash().
-    code = "from minnorm.seeding import derive_seed; print(derive_seed('init', 1, 64), derive_seed('data', 0))"
+    code = "from minnorm.core.seeding import derive_seed; print(derive_seed('init', 1, 64), derive_seed('data', 0))"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120, check=True)
@@ -422,16 +422,16 @@ LARGE_WIDTH = 2**17
 def test_run_too_large_for_memory_is_refused_before_training(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import minnorm.resources
+    import minnorm.training.resources
 
     config = _config()
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
     pipeline.make_data_file(data_settings(config, "rel", 0, 0.0), data_file)
     pipeline.make_target_file(target_settings(config, "rel", LARGE_WIDTH, 0, 0.0), data_file, target_file)
     settings = run_settings(config, "rel", LARGE_WIDTH, 0, 0.0, 0.01)
-    needed = minnorm.resources.estimate_run_bytes(20, LARGE_WIDTH, 4, "float64", 30)
+    needed = minnorm.training.resources.estimate_run_bytes(20, LARGE_WIDTH, 4, "float64", 30)
     # This machine pretends to have a quarter of what the run needs.
-    monkeypatch.setattr(minnorm.resources, "available_bytes", lambda device: needed // 4)
+    monkeypatch.setattr(minnorm.training.resources, "available_bytes", lambda device: needed // 4)
     out, checkpoint = tmp_path / "run.nc", tmp_path / "run.ckpt"
     with pytest.raises(MemoryError) as refused:
         pipeline.make_run_file(settings, data_file, target_file, out, checkpoint=checkpoint)

@@ -3,7 +3,7 @@ import zlib
 import pytest
 import torch
 
-from minnorm.seeding import derive_seed, make_generator
+from minnorm.core.seeding import derive_seed, make_generator
 
 # Pinned outputs: a change here silently changes every data set and initialisation.
 GOLDEN_INIT_SEED = 4915406016449792687  # derive_seed("init", 0, 3)

@@ -1,4 +1,4 @@
-"""Tests of minnorm.system: chunked GD through Lightning equals a plain loop; divergence; quiet Trainer."""
+"""Tests of minnorm.training.system: chunked GD through Lightning equals a plain loop; divergence; quiet Trainer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from minnorm.model import TwoLayerReLU
-from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 
 def problem(m: int = 64, seed: int = 0):

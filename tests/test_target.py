@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.func import functional_call, jacrev, jvp
 
-from minnorm.model import TwoLayerReLU, augment_inputs
-from minnorm.target import (
+from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.core.target import (
     DEFAULT_RTOL,
     SingularGramWarning,
     min_norm_target,

@@ -5,10 +5,10 @@ import pytest
 import torch
 import xarray as xr
 
-from minnorm.data import sphere_quadratic
-from minnorm.model import augment_inputs, init_weights
+from minnorm.data.datasets import sphere_quadratic
+from minnorm.core.model import augment_inputs, init_weights
 from minnorm.target_file import TARGET_VARIABLES, build_target_dataset, load_target
-from minnorm.theory import arora_bound
+from minnorm.core.theory import arora_bound
 
 EXPECTED_VARIABLES = {
     "W0", "a", "W_star", "G", "H", "H_eigenvalues", "y_projections", "lambda_min_G",

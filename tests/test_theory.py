@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from minnorm.kernels import infinite_width_kernel
-from minnorm.model import augment_inputs
-from minnorm.target import SingularGramWarning
-from minnorm.theory import (
+from minnorm.core.kernels import infinite_width_kernel
+from minnorm.core.model import augment_inputs
+from minnorm.core.target import SingularGramWarning
+from minnorm.core.theory import (
     arora_bound,
     flow_rate,
     gd_rate,

@@ -1,4 +1,4 @@
-"""Tests of minnorm.train: iterates against a NumPy GD loop, convergence to W*, files, divergence, checkpoints."""
+"""Tests of minnorm.training.train: iterates against a NumPy GD loop, convergence to W*, files, divergence, checkpoints."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import pytest
 import torch
 import xarray as xr
 
-from minnorm import run_record, train
-from minnorm.data import make_dataset
+from minnorm.training import run_record
+
+from minnorm.training import train
+from minnorm.data.datasets import make_dataset
 from minnorm.files import atomic_write_netcdf
-from minnorm.run_record import TRAJECTORIES
+from minnorm.training.run_record import TRAJECTORIES
 from minnorm.target_file import build_target_dataset
-from minnorm import resources
-from minnorm.train import (
+from minnorm.training import resources
+from minnorm.training.train import (
     DIVERGENCE_LOSS_RATIO,
     RunTooLargeError,
     TrainSettings,
@@ -252,7 +254,7 @@ def test_too_large_learning_rate_is_recorded_as_diverged(tmp_path, caplog, dtype
     data_cfg, data = sphere_data()
     cfg = run_config(data_cfg, width=64, lr=lr, steps=200, every=every, log_points=3, dtype=dtype)
     target = build(data_cfg, data, cfg)
-    with caplog.at_level(logging.WARNING, logger="minnorm.train"):
+    with caplog.at_level(logging.WARNING, logger="minnorm.training.train"):
         ds = train_run(data, target, cfg)
     assert int(ds["diverged"]) == 1
     assert "diverged at step" in caplog.text
@@ -321,7 +323,7 @@ def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_named(tmp_path,
     other = copy.deepcopy(cfg)
     other["training"]["steps"] = 30
     train_run(data, target, other, checkpoint=checkpoint)  # leaves a step-20 checkpoint of `other`
-    with caplog.at_level(logging.WARNING, logger="minnorm.run_record"):
+    with caplog.at_level(logging.WARNING, logger="minnorm.training.run_record"):
         ds = train_run(data, target, cfg, checkpoint=checkpoint)
     assert "different run config" in caplog.text
     _same_run(ds, train_run(data, target, cfg))
@@ -400,7 +402,7 @@ def test_progress_lines_report_step_loss_distance_and_speed(caplog):
     data_cfg, data = sphere_data()
     cfg = run_config(data_cfg, width=32, steps=20, progress_every=10)
     target = build(data_cfg, data, cfg)
-    with caplog.at_level(logging.INFO, logger="minnorm.train"):
+    with caplog.at_level(logging.INFO, logger="minnorm.training.train"):
         ds = train_run(data, target, cfg)
     lines = [r.getMessage() for r in caplog.records if "steps/s" in r.getMessage()]
     assert len(lines) == 2 and lines[1].startswith("step 20/20")

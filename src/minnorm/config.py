@@ -447,9 +447,9 @@ def input_dim(run_config: dict) -> int:
 
 
 def run_bytes(run_config: dict) -> int:
-    """Estimated peak bytes of one training run (`minnorm.train.estimate_run_bytes`)."""
+    """Estimated peak bytes of one training run (`minnorm.training.train.estimate_run_bytes`)."""
     # Imported here: resources imports torch, which validation alone does not need.
-    from minnorm.resources import estimate_run_bytes
+    from minnorm.training.resources import estimate_run_bytes
 
     data = run_config["data"]
     return int(

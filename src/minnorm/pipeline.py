@@ -51,7 +51,7 @@ def _read_netcdf(path: PathLike) -> xr.Dataset:
 
 def make_data_file(run_config: dict[str, Any], out: PathLike) -> None:
     """Build the data set of `run_config` (keys `data`, `seed`, `label_noise`) and write it to `out`."""
-    from minnorm.data import make_dataset, save_dataset
+    from minnorm.data.datasets import make_dataset, save_dataset
 
     dataset = make_dataset(
         run_config["data"],
@@ -77,8 +77,8 @@ def make_target_file(
     """
     import torch
 
-    from minnorm.data import load_dataset
-    from minnorm.resources import check_fits
+    from minnorm.data.datasets import load_dataset
+    from minnorm.training.resources import check_fits
     from minnorm.target_file import build_target_dataset
 
     data = load_dataset(data_file)
@@ -110,8 +110,9 @@ def make_target_file(
 def code_fingerprint() -> str:
     """SHA-256 of the minnorm package's source files: a completed run is reused only by the same code."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -142,8 +143,8 @@ def make_run_file(
     run file: when Snakemake reruns a job that trains several runs (because a seed was added,
     say), runs whose config and code are unchanged are restored from it instead of retrained.
     """
-    from minnorm.data import load_dataset
-    from minnorm.train import train_run
+    from minnorm.data.datasets import load_dataset
+    from minnorm.training.train import train_run
 
     out = Path(out)
     config_json = _config_json(run_config)
@@ -186,7 +187,7 @@ def make_run_files(jobs: list[dict[str, Any]]) -> None:
     One process trains all runs of one width: every job is a fresh interpreter whose imports
     (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic.
     """
-    from minnorm.resources import retain_freed_memory
+    from minnorm.training.resources import retain_freed_memory
 
     if not retain_freed_memory():
         logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from minnorm.data import Dataset
-from minnorm.kernels import infinite_width_kernel
-from minnorm.model import augment_inputs, init_weights
-from minnorm.target import MinNormTarget, min_norm_target
-from minnorm.theory import kernel_spectrum, quadratic_form_inv
+from minnorm.data.datasets import Dataset
+from minnorm.core.kernels import infinite_width_kernel
+from minnorm.core.model import augment_inputs, init_weights
+from minnorm.core.target import MinNormTarget, min_norm_target
+from minnorm.core.theory import kernel_spectrum, quadratic_form_inv
 
 # Recomputing W* from the stored W0 and a repeats the same float64 operations, so it agrees to
 # rounding (~1e-15 relative); 1e-10 still tolerates a different BLAS or a cond(G) up to ~1e5,

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from minnorm.seeding import make_generator
+from minnorm.core.seeding import make_generator
 
 
 def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:

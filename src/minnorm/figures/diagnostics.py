@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 
 from minnorm.checks import PowerLawFit, fit_power_law
 from minnorm.collect import final_values
-from minnorm.figures_style import (figure_style, log_value_axis, log_width_axis, masked,
+from minnorm.figures.style import (figure_style, log_value_axis, log_width_axis, masked,
                                    new_figure, require, save_figure, seed_band, select,
                                    selection_title, width_colors)
 

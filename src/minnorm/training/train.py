@@ -15,13 +15,13 @@ import pytorch_lightning as pl
 import torch
 import xarray as xr
 
-from minnorm.data import Dataset
+from minnorm.data.datasets import Dataset
 from minnorm.files import provenance_attrs
-from minnorm.gd_step import LOSSES, STEP_IMPLS, loss_value, outputs
-from minnorm.model import TwoLayerReLU, augment_inputs
-from minnorm.resources import RunTooLargeError, check_fits, estimate_run_bytes  # noqa: F401 (re-exported)
-from minnorm.run_record import TRAJECTORIES, RunMetrics, load_checkpoint, save_checkpoint
-from minnorm.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.training.gd_step import LOSSES, STEP_IMPLS, loss_value, outputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.training.resources import RunTooLargeError, check_fits, estimate_run_bytes  # noqa: F401 (re-exported)
+from minnorm.training.run_record import TRAJECTORIES, RunMetrics, load_checkpoint, save_checkpoint
+from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 from minnorm.target_file import TARGET_VARIABLES, load_target
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}

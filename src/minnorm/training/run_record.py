@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from minnorm.data import Dataset
-from minnorm.gd_step import outputs
-from minnorm.kernels import infinite_width_kernel
-from minnorm.model import augment_inputs
-from minnorm.target import MinNormTarget
-from minnorm.theory import kernel_regression_predict
+from minnorm.data.datasets import Dataset
+from minnorm.training.gd_step import outputs
+from minnorm.core.kernels import infinite_width_kernel
+from minnorm.core.model import augment_inputs
+from minnorm.core.target import MinNormTarget
+from minnorm.core.theory import kernel_regression_predict
 
 # name -> (long_name, units) of every quantity recorded over `step` (ARCHITECTURE.md, file 3).
 TRAJECTORIES: dict[str, tuple[str, str]] = {

@@ -16,8 +16,8 @@ import xarray as xr
 from sklearn.datasets import load_digits
 
 from minnorm.files import atomic_write_netcdf
-from minnorm.image_files import N_CLASSES, DataFileError, read_cifar10, read_mnist
-from minnorm.seeding import make_generator
+from minnorm.data.image_files import N_CLASSES, DataFileError, read_cifar10, read_mnist
+from minnorm.core.seeding import make_generator
 
 __all__ = [
     "DATASET_NAMES",

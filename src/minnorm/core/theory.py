@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from minnorm.target import DEFAULT_RTOL, solve_psd
+from minnorm.core.target import DEFAULT_RTOL, solve_psd
 
 
 def _symmetric64(A: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from minnorm.figures_diagnostics import plot_function_space, plot_lazy_regime, plot_width_scaling
-from minnorm.figures_paper import plot_arora_fig1, plot_arora_fig2, plot_ss_fig1
+from minnorm.figures.diagnostics import plot_function_space, plot_lazy_regime, plot_width_scaling
+from minnorm.figures.paper import plot_arora_fig1, plot_arora_fig2, plot_ss_fig1
 
 # Each function takes (collected Dataset, out_png, out_pdf), writes both files atomically, and
 # raises ValueError naming the figure when the Dataset lacks what it needs. Every figure uses the

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import torch
 
-from minnorm.model import TwoLayerReLU, augment_inputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs
 
 LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")

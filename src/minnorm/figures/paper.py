@@ -10,7 +10,7 @@ import seaborn as sns
 import xarray as xr
 
 from minnorm.collect import final_values
-from minnorm.figures_style import (figure_style, masked, new_figure, require, save_figure,
+from minnorm.figures.style import (figure_style, masked, new_figure, require, save_figure,
                                    seed_band, select, selection_title, width_colors)
 
 SS_PANELS = (

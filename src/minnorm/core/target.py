@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from minnorm.kernels import activation_pattern, coactivation_counts
+from minnorm.core.kernels import activation_pattern, coactivation_counts
 
 # Below this ratio lambda_min / lambda_max a Cholesky solve in float64 keeps fewer than ~6 of
 # its ~16 significant digits (error ~ cond * 2.2e-16), so we switch to the pseudo-inverse and

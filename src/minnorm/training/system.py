@@ -12,8 +12,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch
 
-from minnorm.gd_step import FusedGradient, gradient_fn, loss_value, outputs
-from minnorm.model import TwoLayerReLU, augment_inputs
+from minnorm.training.gd_step import FusedGradient, gradient_fn, loss_value, outputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
 _LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda")

@@ -1,0 +1,1 @@
+"""Data sets: generators, image-file readers, the data-file format."""

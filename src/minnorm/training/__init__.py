@@ -1,0 +1,1 @@
+"""Gradient descent: the step, the LightningModule, the training loop, run records, resources."""
