@@ -262,3 +262,77 @@ def test_dataset_rejects_wrong_dtype_and_shapes() -> None:
         Dataset(X.float(), y, X, y, {})
     with pytest.raises(ValueError, match="y_train"):
         Dataset(X, y[:2], X, y, {})
+
+
+# ---- the data-set registry (minnorm.data.registry) ----
+
+from minnorm.data.registry import DATASETS, DatasetSpec  # noqa: E402
+
+W = "experiments.e.data"
+
+
+def test_digits_counts_match_sklearn() -> None:
+    counts = np.bincount(load_digits().target)
+    assert DATASETS["digits"].counts == {"all": tuple(int(c) for c in counts)}
+    assert DATASETS["digits"].size({"classes": [3, 8]}) == {"total": int(counts[3] + counts[8])}
+
+
+def test_sizes_of_image_files_follow_the_chosen_classes() -> None:
+    assert DATASETS["mnist"].size({"classes": [0, 1]}) == {"train": 5923 + 6742, "test": 980 + 1135}
+    assert sum(DATASETS["mnist"].counts["train"]) == 60000
+    assert sum(DATASETS["mnist"].counts["test"]) == 10000
+    assert DATASETS["cifar10"].size({"classes": [2, 9]}) == {"train": 10000, "test": 2000}
+    assert DATASETS["sphere_quadratic"].size(SPHERE_CFG) is None
+    assert DATASETS["digits"].size({"classes": [3, 3]}) is None  # invalid pair: no size
+
+
+def test_registry_attributes() -> None:
+    assert [n for n, s in DATASETS.items() if s.pm1_labels] == ["digits", "mnist", "cifar10"]
+    assert [n for n, s in DATASETS.items() if s.needs_path] == ["mnist", "cifar10"]
+    dims = {n: s.input_dim({"dim": 7}) for n, s in DATASETS.items()}
+    assert dims == {"sphere_quadratic": 7, "digits": 64, "mnist": 784, "cifar10": 3072}
+    for name, spec in DATASETS.items():
+        assert spec.name == name and callable(spec.builder)
+
+
+@pytest.mark.parametrize(("name", "cfg", "expected"), [
+    ("sphere_quadratic", {"dim": 1, "n_train": 10, "n_test": 5}, f"{W}.dim: 1 is out of range"),
+    ("sphere_quadratic", {"dim": 3, "n_train": 1, "n_test": 5}, f"{W}.n_train: 1 is out of range"),
+    ("sphere_quadratic", {"n_train": 10, "n_test": 5}, f"{W}.dim: required for sphere_quadratic"),
+    ("sphere_quadratic", {"dim": 3, "classes": [0, 1], "n_train": 10, "n_test": 5},
+     f"{W}.classes: only for digits, mnist, cifar10"),
+    ("digits", {"classes": [3, 8], "n_train": 300, "n_test": 100},
+     f"{W}.n_train: n_train + n_test = 400 exceeds the 357 examples of classes [3, 8]"),
+    ("digits", {"classes": [3, 10], "n_train": 3, "n_test": 3}, f"{W}.classes[1]: class 10"),
+    ("digits", {"classes": [3, 8], "dim": 4, "n_train": 3, "n_test": 3},
+     f"{W}.dim: only for sphere_quadratic (digits has d=64)"),
+    ("digits", {"classes": [3, 8], "path": "x", "n_train": 3, "n_test": 3},
+     f"{W}.path: only for mnist, cifar10"),
+    ("mnist", {"classes": [0, 1], "path": "", "n_train": 3, "n_test": 3}, f"{W}.path: empty"),
+    ("mnist", {"classes": [0, 1], "path": ".", "n_train": 3, "n_test": 2500},
+     f"{W}.n_test: 2500 exceeds the 2115 test examples of classes [0, 1] in mnist"),
+])
+def test_problems_name_the_key(name: str, cfg: dict, expected: str) -> None:
+    problems = DATASETS[name].problems(W, {"name": name, "path": None, "seed": 0, **cfg})
+    assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def test_valid_blocks_have_no_problems() -> None:
+    assert DATASETS["sphere_quadratic"].problems(W, {**SPHERE_CFG, "path": None}) == []
+    assert DATASETS["digits"].problems(W, {**DIGITS_CFG, "path": None}) == []
+    cfg = {"name": "cifar10", "classes": [0, 1], "path": ".", "n_train": 10000, "n_test": 2000}
+    assert DATASETS["cifar10"].problems(W, cfg) == []
+
+
+def test_make_dataset_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    def line(cfg):
+        x = torch.linspace(-1, 1, cfg["n_train"] + cfg["n_test"], dtype=torch.float64)[:, None]
+        X = torch.cat([x, torch.ones_like(x)], dim=1)
+        y = torch.where(x[:, 0] > 0, 1.0, -1.0).to(torch.float64)
+        n = cfg["n_train"]
+        return Dataset(X[:n], y[:n], X[n:], y[n:], {"name": "line", "pm1_labels": True})
+
+    monkeypatch.setitem(DATASETS, "line", DatasetSpec("line", line, "toy", classes=range(2), dim=2))
+    ds = make_dataset({"name": "line", "n_train": 4, "n_test": 3, "seed": 0}, label_noise=1.0, seed=0)
+    assert ds.X_train.shape == (4, 2) and ds.X_test.shape == (3, 2)
+    assert ds.meta["n_replaced_train"] == 4 and ds.meta["label_noise"] == 1.0

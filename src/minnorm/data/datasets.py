@@ -16,11 +16,11 @@ import xarray as xr
 from sklearn.datasets import load_digits
 
 from minnorm.files import atomic_write_netcdf
-from minnorm.data.image_files import N_CLASSES, DataFileError, read_cifar10, read_mnist
+from minnorm.data.image_files import DataFileError, read_cifar10, read_mnist
+from minnorm.data.registry import DATASETS
 from minnorm.core.seeding import make_generator
 
 __all__ = [
-    "DATASET_NAMES",
     "DataFileError",
     "Dataset",
     "apply_label_noise",
@@ -33,7 +33,6 @@ __all__ = [
     "sphere_quadratic",
 ]
 
-DATASET_NAMES = ("sphere_quadratic", "digits", "mnist", "cifar10")
 _VARIABLES = {
     "X_train": ("train", "feature"),
     "y_train": ("train",),
@@ -96,18 +95,19 @@ def _check_count(value: Any, key: str) -> int:
     return int(value)
 
 
-def _check_classes(classes: Sequence[int]) -> tuple[int, int]:
+def _check_classes(classes: Sequence[int], allowed: range) -> tuple[int, int]:
     ok = (
         isinstance(classes, Sequence)
         and len(classes) == 2
         and all(
-            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < N_CLASSES
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c in allowed
             for c in classes
         )
     )
     if not ok or classes[0] == classes[1]:
         raise ValueError(
-            f"data.classes must be two distinct class labels in 0..{N_CLASSES - 1}, got {classes!r}"
+            f"data.classes must be two distinct class labels in {allowed.start}..{allowed.stop - 1}, "
+            f"got {classes!r}"
         )
     return int(classes[0]), int(classes[1])
 
@@ -172,7 +172,7 @@ def digits(classes: Sequence[int], n_train: int, n_test: int, *, data_seed: int)
     The examples of the two classes are shuffled with `make_generator("data", data_seed)`; the
     first n_train form the train set and the next n_test the test set. X: (n, 64).
     """
-    positive, negative = _check_classes(classes)
+    positive, negative = _check_classes(classes, DATASETS["digits"].classes)
     n_train, n_test = _check_count(n_train, "data.n_train"), _check_count(n_test, "data.n_test")
     images, labels = load_digits(return_X_y=True)
     pool = np.flatnonzero((labels == positive) | (labels == negative))
@@ -237,7 +237,7 @@ def _image_dataset(
     The train set is drawn from the train files first, then the test set from the test files,
     both with `make_generator("data", data_seed)`.
     """
-    pair = _check_classes(classes)
+    pair = _check_classes(classes, DATASETS[name].classes)
     n_train, n_test = _check_count(n_train, "data.n_train"), _check_count(n_test, "data.n_test")
     gen = make_generator("data", data_seed)
     X_train, y_train = _two_class_sample(*reader(path, "train"), pair, n_train, "data.n_train", gen)
@@ -305,39 +305,55 @@ def _require(cfg: Mapping[str, Any], key: str) -> Any:
     return cfg[key]
 
 
+def build_sphere_quadratic(cfg: Mapping[str, Any]) -> Dataset:
+    """`sphere_quadratic` from a `data:` block (keys n_train, n_test, dim, seed)."""
+    return sphere_quadratic(_require(cfg, "n_train"), _require(cfg, "n_test"), _require(cfg, "dim"),
+                            data_seed=_require(cfg, "seed"))
+
+
+def build_digits(cfg: Mapping[str, Any]) -> Dataset:
+    """`digits` from a `data:` block (keys classes, n_train, n_test, seed)."""
+    return digits(_require(cfg, "classes"), _require(cfg, "n_train"), _require(cfg, "n_test"),
+                  data_seed=_require(cfg, "seed"))
+
+
+def build_mnist(cfg: Mapping[str, Any]) -> Dataset:
+    """`mnist` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
+    return mnist(_require(cfg, "path"), _require(cfg, "classes"), _require(cfg, "n_train"),
+                 _require(cfg, "n_test"), data_seed=_require(cfg, "seed"))
+
+
+def build_cifar10(cfg: Mapping[str, Any]) -> Dataset:
+    """`cifar10` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
+    return cifar10(_require(cfg, "path"), _require(cfg, "classes"), _require(cfg, "n_train"),
+                   _require(cfg, "n_test"), data_seed=_require(cfg, "seed"))
+
+
 def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) -> Dataset:
     """Build the data set of a `data:` config block, with label noise seeded by (data.seed, seed).
 
-    Label noise uses `make_generator("label_noise", data.seed, seed)`: train labels first, then
-    test labels.
+    The generator is `DATASETS[data.name].build` (minnorm.data.registry). Label noise uses
+    `make_generator("label_noise", data.seed, seed)`: train labels first, then test labels.
     """
     name = data_cfg.get("name")
-    if name not in DATASET_NAMES:
-        raise ValueError(f"data.name must be one of {list(DATASET_NAMES)}, got {name!r}")
+    if name not in DATASETS:
+        raise ValueError(f"data.name must be one of {list(DATASETS)}, got {name!r}")
+    spec = DATASETS[name]
     if not (
         isinstance(label_noise, (int, float))
         and math.isfinite(label_noise)
         and 0 <= label_noise <= 1
     ):
         raise ValueError(f"label_noise must be a number in [0, 1], got {label_noise!r}")
-    if name == "sphere_quadratic" and label_noise > 0:
+    if not spec.pm1_labels and label_noise > 0:
         raise ValueError(
-            "label_noise > 0 needs +-1 labels; sphere_quadratic has real-valued labels"
+            f"label_noise > 0 needs +-1 labels; {name} has real-valued labels"
         )
     data_seed = _require(data_cfg, "seed")
     for key, value in (("data.seed", data_seed), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
-    sizes = (_require(data_cfg, "n_train"), _require(data_cfg, "n_test"))
-    if name == "sphere_quadratic":
-        ds = sphere_quadratic(*sizes, _require(data_cfg, "dim"), data_seed=data_seed)
-    elif name == "digits":
-        ds = digits(_require(data_cfg, "classes"), *sizes, data_seed=data_seed)
-    else:
-        reader = mnist if name == "mnist" else cifar10
-        ds = reader(
-            _require(data_cfg, "path"), _require(data_cfg, "classes"), *sizes, data_seed=data_seed
-        )
+    ds = spec.builder(data_cfg)
     gen = make_generator("label_noise", data_seed, seed)
     y_train, n_train_replaced = (
         apply_label_noise(ds.y_train, label_noise, gen)

@@ -1,0 +1,199 @@
+"""Registry of the data sets: name (`data.name` in the config) -> DatasetSpec.
+
+A data set is declared once here: its generator, input dimension, classes, whether it reads
+local files, and how many examples each class has. The schema enum of `data.name`, the config
+checks (`DatasetSpec.problems`), `make_dataset`'s dispatch and the run planning's input
+dimension all derive from this dict. This module imports neither torch nor the generators
+(they are named as "module:function"), so validating a config stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# A generator takes the `data:` block of the config (with n_train, n_test, seed and the data
+# set's own keys) and returns a minnorm.data.datasets.Dataset without label noise.
+Builder = Callable[[Mapping[str, Any]], Any]
+
+_DATASETS = "minnorm.data.datasets"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One data set.
+
+    name: the value of `data.name`.
+    build: the generator (see `Builder`), or "package.module:function" imported on first use.
+    summary: one line for docs and messages.
+    classes: the class labels of a classification data set (two are chosen with `data.classes`
+      and mapped to +1 and -1); None for a regression data set (real labels, no label noise).
+    needs_path: whether the data are read from local files in the folder `data.path`.
+    dim: fixed input dimension d; None when the config chooses it with `data.dim`.
+    counts: examples per class (index = class label) of the original files, as
+      {"train": (...), "test": (...)} when train and test come from separate files, or
+      {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
+    min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
+    schema: JSON-schema fragment for data-set-specific keys (None: the shared keys suffice).
+    """
+
+    name: str
+    build: Builder | str
+    summary: str
+    classes: range | None = None
+    needs_path: bool = False
+    dim: int | None = None
+    counts: dict[str, tuple[int, ...]] | None = None
+    min_n_train: int = 1
+    min_dim: int = 1
+    schema: dict | None = None
+
+    @property
+    def pm1_labels(self) -> bool:
+        """Whether labels are +-1 (classification), so label noise and 0-1 errors make sense."""
+        return self.classes is not None
+
+    @property
+    def builder(self) -> Builder:
+        """The generator function (imported now if `build` names it)."""
+        if callable(self.build):
+            return self.build
+        module, _, attr = self.build.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def input_dim(self, data_cfg: Mapping[str, Any]) -> int:
+        """Input dimension d of the data (without the bias coordinate)."""
+        return int(data_cfg["dim"]) if self.dim is None else self.dim
+
+    def size(self, data_cfg: Mapping[str, Any]) -> dict[str, int] | None:
+        """Examples available for the chosen classes: {"train": a, "test": b} (separate files:
+        n_train <= a and n_test <= b), {"total": a} (one pool: n_train + n_test <= a), or None
+        when unbounded or unknown (no counts, or classes not valid)."""
+        if self.counts is None:
+            return None
+        chosen = data_cfg.get("classes") if self.classes is not None else None
+        if self.classes is not None and not _valid_pair(chosen, self.classes):
+            return None
+
+        def available(split: str) -> int:
+            per_class = self.counts[split]
+            return sum(per_class[c] for c in chosen) if chosen is not None else sum(per_class)
+
+        if "all" in self.counts:
+            return {"total": available("all")}
+        return {"train": available("train"), "test": available("test")}
+
+    def problems(self, where: str, data_cfg: Mapping[str, Any]) -> list[str]:
+        """Mistakes in a schema-valid `data:` block for this data set; [] when there are none.
+
+        `where` is the block's key path ("experiments.<name>.data"); each message starts with
+        the path of the offending key.
+        """
+        problems = []
+        if self.dim is None:
+            if "dim" not in data_cfg:
+                problems.append(f"{where}.dim: required for {self.name} "
+                                f"(input dimension, >= {self.min_dim})")
+            elif data_cfg["dim"] < self.min_dim:
+                problems.append(f"{where}.dim: {data_cfg['dim']!r} is out of range; {self.name} "
+                                f"needs dim >= {self.min_dim}")
+        elif "dim" in data_cfg:
+            problems.append(f"{where}.dim: only for {', '.join(_names(lambda s: s.dim is None))} "
+                            f"({self.name} has d={self.dim})")
+        problems.extend(self._class_problems(f"{where}.classes", data_cfg.get("classes")))
+        problems.extend(self._path_problems(f"{where}.path", data_cfg.get("path")))
+        n_train, n_test = data_cfg.get("n_train"), data_cfg.get("n_test")
+        if isinstance(n_train, int) and n_train < self.min_n_train:
+            problems.append(f"{where}.n_train: {n_train} is out of range; {self.name} needs "
+                            f"n_train >= {self.min_n_train}")
+        size = self.size(data_cfg) if isinstance(n_train, int) and isinstance(n_test, int) else None
+        chosen = f" of classes {list(data_cfg['classes'])}" if self.classes is not None else ""
+        if size is not None and "total" in size and n_train + n_test > size["total"]:
+            problems.append(f"{where}.n_train: n_train + n_test = {n_train + n_test} exceeds the "
+                            f"{size['total']} examples{chosen} in {self.name}")
+        if size is not None and "train" in size:
+            for key, have, split in ((n_train, size["train"], "train"), (n_test, size["test"], "test")):
+                if key > have:
+                    problems.append(f"{where}.n_{split}: {key} exceeds the {have} {split} "
+                                    f"examples{chosen} in {self.name}")
+        return problems
+
+    def _class_problems(self, where: str, classes: Any) -> list[str]:
+        if self.classes is None:
+            if classes is None:
+                return []
+            return [f"{where}: only for {', '.join(pm1_datasets())}; remove it"]
+        allowed = f"{self.classes.start}..{self.classes.stop - 1}"
+        if classes is None:
+            return [f"{where}: required for {self.name}: two distinct classes out of {allowed}"]
+        problems = [f"{where}[{i}]: class {c} does not exist in {self.name}; allowed values: {allowed}"
+                    for i, c in enumerate(classes) if c not in self.classes]
+        if len(classes) == 2 and classes[0] == classes[1]:
+            problems.append(f"{where}: {list(classes)} names the same class twice; give two "
+                            f"distinct classes out of {allowed}")
+        return problems
+
+    def _path_problems(self, where: str, path: Any) -> list[str]:
+        if not self.needs_path:
+            if path is None:
+                return []
+            return [f"{where}: only for {', '.join(_names(lambda s: s.needs_path))} "
+                    f"({self.name} needs no files); remove it"]
+        if path is None:
+            return [f"{where}: required for {self.name}: the folder holding the original "
+                    f"{self.name} files"]
+        if not str(path).strip():
+            return [f"{where}: empty; give the folder holding the original {self.name} files "
+                    "(an empty path would mean the working folder)"]
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
+        return []
+
+
+def _valid_pair(classes: Any, allowed: range) -> bool:
+    return (isinstance(classes, list | tuple) and len(classes) == 2
+            and all(isinstance(c, int) and c in allowed for c in classes)
+            and classes[0] != classes[1])
+
+
+def _names(predicate: Callable[[DatasetSpec], bool]) -> list[str]:
+    return [name for name, spec in DATASETS.items() if predicate(spec)]
+
+
+def pm1_datasets() -> list[str]:
+    """Names of the data sets with +-1 labels, in registry order."""
+    return _names(lambda spec: spec.pm1_labels)
+
+
+# Examples per class in the original files: scikit-learn's bundled digits (1797 in all; tested
+# against sklearn in tests/test_data.py), MNIST (LeCun et al.: 60000 train, 10000 test) and
+# CIFAR-10 (Krizhevsky: 5000 train and 1000 test images per class).
+DIGITS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
+MNIST_TRAIN_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+MNIST_TEST_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        # With d = 1 every unit-norm x is +-1, so y = (x . beta)^2 is constant; standardising the
+        # labels needs two points at least.
+        DatasetSpec("sphere_quadratic", f"{_DATASETS}:build_sphere_quadratic",
+                    "Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised",
+                    min_n_train=2, min_dim=2),
+        DatasetSpec("digits", f"{_DATASETS}:build_digits",
+                    "scikit-learn's bundled 8x8 digits, two classes, unit-norm rows",
+                    classes=range(10), dim=64, counts={"all": DIGITS_COUNTS}),
+        DatasetSpec("mnist", f"{_DATASETS}:build_mnist",
+                    "MNIST from the original IDX files in data.path, two classes",
+                    classes=range(10), needs_path=True, dim=28 * 28,
+                    counts={"train": MNIST_TRAIN_COUNTS, "test": MNIST_TEST_COUNTS}),
+        DatasetSpec("cifar10", f"{_DATASETS}:build_cifar10",
+                    "CIFAR-10 from the binary batches in data.path, two classes",
+                    classes=range(10), needs_path=True, dim=32 * 32 * 3,
+                    counts={"train": (5000,) * 10, "test": (1000,) * 10}),
+    )
+}
