@@ -1,5 +1,7 @@
 """Tests for the figure functions: every registered figure writes a real PNG and PDF, or a clear error."""
 
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,9 +42,39 @@ def _check_outputs(tmp_path, name):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([png.name, pdf.name])  # no temp files left
 
 
-def test_registry_names():
-    assert set(FIGURES) == {"ss_fig1", "width_scaling", "function_space", "arora_fig1",
-                            "arora_fig2", "lazy_regime"}
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_registry_entry_is_complete(name):
+    spec = FIGURES[name]
+    assert spec.name == name
+    assert callable(spec.function) and spec.function.__name__ == f"plot_{name}"
+    assert spec.caption.is_file() and spec.caption.name == f"{name}.rst"
+    assert spec.summary and 1 <= spec.min_widths <= 3 and spec.min_noise_levels >= 1
+
+
+def test_registry_import_does_not_load_matplotlib():
+    code = "import sys, minnorm.figures, minnorm.config; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def _experiment(widths=3, noise=2, dataset="digits", figures=()):
+    return {"data": {"name": dataset}, "figures": list(figures),
+            "sweep": {"width": list(range(1, widths + 1)), "seed": [0],
+                      "label_noise": [0.0, 1.0][:noise]}}
+
+
+def test_problems_name_the_figure_position_and_the_requirement():
+    where = "experiments.e"
+    spec = FIGURES["arora_fig2"]
+    assert spec.problems(where, _experiment(figures=["ss_fig1", "arora_fig2"])) == []
+    bad = spec.problems(where, _experiment(noise=1, dataset="sphere_quadratic",
+                                           figures=["ss_fig1", "arora_fig2"]))
+    assert len(bad) == 2 and all(p.startswith("experiments.e.figures[1]: arora_fig2") for p in bad)
+    assert "needs +-1 labels" in bad[0] and "digits, mnist, cifar10" in bad[0]
+    assert "at least 2 values, found 1" in bad[1]
+    widths = FIGURES["width_scaling"].problems(where, _experiment(widths=2, figures=["width_scaling"]))
+    assert widths == ["experiments.e.figures[0]: width_scaling needs at least 3 widths in "
+                      "experiments.e.sweep.width, found 2"]
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -126,7 +158,7 @@ def test_caption_renders_as_clean_rst(name):
     core = pytest.importorskip("docutils.core")
     cfg = {"data": {"name": "sphere_quadratic"}, "training": {"steps": 123, "lr": 0.01},
            "sweep": {"width": [100, 200], "seed": [0, 1], "label_noise": [0.0, 1.0]}}
-    source = (REPORT / f"{name}.rst").read_text()
+    source = (FIGURES[name].caption if name in FIGURES else REPORT / f"{name}.rst").read_text()
     text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
         snakemake=_Snakemake("demo", cfg))
     if name in FIGURES:

@@ -1,26 +1,60 @@
-"""Registry of the figures: name (as in the config's `figures:` list) -> plot function."""
+"""Registry of the figures: name (as in a config's `figures:` list) -> FigureSpec.
+
+Adding a figure takes three things and nothing else: its plot function, one entry below, and
+its caption `captions/<name>.rst`. The config schema's enum, the config checks
+(`FigureSpec.problems`), the Snakemake rule and the report entry are derived from this dict.
+The plot functions are named as "module:function" so that importing the registry (at every
+config validation) does not import matplotlib and seaborn.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+import importlib
+from typing import Any
 
-import xarray as xr
+from minnorm.figures.spec import FigureSpec
 
-from minnorm.figures.diagnostics import plot_function_space, plot_lazy_regime, plot_width_scaling
-from minnorm.figures.paper import plot_arora_fig1, plot_arora_fig2, plot_ss_fig1
+_PAPER = "minnorm.figures.paper"
+_DIAGNOSTICS = "minnorm.figures.diagnostics"
 
-# Each function takes (collected Dataset, out_png, out_pdf), writes both files atomically, and
-# raises ValueError naming the figure when the Dataset lacks what it needs. Every figure uses the
-# first (smallest) learning rate when several were swept.
-FIGURES: dict[str, Callable[[xr.Dataset, Path, Path], None]] = {
-    "ss_fig1": plot_ss_fig1,
-    "width_scaling": plot_width_scaling,
-    "function_space": plot_function_space,
-    "arora_fig1": plot_arora_fig1,
-    "arora_fig2": plot_arora_fig2,
-    "lazy_regime": plot_lazy_regime,
+# A power law needs at least three widths to be a fit rather than a line through two points;
+# comparisons across widths need two. Every figure uses the first (smallest) learning rate when
+# several were swept.
+FIGURES: dict[str, FigureSpec] = {
+    spec.name: spec
+    for spec in (
+        FigureSpec("ss_fig1", f"{_PAPER}:plot_ss_fig1",
+                   "Satpathi & Srikant Figure 1: distances to the target and from init against steps"),
+        FigureSpec("width_scaling", f"{_DIAGNOSTICS}:plot_width_scaling",
+                   "final distance to the target against width, with the fitted power law",
+                   min_widths=3),
+        FigureSpec("function_space", f"{_DIAGNOSTICS}:plot_function_space",
+                   "network against its linearization and kernel regression (Lee et al.)",
+                   min_widths=2),
+        FigureSpec("arora_fig2", f"{_PAPER}:plot_arora_fig2",
+                   "Arora et al. Figure 2: test loss, test error and the bound against label noise",
+                   needs_pm1=True, min_noise_levels=2),
+        FigureSpec("arora_fig1", f"{_PAPER}:plot_arora_fig1",
+                   "Arora et al. Figure 1: training loss and the spectrum of H with label projections",
+                   needs_pm1=True),
+        FigureSpec("lazy_regime", f"{_DIAGNOSTICS}:plot_lazy_regime",
+                   "fraction of flipped activations against width (lazy regime)",
+                   min_widths=2),
+    )
 }
 
-__all__ = ["FIGURES", "plot_arora_fig1", "plot_arora_fig2", "plot_function_space",
-           "plot_lazy_regime", "plot_ss_fig1", "plot_width_scaling"]
+_PLOT_FUNCTIONS = {
+    "plot_ss_fig1": _PAPER, "plot_arora_fig1": _PAPER, "plot_arora_fig2": _PAPER,
+    "plot_width_scaling": _DIAGNOSTICS, "plot_function_space": _DIAGNOSTICS,
+    "plot_lazy_regime": _DIAGNOSTICS,
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`minnorm.figures.plot_*` imported on first access (keeps the registry import light)."""
+    if name in _PLOT_FUNCTIONS:
+        return getattr(importlib.import_module(_PLOT_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'minnorm.figures' has no attribute {name!r}")
+
+
+__all__ = ["FIGURES", "FigureSpec", *_PLOT_FUNCTIONS]
