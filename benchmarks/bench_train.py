@@ -38,6 +38,7 @@ def raw_fused_seconds(n: int, p: int, m: int, dtype: torch.dtype, steps: int) ->
     """(seconds per step, first-call compile seconds) of a loop over the compiled gradient."""
     model, X, y = problem(n, p, m, dtype)
     gradient = FusedGradient(model, X, y, "half_sum")
+    gradient.lay_out(model.W)  # the setup step training does
     W = model.W
     start = time.perf_counter()
     gradient(W)
@@ -97,6 +98,7 @@ def raw_fused_step(n: int, p: int, m: int, dtype: torch.dtype):
     """One step of a loop over the compiled gradient, W <- W - lr grad, without Lightning."""
     model, X, y = problem(n, p, m, dtype)
     gradient = FusedGradient(model, X, y, "half_sum")
+    gradient.lay_out(model.W)  # the setup step training does
     W = model.W.detach()
 
     def step() -> None:

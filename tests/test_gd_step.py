@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import reference
 from minnorm.training.gd_step import (
     STREAMED_MAX_P,
     FusedGradient,
@@ -34,23 +35,12 @@ def problem(n: int = 30, d: int = 4, m: int = 200, dtype: torch.dtype = torch.fl
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), bias), X.to(dtype), y.to(dtype)
 
 
-def numpy_loss_and_grad(W, X, y, a, loss, bias):
-    """The loss and its gradient from the paper's formula dL/dw_r = m^-1/2 a_r sum_i 1{z>0} r_i x~_i."""
-    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
-    m, n = W.shape[0], X.shape[0]
-    Z = Xt @ W.T
-    f = np.maximum(Z, 0) @ a / np.sqrt(m)
-    value = 0.5 * np.sum((f - y) ** 2) if loss == "half_sum" else np.mean((f - y) ** 2)
-    r = (f - y) * (1.0 if loss == "half_sum" else 2.0 / n)
-    return value, (a / np.sqrt(m))[:, None] * (((Z > 0) * r[:, None]).T @ Xt)
-
-
 @pytest.mark.parametrize("loss", ["half_sum", "mean"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_eager_and_analytic_gradients_match_the_formula(loss, bias):
     model, X, y = problem(bias=bias)
-    ref_value, ref_grad = numpy_loss_and_grad(model.W.detach().numpy(), X.numpy(), y.numpy(),
-                                              model.a.numpy(), loss, bias)
+    ref_value, ref_grad = reference.loss_and_grad(model.W.detach().numpy(), X.numpy(), y.numpy(),
+                                                  model.a.numpy(), loss, bias)
     grad, value = eager_gradient_fn(model, X, y, loss)(model.W)
     np.testing.assert_allclose(grad.numpy(), ref_grad, rtol=FLOAT64_RTOL, atol=1e-15)
     assert float(value) == pytest.approx(ref_value, rel=FLOAT64_RTOL)
@@ -102,6 +92,11 @@ def test_fused_gradient_equals_eager_and_compiles(dtype):
         model, X, y = problem(d=d, dtype=dtype, bias=bias)
         fused = FusedGradient(model, X, y, loss)
         eager = eager_gradient_fn(model, X, y, loss)
+        W_before = model.W.detach().clone()
+        assert model.W.is_contiguous()  # the constructor leaves the model alone
+        fused.lay_out(model.W)
+        assert torch.equal(model.W.detach(), W_before)  # same values, maybe another layout
+        assert model.W.t().is_contiguous() == (formula == "streamed")
         g_fused, v_fused = fused(model.W)
         assert fused.compiled, "torch.compile fell back to eager"
         assert fused.formula == formula
@@ -134,6 +129,7 @@ model = TwoLayerReLU(torch.randn(m, p, generator=gen, dtype=torch.float64),
                      torch.ones(m, dtype=torch.float64), True)
 X, y = torch.randn(n, p - 1, generator=gen, dtype=torch.float64), torch.randn(n, dtype=torch.float64)
 fused = FusedGradient(model, X, y, "half_sum")
+fused.lay_out(model.W)
 grad, _ = fused(model.W)  # compiles
 assert fused.compiled and fused.formula == "streamed"
 del grad

@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from minnorm.core.model import TwoLayerReLU, augment_inputs, init_weights
+import reference
+from minnorm.core.model import TwoLayerReLU, augment_inputs, init_weights, network_outputs
 
 # First entries of init_weights(3, 2, 1.0, seed=0): torch's CPU normal sampler with our seed.
 GOLDEN_W0_ROW0 = [1.1968661073029883, 0.39817886188805013]
@@ -23,8 +25,9 @@ def test_augment_inputs_appends_ones_only_with_bias():
 def test_forward_equals_explicit_sum():
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(7, 3, generator=gen, dtype=torch.float64)
-    net = TwoLayerReLU.from_seed(11, 3, bias=True, kappa=0.7, seed=2)
-    W, a = net.W.detach(), net.a
+    W0, a = init_weights(11, 4, 0.7, seed=2)
+    net = TwoLayerReLU(W0, a, bias=True)
+    W = net.W.detach()
     expected = torch.tensor(
         [
             sum(a[r] * max(0.0, float(W[r, :3] @ X[i] + W[r, 3])) for r in range(11)) / math.sqrt(11)
@@ -33,10 +36,14 @@ def test_forward_equals_explicit_sum():
         dtype=torch.float64,
     )
     torch.testing.assert_close(net(X).detach(), expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(net(X).detach().numpy(), reference.outputs(W0.numpy(), X.numpy(), a.numpy(), True),
+                               rtol=0, atol=1e-14)
+    # The module and the functional form are one formula: bit-identical.
+    assert torch.equal(net(X).detach(), network_outputs(W, augment_inputs(X, True), a))
 
 
 def test_only_first_layer_is_trainable():
-    net = TwoLayerReLU.from_seed(5, 2, bias=False, kappa=1.0, seed=0)
+    net = TwoLayerReLU(*init_weights(5, 2, 1.0, seed=0), bias=False)
     assert [name for name, _ in net.named_parameters()] == ["W"]
     assert "a" in dict(net.named_buffers())
     net(torch.ones(3, 2, dtype=torch.float64)).sum().backward()
@@ -62,14 +69,6 @@ def test_init_statistics_match_kappa_and_signs():
     assert abs(float(W0.std()) / kappa - 1) < 5 / math.sqrt(2 * m * p)
     assert set(a.tolist()) == {-1.0, 1.0}
     assert abs(float(a.mean())) < 5 / math.sqrt(m)
-
-
-def test_from_seed_casts_the_float64_draw():
-    net64 = TwoLayerReLU.from_seed(20, 4, bias=True, kappa=1.0, seed=5)
-    net32 = TwoLayerReLU.from_seed(20, 4, bias=True, kappa=1.0, seed=5, dtype=torch.float32)
-    assert net32.W.dtype == torch.float32 and net32.a.dtype == torch.float32
-    assert torch.equal(net32.W.detach(), net64.W.detach().float())
-    assert net64.W.shape == (20, 5)
 
 
 def test_init_rejects_bad_arguments():

@@ -8,7 +8,6 @@ import xarray as xr
 from minnorm.data.datasets import sphere_quadratic
 from minnorm.core.model import augment_inputs, init_weights
 from minnorm.target_file import TARGET_VARIABLES, build_target_dataset, load_target
-from minnorm.core.theory import arora_bound
 
 EXPECTED_VARIABLES = {
     "W0", "a", "W_star", "G", "H", "H_eigenvalues", "y_projections", "lambda_min_G",
@@ -38,7 +37,6 @@ def test_target_dataset_contents(bias):
     y = data.y_train.numpy()
     G, H = ds["G"].values, ds["H"].values
     assert float(ds.yHy) == pytest.approx(y @ np.linalg.solve(H, y), rel=1e-9)
-    assert float(ds.arora_bound) == pytest.approx(arora_bound(torch.from_numpy(H), data.y_train), rel=1e-12)
     assert float(ds.arora_bound) == pytest.approx(math.sqrt(2 * float(ds.yHy) / 15), rel=1e-12)
     assert float(ds.lambda_min_G) == pytest.approx(np.linalg.eigvalsh(G)[0], rel=1e-9)
     assert float(ds.lambda_min_H) == pytest.approx(np.linalg.eigvalsh(H)[0], rel=1e-9)

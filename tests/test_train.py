@@ -11,23 +11,14 @@ import pytest
 import torch
 import xarray as xr
 
-from minnorm.training import run_record
-
-from minnorm.training import train
+import reference
 from minnorm.data.datasets import make_dataset
 from minnorm.files import atomic_write_netcdf
-from minnorm.training.run_record import TRAJECTORIES
 from minnorm.target_file import build_target_dataset
-from minnorm.training import resources
-from minnorm.training.train import (
-    DIVERGENCE_LOSS_RATIO,
-    RunTooLargeError,
-    TrainSettings,
-    check_fits,
-    estimate_run_bytes,
-    recording_steps,
-    train_run,
-)
+from minnorm.training import resources, run_record, train
+from minnorm.training.resources import RunTooLargeError, check_fits, estimate_run_bytes
+from minnorm.training.run_record import TRAJECTORIES, TrainingState
+from minnorm.training.train import DIVERGENCE_LOSS_RATIO, TrainSettings, recording_steps, train_run
 
 # Float64 iterates of two implementations of the same GD step differ by rounding only; after
 # ~50 steps the accumulated difference stays ~1e-14 relative, so 1e-10 (the issue's bound) is safe.
@@ -60,29 +51,9 @@ def run_config(data_cfg: dict, *, width: int, seed: int = 0, bias: bool = True, 
     }
 
 
-def numpy_gd(X: np.ndarray, y: np.ndarray, W0: np.ndarray, a: np.ndarray, lr: float, loss: str,
-             steps: int, bias: bool) -> tuple[dict[int, np.ndarray], int | None]:
-    """Plain GD written with NumPy: iterates W_k for k = 0..steps, and the first diverged step
-    (non-finite W_k, or a loss non-finite or above DIVERGENCE_LOSS_RATIO times the loss at W0)."""
-    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
-    m, n = W0.shape[0], X.shape[0]
-    scale = 1.0 if loss == "half_sum" else 2.0 / n
-    W = W0.copy()
-    iterates = {0: W.copy()}
-    limit = None
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(steps):
-            Z = Xt @ W.T
-            f = np.maximum(Z, 0) @ a / np.sqrt(m)
-            value = scale / 2 * np.sum((f - y) ** 2)
-            limit = DIVERGENCE_LOSS_RATIO * value if limit is None else limit
-            if not (np.isfinite(W).all() and value <= limit):
-                return iterates, k
-            r = scale * (f - y)
-            grad = (a / np.sqrt(m))[:, None] * (((Z > 0) * r[:, None]).T @ Xt)
-            W = W - lr * grad
-            iterates[k + 1] = W.copy()
-    return iterates, None
+def numpy_gd(X, y, W0, a, lr, loss, steps, bias):
+    """The reference GD loop (tests/reference.py) with this package's divergence threshold."""
+    return reference.gd_iterates(X, y, W0, a, lr, loss, steps, bias, DIVERGENCE_LOSS_RATIO)
 
 
 def build(data_cfg, data, cfg):
@@ -295,9 +266,9 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch):
     checkpoint = tmp_path / "ckpt" / "run.pt"
     real_save = train.save_checkpoint
 
-    def save_then_die(path, W, step, *args):
-        real_save(path, W, step, *args)
-        if step == 40:
+    def save_then_die(path, state, config_json):
+        real_save(path, state, config_json)
+        if state.step == 40:
             raise RuntimeError("simulated kill")
 
     monkeypatch.setattr(train, "save_checkpoint", save_then_die)
@@ -332,17 +303,70 @@ def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_named(tmp_path,
         train_run(data, target, cfg, checkpoint=checkpoint)
 
 
+def test_checkpoint_of_other_numerical_code_is_discarded(tmp_path, monkeypatch, caplog):
+    """Kill mid-run, change the numerical code, resume: the result is a clean run of the new code."""
+    data_cfg, data = sphere_data()
+    cfg = run_config(data_cfg, width=64, steps=60, every=10, checkpoint_every=20, lr=0.3)
+    target = build(data_cfg, data, cfg)
+    old_code = train_run(data, target, cfg)
+    checkpoint = tmp_path / "run.ckpt"
+    real_save = train.save_checkpoint
+
+    def save_then_die(path, state, config_json):
+        real_save(path, state, config_json)
+        if state.step == 40:
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(data, target, cfg, checkpoint=checkpoint)
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    assert checkpoint.exists()
+
+    # "Edit" the numerical code: another fingerprint, and a loss (hence every step) scaled by 1.5.
+    from minnorm import fingerprint
+    from minnorm.training import gd_step
+
+    real_loss = gd_step.loss_value
+    monkeypatch.setattr(fingerprint, "numerics_fingerprint", lambda: "f" * 64)
+    monkeypatch.setattr(gd_step, "loss_value", lambda f, y, loss: 1.5 * real_loss(f, y, loss))
+    resumed_iterates: dict[int, torch.Tensor] = {}
+    with caplog.at_level(logging.WARNING, logger="minnorm.training.run_record"):
+        resumed = train_run(data, target, cfg, checkpoint=checkpoint, iterates=resumed_iterates)
+    assert "other numerical code" in caplog.text and "discarded" in caplog.text
+    assert 0 in resumed_iterates  # started over from W0
+    clean_new = train_run(data, target, cfg)
+    _same_run(resumed, clean_new)  # every variable bit for bit except the wall time
+    assert float(resumed["dist_from_init"][-1]) != float(old_code["dist_from_init"][-1])
+
+
+def test_checkpoint_saving_removes_temps_of_dead_writers(tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    checkpoint = tmp_path / "run.ckpt"
+    stale = tmp_path / f"run.ckpt.tmp-{int(child.stdout)}"  # left by a writer killed mid-write
+    stale.write_bytes(b"half a checkpoint")
+    data_cfg, data = sphere_data()
+    cfg = run_config(data_cfg, width=16, steps=20, checkpoint_every=10)
+    train_run(data, build(data_cfg, data, cfg), cfg, checkpoint=checkpoint)
+    assert checkpoint.exists() and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]
+
+
 def test_checkpoints_are_loaded_without_pickle(tmp_path):
     W = torch.arange(6, dtype=torch.float64).reshape(3, 2)
     records = [(0, {k: float(i) for i, k in enumerate(TRAJECTORIES)})]
     path = tmp_path / "c.pt"
-    run_record.save_checkpoint(path, W, 7, records, 1.5, "{}")
+    run_record.save_checkpoint(path, TrainingState(step=7, W=W, records=records, wall_time_s=1.5), "{}")
     payload = torch.load(path, weights_only=True)  # raises if anything needs unpickling
-    assert payload["step"] == 7
+    assert payload["step"] == 7 and payload["format"] == run_record.CHECKPOINT_FORMAT
     loaded = run_record.load_checkpoint(path, "{}", (3, 2), logging.getLogger("test"))
-    assert loaded is not None
-    W2, step, records2, wall = loaded
-    assert torch.equal(W2, W) and step == 7 and records2 == records and wall == 1.5
+    assert isinstance(loaded, TrainingState)
+    assert torch.equal(loaded.W, W) and loaded.step == 7 and loaded.records == records
+    assert loaded.wall_time_s == 1.5
 
 
 def test_memory_estimate_covers_the_big_arrays():

@@ -51,8 +51,13 @@ def remove_stale_temps(path: Path) -> list[Path]:
     return removed
 
 
-def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` on a temporary sibling of `path`, then rename it onto `path`.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temporary sibling `<name>.tmp-<pid>` of `path`, then rename it onto `path`.
+
+    The one temp-and-rename mechanism of the package: every file writer (netCDF, text, JSON,
+    copies, checkpoints, figures) goes through it. `write` must create the file it is given (a
+    writer that picks the format from the suffix must be told the format explicitly). Parent
+    folders are created, and temporaries left by writers that no longer run are removed first.
 
     The rename is atomic on POSIX file systems, so `path` either keeps its old content (or stays
     absent) or holds the complete new file: a reader, or a workflow engine deciding whether a job is
@@ -81,7 +86,7 @@ def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
 
     Parent folders are created. On failure nothing is left at `path` that was not there before.
     """
-    _atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
 
 
 def atomic_copy(
@@ -99,7 +104,7 @@ def atomic_copy(
                 pass
         shutil.copy2(src, tmp)
 
-    _atomic_write(dst, write)
+    atomic_write(dst, write)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:
@@ -109,7 +114,7 @@ def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ from minnorm.data.datasets import Dataset
 from minnorm.core.kernels import infinite_width_kernel
 from minnorm.core.model import augment_inputs, init_weights
 from minnorm.core.target import MinNormTarget, min_norm_target
-from minnorm.core.theory import kernel_spectrum, quadratic_form_inv
+from minnorm.core.theory import arora_bound, kernel_spectrum, quadratic_form_inv
 
 # Recomputing W* from the stored W0 and a repeats the same float64 operations, so it agrees to
 # rounding (~1e-15 relative); 1e-10 still tolerates a different BLAS or a cond(G) up to ~1e5,
@@ -68,8 +67,7 @@ def build_target_dataset(data: Dataset, *, width: int, seed: int, bias: bool, ka
         "cond_G": target.info.cond,
         "yGy": target.yGy,
         "yHy": yHy,
-        # theory.arora_bound(H, y), without a second solve of H.
-        "arora_bound": math.sqrt(2 * max(yHy, 0.0) / len(y)),
+        "arora_bound": arora_bound(yHy, len(y)),
         "target_norm": target.target_norm,
         "used_pinv": int(target.info.used_pinv),
     }

@@ -31,15 +31,16 @@ def coactivation_counts(Sa: torch.Tensor, Sb: torch.Tensor) -> torch.Tensor:
     return (Sa.to(dtype) @ Sb.to(dtype).T).to(torch.float64)
 
 
-def ntk_gram(Xa: torch.Tensor, Xb: torch.Tensor, W0: torch.Tensor) -> torch.Tensor:
-    """Empirical NTK Gram of the first layer at W0.
+def ntk_gram(Xa: torch.Tensor, Sa: torch.Tensor, Xb: torch.Tensor, Sb: torch.Tensor) -> torch.Tensor:
+    """Empirical NTK Gram of the first layer, from the activation patterns at W0.
 
-    Xa: (na, p), Xb: (nb, p), W0: (m, p). Returns (na, nb) with entries
-    (x~_a . x~_b) / m * #{r : both active} = grad f(x_a) . grad f(x_b) (a_r^2 = 1), computed from
-    the activation patterns in O((na + nb) m p + na nb m) without forming the Jacobian.
+    Xa: (na, p), Xb: (nb, p) augmented inputs; Sa: (na, m), Sb: (nb, m) their patterns
+    ``activation_pattern(X, W0)``. Returns (na, nb) with entries
+    (x~_a . x~_b) / m * #{r : both active} = grad f(x_a) . grad f(x_b) (a_r^2 = 1), in
+    O(na nb (m + p)) without forming the Jacobian. G = J0^T J0 is ``ntk_gram(Xt, S, Xt, S)``.
     """
-    counts = coactivation_counts(activation_pattern(Xa, W0), activation_pattern(Xb, W0))
-    return (Xa @ Xb.T) * counts.to(Xa.dtype) / W0.shape[0]
+    counts = coactivation_counts(Sa, Sb).to(device=Xa.device, dtype=Xa.dtype)
+    return (Xa @ Xb.T) * counts / Sa.shape[1]
 
 
 def infinite_width_kernel(Xa: torch.Tensor, Xb: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,20 @@ def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:
     return torch.cat([X, ones], dim=1)
 
 
+def readout(Z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) -> (n,).
+
+    With ``network_outputs`` this is the network's one forward formula; code that also needs
+    Z (the gradient, the activation pattern) computes Z = Xt W^T itself and calls this.
+    """
+    return torch.relu(Z) @ a / math.sqrt(Z.shape[-1])
+
+
+def network_outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """f(x_i; W) = m^-1/2 sum_r a_r relu(w_r . x~_i): (n,), for W: (m, p), Xt: (n, p) augmented, a: (m,)."""
+    return readout(Xt @ W.T, a)
+
+
 def init_weights(width: int, p: int, kappa: float, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial first-layer weights and fixed output signs.
 
@@ -59,27 +73,6 @@ class TwoLayerReLU(nn.Module):
         self.W = nn.Parameter(W0.detach().clone())
         self.register_buffer("a", a.detach().clone().to(dtype=W0.dtype, device=W0.device))
 
-    @property
-    def width(self) -> int:
-        return self.W.shape[0]
-
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """X: (n, d) -> outputs (n,)."""
-        hidden = torch.relu(augment_inputs(X, self.bias) @ self.W.T)
-        return hidden @ self.a / math.sqrt(self.width)
-
-    @classmethod
-    def from_seed(
-        cls,
-        width: int,
-        dim: int,
-        *,
-        bias: bool,
-        kappa: float,
-        seed: int,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ) -> "TwoLayerReLU":
-        """Network of the given width for inputs of dimension ``dim`` at its seeded initialisation."""
-        W0, a = init_weights(width, dim + int(bias), kappa, seed=seed)
-        return cls(W0.to(dtype=dtype, device=device), a.to(dtype=dtype, device=device), bias)
+        """X: (n, d) -> outputs (n,), by ``network_outputs``."""
+        return network_outputs(self.W, augment_inputs(X, self.bias), self.a)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from minnorm.core.kernels import activation_pattern, coactivation_counts
+from minnorm.core.kernels import activation_pattern, ntk_gram
 
 # Below this ratio lambda_min / lambda_max a Cholesky solve in float64 keeps fewer than ~6 of
 # its ~16 significant digits (error ~ cond * 2.2e-16), so we switch to the pseudo-inverse and
@@ -129,10 +129,6 @@ class MinNormTarget:
     info: SolveInfo
     factor: PSDFactor = field(repr=False)
 
-    @property
-    def width(self) -> int:
-        return self.W0.shape[0]
-
     def _as64(self, t: torch.Tensor) -> torch.Tensor:
         # Callers may hold float32 weights on an accelerator; the target's math stays float64 here.
         return t.detach().to(dtype=torch.float64, device=self.Xt.device)
@@ -150,10 +146,6 @@ class MinNormTarget:
     def jvp(self, V: torch.Tensor) -> torch.Tensor:
         """J0^T V: (n,), i.e. <grad f(x_i; W0), V> for V: (m, p); O(n m p)."""
         return _pattern_jvp(self.Xt, self.S, self.a, self._as64(V))
-
-    def vjp(self, c: torch.Tensor) -> torch.Tensor:
-        """J0 c: (m, p) = sum_i c_i grad f(x_i; W0) for c: (n,); O(n m p)."""
-        return _pattern_vjp(self.Xt, self.S, self.a, self._as64(c))
 
     def linearized_predict(self, Xt_new: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """f_L(x; W) = f(x; W0) + <grad f(x; W0), W - W0> for Xt_new: (k, p) augmented, W: (m, p).
@@ -216,9 +208,8 @@ def min_norm_target(
     for name, tensor in (("Xt", Xt), ("y", y), ("W0", W0), ("a", a)):
         if not torch.isfinite(tensor).all():
             raise ValueError(f"{name} contains NaN or infinite entries")
-    m = W0.shape[0]
     S = activation_pattern(Xt, W0)
-    G = (Xt @ Xt.T) * coactivation_counts(S, S).to(Xt.device) / m
+    G = ntk_gram(Xt, S, Xt, S)
     factor = PSDFactor(G, rtol=rtol)
     f0 = _pattern_jvp(Xt, S, a, W0)
     alpha = factor.solve(y - f0)

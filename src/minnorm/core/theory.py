@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
 from minnorm.core.target import DEFAULT_RTOL, solve_psd
@@ -18,11 +16,6 @@ def _symmetric64(A: torch.Tensor) -> torch.Tensor:
     return (A + A.T) / 2
 
 
-def lambda_min(A: torch.Tensor) -> float:
-    """Smallest eigenvalue of the symmetric matrix A: (n, n) (lambda_0 when A = H)."""
-    return float(torch.linalg.eigvalsh(_symmetric64(A))[0])
-
-
 def quadratic_form_inv(A: torch.Tensor, y: torch.Tensor, *, rtol: float = DEFAULT_RTOL) -> float:
     """y^T A^-1 y for PSD A: (n, n) and y: (n,), via ``solve_psd`` (pseudo-inverse if singular).
 
@@ -33,13 +26,13 @@ def quadratic_form_inv(A: torch.Tensor, y: torch.Tensor, *, rtol: float = DEFAUL
     return float(y64 @ solution)
 
 
-# ARCHITECTURE.md lists the function under this shorter name.
-quadratic_form = quadratic_form_inv
+def arora_bound(yHy: float, n: int) -> float:
+    """sqrt(2 y^T H^-1 y / n), the leading term of Arora et al. (2019)'s generalization bound.
 
-
-def arora_bound(H: torch.Tensor, y: torch.Tensor) -> float:
-    """sqrt(2 y^T H^-1 y / n), the leading term of Arora et al. (2019)'s generalization bound."""
-    return math.sqrt(2 * max(quadratic_form_inv(H, y), 0.0) / y.shape[0])
+    yHy: ``quadratic_form_inv(H, y)`` for the infinite-width Gram H: (n, n) and labels y: (n,);
+    a slightly negative value from rounding counts as 0.
+    """
+    return math.sqrt(2 * max(float(yHy), 0.0) / n)
 
 
 def kernel_regression_predict(
@@ -53,29 +46,6 @@ def kernel_regression_predict(
         )
     coefficients, _ = solve_psd(K_train, y)
     return K_test_train.to(torch.float64) @ coefficients
-
-
-def _positive_widths(m: npt.ArrayLike) -> np.ndarray:
-    widths = np.asarray(m, dtype=np.float64)
-    if not np.all(widths > 0):
-        raise ValueError(f"widths must be positive, got {m!r}")
-    return widths
-
-
-def flow_rate(m: npt.ArrayLike) -> np.ndarray:
-    """m^-1/4: the width dependence of ||w(t) - w*_L||'s residual under gradient flow.
-
-    Satpathi & Srikant (2021), gradient-flow theorem (kappa = 1); same shape as ``m``.
-    """
-    return _positive_widths(m) ** -0.25
-
-
-def gd_rate(m: npt.ArrayLike) -> np.ndarray:
-    """m^-1/8: the corresponding residual for discrete gradient descent.
-
-    Satpathi & Srikant (2021), discrete-time theorem with eta = O(c / (d n)^2); same shape as ``m``.
-    """
-    return _positive_widths(m) ** -0.125
 
 
 def kernel_spectrum(H: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Callable
 
 import torch
 
-from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs, readout
 
 LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
@@ -56,7 +55,7 @@ def analytic_gradient(
     """
     inv_sqrt_m = W.shape[0] ** -0.5
     Z = Xt @ W.T
-    f = torch.relu(Z) @ a * inv_sqrt_m
+    f = readout(Z, a)
     err = f - y
     r = err * scale
     back = torch.where(Z > 0, r[:, None], torch.zeros_like(Z))
@@ -136,8 +135,9 @@ class FusedGradient:
     """The analytic gradient compiled with torch.compile (inductor), for one fixed full batch.
 
     X: (n, d) raw inputs, y: (n,). On CPU with p <= ``STREAMED_MAX_P`` the compiled formula is
-    ``streamed_gradient`` (two passes over n x m values held only in registers), and ``model.W``
-    is re-laid out as a transposed (p, m) tensor for it; otherwise, and on GPUs, the formula is
+    ``streamed_gradient`` (two passes over n x m values held only in registers), which wants W
+    laid out as a transposed (p, m) tensor: ``lay_out(model.W)`` once before stepping (the setup
+    step; the constructor leaves the model alone); otherwise, and on GPUs, the formula is
     ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in
     use; pass ``formula`` to force one (benchmarks do). Falls back to the uncompiled
     ``analytic_gradient`` (with a log warning) if compilation fails, e.g. on a GPU without a
@@ -155,12 +155,6 @@ class FusedGradient:
         if formula not in FORMULAS:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
-        if self.streamed:
-            # Lay model.W out as the transpose of a contiguous (p, m) tensor (same values): the
-            # layout streamed_gradient reads and returns, so no step copies W and SGD's update
-            # runs over matching contiguous memory.
-            with torch.no_grad():
-                model.W.data = model.W.data.t().contiguous().t()
         # dynamic=None: one static graph per process in production (one shape); a process that
         # sees several shapes (tests) gets one dynamic-shape graph instead of recompiling per
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).
@@ -177,6 +171,18 @@ class FusedGradient:
     def streamed(self) -> bool:
         """Whether the step takes W transposed (the streamed formula)."""
         return self.formula == "streamed"
+
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        """Re-lay the parameter W: (m, p) out in memory as this formula reads it (same values).
+
+        The streamed formula reads and returns W as the transpose of a contiguous (p, m) tensor:
+        with W stored that way no step copies W, and SGD's update runs over matching contiguous
+        memory. Call once before the first step; without it the steps are the same numbers, but
+        each copies W. No-op for the matmul formula.
+        """
+        if self.streamed:
+            with torch.no_grad():
+                W.data = W.data.t().contiguous().t()
 
     def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(dL/dW: (m, p), L: 0-d) at W: (m, p)."""
@@ -205,9 +211,4 @@ def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor
     if impl == "fused":
         return FusedGradient(model, X, y, loss)
     raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {impl!r}")
-
-
-def outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Network outputs f: (n,) for W: (m, p), Xt: (n, p) augmented inputs, a: (m,)."""
-    return torch.relu(Xt @ W.T) @ a / math.sqrt(W.shape[0])
 

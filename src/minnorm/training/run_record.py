@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
-import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from minnorm.data.datasets import Dataset
-from minnorm.training.gd_step import outputs
+from minnorm import fingerprint
 from minnorm.core.kernels import infinite_width_kernel
-from minnorm.core.model import augment_inputs
+from minnorm.core.model import augment_inputs, network_outputs, readout
 from minnorm.core.target import MinNormTarget
 from minnorm.core.theory import kernel_regression_predict
+from minnorm.data.datasets import Dataset
+from minnorm.files import atomic_write
 
 # name -> (long_name, units) of every quantity recorded over `step` (ARCHITECTURE.md, file 3).
 TRAJECTORIES: dict[str, tuple[str, str]] = {
@@ -30,7 +31,8 @@ TRAJECTORIES: dict[str, tuple[str, str]] = {
     "gap_linearized": ("RMS over test points of f - f_L(.; W*)", "1"),
     "gap_kernel": ("RMS over test points of f - infinite-width kernel regression", "1"),
 }
-CHECKPOINT_FORMAT = 1
+# Version 2: a TrainingState plus the numerics fingerprint (version 1 had no fingerprint).
+CHECKPOINT_FORMAT = 2
 
 Records = list[tuple[int, dict[str, float]]]
 
@@ -57,12 +59,12 @@ class RunMetrics:
         t = self.target
         W = W.detach().to("cpu", torch.float64)
         Z = t.Xt @ W.T  # (n, m)
-        f = torch.relu(Z) @ t.a / math.sqrt(W.shape[0])
+        f = readout(Z, t.a)
         flips = float(((Z > 0) != t.S).to(torch.float64).mean())
         del Z
         diff = W - t.W_star
         in_range, perp = t.projection_norms(diff)
-        f_test = outputs(W, self.Xt_test, t.a)
+        f_test = network_outputs(W, self.Xt_test, t.a)
         err = f_test - self.y_test
         nan = math.nan
         return {
@@ -84,7 +86,7 @@ class RunMetrics:
         """(mean squared training error, ||W - W*||) at W, for the progress log line."""
         t = self.target
         W = W.detach().to("cpu", torch.float64)
-        f = outputs(W, t.Xt, t.a)
+        f = network_outputs(W, t.Xt, t.a)
         return float(torch.mean((f - t.y) ** 2)), float(torch.linalg.vector_norm(W - t.W_star))
 
 
@@ -92,9 +94,25 @@ def _rms(v: torch.Tensor) -> float:
     return float(torch.sqrt(torch.mean(v**2)))
 
 
-def save_checkpoint(path: Path, W: torch.Tensor, step: int, records: Records, wall_time_s: float,
-                    config_json: str) -> None:
-    """Write W (training dtype), the step and the records atomically (temp file, fsync, rename).
+@dataclass
+class TrainingState:
+    """Where a run stands: everything a checkpoint restores.
+
+    step: the step whose weights ``W`` are; W: (m, p) in the training dtype (the live parameter
+    during training, a CPU copy in a checkpoint); records: (step, values of ``TRAJECTORIES``) for
+    every recorded step so far, in step order; wall_time_s: training time of the segments before
+    the current one (a resumed run adds its own).
+    """
+
+    step: int
+    W: torch.Tensor
+    records: Records = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def save_checkpoint(path: Path, state: TrainingState, config_json: str) -> None:
+    """Write ``state`` atomically (``files.atomic_write``: temp file, fsync, rename; stale temps
+    of dead writers removed), tagged with the run config and ``numerics_fingerprint()``.
 
     Only tensors, numbers and strings are stored, so loading needs no pickle.
     """
@@ -102,46 +120,53 @@ def save_checkpoint(path: Path, W: torch.Tensor, step: int, records: Records, wa
     payload = {
         "format": CHECKPOINT_FORMAT,
         "config": config_json,
-        "step": int(step),
-        "W": W.detach().to("cpu", copy=True),
-        "record_steps": torch.tensor([s for s, _ in records], dtype=torch.int64),
-        "records": torch.tensor([[r[k] for k in names] for _, r in records], dtype=torch.float64),
+        "numerics": fingerprint.numerics_fingerprint(),
+        "step": int(state.step),
+        "W": state.W.detach().to("cpu", copy=True),
+        "record_steps": torch.tensor([s for s, _ in state.records], dtype=torch.int64),
+        "records": torch.tensor([[r[k] for k in names] for _, r in state.records], dtype=torch.float64),
         "record_names": names,
-        "wall_time_s": float(wall_time_s),
+        "wall_time_s": float(state.wall_time_s),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
-                    logger: logging.Logger) -> tuple[torch.Tensor, int, Records, float] | None:
-    """(W, step, records, wall_time_s) from ``path``, or None if absent or from another config.
+                    logger: logging.Logger) -> TrainingState | None:
+    """The ``TrainingState`` saved at ``path``, or None if there is none that this run can use.
 
-    A checkpoint of a different run config (e.g. the config was edited since) is ignored with a
-    warning and overwritten later; an unreadable one raises ValueError naming the file.
+    A checkpoint of another format, another run config (the config was edited since) or other
+    numerical code (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates)
+    is deleted with a warning naming the reason, and the run starts from step 0. An unreadable
+    one raises ValueError naming the file. Loaded with ``weights_only=True`` (no pickle).
     """
     if not path.exists():
         return None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        stale = payload["config"] != config_json
-        W, step = payload["W"], int(payload["step"])
-        steps, values, names = payload["record_steps"], payload["records"], payload["record_names"]
+        found = (payload.get("format"), payload.get("config"), payload.get("numerics"))
     except Exception as exc:  # torch.load raises many types for one cause: not our checkpoint
         raise ValueError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from exc
-    if stale:
-        logger.warning("checkpoint %s belongs to a different run config; starting from step 0", path)
+    if found[0] != CHECKPOINT_FORMAT:
+        reason = f"has checkpoint format {found[0]}, this code writes {CHECKPOINT_FORMAT}"
+    elif found[1] != config_json:
+        reason = "belongs to a different run config"
+    elif found[2] != fingerprint.numerics_fingerprint():
+        reason = (f"was written by other numerical code (numerics fingerprint {str(found[2])[:12]}, "
+                  f"now {fingerprint.numerics_fingerprint()[:12]})")
+    else:
+        reason = None
+    if reason is not None:
+        logger.warning("checkpoint %s %s; discarded, starting from step 0", path, reason)
+        path.unlink(missing_ok=True)
         return None
+    try:
+        W, step = payload["W"], int(payload["step"])
+        steps, values, names = payload["record_steps"], payload["records"], payload["record_names"]
+        wall_time_s = float(payload["wall_time_s"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path} lacks {exc}; delete it to start over") from exc
     if tuple(W.shape) != shape or names != list(TRAJECTORIES) or values.shape[0] != steps.shape[0]:
         raise ValueError(f"checkpoint {path} does not match this run (W {tuple(W.shape)}, expected {shape})")
     records = [(int(s), dict(zip(names, map(float, row)))) for s, row in zip(steps, values)]
-    return W, step, records, float(payload["wall_time_s"])
+    return TrainingState(step=step, W=W, records=records, wall_time_s=wall_time_s)

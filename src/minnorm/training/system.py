@@ -12,8 +12,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch
 
-from minnorm.training.gd_step import FusedGradient, gradient_fn, loss_value, outputs
-from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
+from minnorm.training.gd_step import FusedGradient, gradient_fn, loss_value
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
 _LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda")
@@ -111,6 +111,8 @@ class GDSystem(pl.LightningModule):
         X, y = batch
         if self._gradient is None:
             self._gradient = gradient_fn(self.step_impl, self.model, X, y, self.loss)
+            if isinstance(self._gradient, FusedGradient):
+                self._gradient.lay_out(self.model.W)  # setup: W in the layout the formula reads
         optimizer = self.optimizers(use_pl_optimizer=False)
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
         W = self.model.W
@@ -159,7 +161,7 @@ class GDSystem(pl.LightningModule):
     def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
         """Whether the loss (training dtype) at the current weights is finite and within the limit."""
         with torch.no_grad():
-            f = outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
+            f = network_outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
             return bool(loss_value(f, y, self.loss) <= self.loss_limit)
 
 

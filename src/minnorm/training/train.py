@@ -17,10 +17,12 @@ import xarray as xr
 
 from minnorm.data.datasets import Dataset
 from minnorm.files import provenance_attrs
-from minnorm.training.gd_step import LOSSES, STEP_IMPLS, loss_value, outputs
-from minnorm.core.model import TwoLayerReLU, augment_inputs
-from minnorm.training.resources import RunTooLargeError, check_fits, estimate_run_bytes  # noqa: F401 (re-exported)
-from minnorm.training.run_record import TRAJECTORIES, RunMetrics, load_checkpoint, save_checkpoint
+from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
+from minnorm.training.gd_step import LOSSES, STEP_IMPLS, loss_value
+from minnorm.training.resources import check_fits
+from minnorm.training.progress import JobProgress
+from minnorm.training.run_record import (TRAJECTORIES, RunMetrics, TrainingState, load_checkpoint,
+                                        save_checkpoint)
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 from minnorm.target_file import TARGET_VARIABLES, load_target
 
@@ -136,44 +138,70 @@ def _chunk_boundaries(start: int, settings: TrainSettings, record: list[int]) ->
 
 
 class _Recorder(pl.Callback):
-    """After each chunk: record metrics, write the checkpoint, log progress, as due."""
+    """Owns the run's ``TrainingState``; after each chunk: record metrics, write the checkpoint,
+    log progress and report it to the terminal, as due.
 
-    def __init__(self, metrics: RunMetrics, settings: TrainSettings, record: set[int],
-                 state: dict[str, Any], checkpoint: Path | None, logger: logging.Logger,
-                 iterates: dict[int, torch.Tensor] | None) -> None:
-        self.metrics, self.settings, self.record, self.state = metrics, settings, record, state
-        self.checkpoint, self.logger, self.iterates = checkpoint, logger, iterates
-        self._clock = (time.perf_counter(), state["step"])
+    The state's ``wall_time_s`` stays that of the earlier segments; ``elapsed()`` adds the time
+    since ``start()``.
+    """
+
+    def __init__(self, state: TrainingState, metrics: RunMetrics, settings: TrainSettings, record: set[int],
+                 checkpoint: Path | None, config_json: str, logger: logging.Logger,
+                 iterates: dict[int, torch.Tensor] | None, progress: JobProgress | None) -> None:
+        self.state, self.metrics, self.settings, self.record = state, metrics, settings, record
+        self.checkpoint, self.config_json, self.logger = checkpoint, config_json, logger
+        self.iterates, self.progress = iterates, progress
+        self._segment_start = time.perf_counter()
+        # (time, step) at the end of the first chunk, which includes compilation: rates start there.
+        self._clock: tuple[float, int] | None = None
+
+    def start(self) -> None:
+        """Start the clock of this training segment (right before the fit)."""
+        self._segment_start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Training time of all segments so far, this one included."""
+        return self.state.wall_time_s + time.perf_counter() - self._segment_start
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         assert isinstance(pl_module, GDSystem)
-        if pl_module.diverged_step is not None or pl_module.step == self.state["step"]:
+        if pl_module.diverged_step is not None or pl_module.step == self.state.step:
             return
-        step = self.state["step"] = pl_module.step
-        W = pl_module.model.W.detach()
+        state = self.state
+        state.step, state.W = pl_module.step, pl_module.model.W.detach()
+        step, W = state.step, state.W
         if step in self.record:
-            self.state["records"].append((step, self.metrics(W)))
+            state.records.append((step, self.metrics(W)))
             if self.iterates is not None:
                 self.iterates[step] = W.to("cpu", torch.float64, copy=True)
+        if self.progress is not None:
+            self.progress.chunk_done(step)
         every = self.settings.progress_every
+        first = self._clock is None
         if every > 0 and step % every == 0:
             now = time.perf_counter()
-            rate = (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
-            self._clock = (now, step)
             loss, dist = self.metrics.progress(W)
-            self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
-                             step, self.settings.steps, loss, dist, rate)
+            if first:
+                self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  (first chunk: start-up and "
+                                 "compilation, no rate)", step, self.settings.steps, loss, dist)
+            else:
+                rate = (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
+                self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
+                                 step, self.settings.steps, loss, dist, rate)
+            self._clock = (now, step)
+        elif first:
+            self._clock = (time.perf_counter(), step)
         every = self.settings.checkpoint_every
         if self.checkpoint is not None and every > 0 and step % every == 0 and step < self.settings.steps:
-            elapsed = self.state["wall_time_s"] + time.perf_counter() - self.state["t0"]
-            save_checkpoint(self.checkpoint, W, step, self.state["records"], elapsed, self.state["config"])
+            saved = TrainingState(step=step, W=W, records=state.records, wall_time_s=self.elapsed())
+            save_checkpoint(self.checkpoint, saved, self.config_json)
 
 
 def _loss_limit(min_norm: Any, data: Dataset, bias: bool, settings: TrainSettings, dtype: torch.dtype) -> float:
     """DIVERGENCE_LOSS_RATIO times the training loss (its own normalisation and dtype) at W0."""
     Xt = augment_inputs(data.X_train, bias).to(dtype)
-    f0 = outputs(min_norm.W0.to(dtype), Xt, min_norm.a.to(dtype))
+    f0 = network_outputs(min_norm.W0.to(dtype), Xt, min_norm.a.to(dtype))
     return DIVERGENCE_LOSS_RATIO * float(loss_value(f0, data.y_train.to(dtype), settings.loss))
 
 
@@ -185,6 +213,7 @@ def train_run(
     checkpoint: Path | str | None = None,
     logger: logging.Logger | None = None,
     iterates: dict[int, torch.Tensor] | None = None,
+    progress: JobProgress | None = None,
 ) -> xr.Dataset:
     """Train one run from the target file's W0 and return the run Dataset (ARCHITECTURE.md, file 3).
 
@@ -196,6 +225,7 @@ def train_run(
     that is non-finite or above DIVERGENCE_LOSS_RATIO times its value at W0) stops early: ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
     dimension ends at the last recorded step before it (every stored value is finite).
     ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests).
+    ``progress``, if given, gets the run's start, every chunk and its end (terminal lines).
     """
     logger = logger or logging.getLogger(__name__)
     settings = TrainSettings.from_run_config(run_config)
@@ -211,39 +241,42 @@ def train_run(
     dtype = DTYPES[settings.dtype]
     record = recording_steps(settings.steps, settings.record_every, settings.log_points)
 
-    state: dict[str, Any] = {"step": 0, "records": [], "wall_time_s": 0.0, "config": config_json}
-    W_init = min_norm.W0
-    resumed = load_checkpoint(Path(checkpoint), config_json, (m, p), logger) if checkpoint else None
-    if resumed is not None:
-        W_init, state["step"], state["records"], state["wall_time_s"] = resumed
-        logger.info("resuming from checkpoint %s at step %d", checkpoint, state["step"])
-    elif iterates is not None:
-        iterates[0] = min_norm.W0.clone()
-    if not state["records"]:
-        state["records"].append((0, metrics(min_norm.W0)))
+    state = load_checkpoint(Path(checkpoint), config_json, (m, p), logger) if checkpoint else None
+    if state is not None:
+        logger.info("resuming from checkpoint %s at step %d", checkpoint, state.step)
+    else:
+        state = TrainingState(step=0, W=min_norm.W0, records=[(0, metrics(min_norm.W0))])
+        if iterates is not None:
+            iterates[0] = min_norm.W0.clone()
 
-    model = TwoLayerReLU(W_init.to(dtype), min_norm.a.to(dtype), bool(target.attrs["bias"]))
-    boundaries = _chunk_boundaries(state["step"], settings, record)
+    bias = bool(target.attrs["bias"])
+    model = TwoLayerReLU(state.W.to(dtype), min_norm.a.to(dtype), bias)
+    boundaries = _chunk_boundaries(state.step, settings, record)
     system = GDSystem(model, lr=settings.lr, loss=settings.loss, step_impl=settings.step_impl,
-                      boundaries=boundaries, loss_limit=_loss_limit(min_norm, data, bool(target.attrs["bias"]), settings, dtype))
+                      boundaries=boundaries, loss_limit=_loss_limit(min_norm, data, bias, settings, dtype))
     datamodule = FullBatchData(data.X_train.to(dtype), data.y_train.to(dtype), len(boundaries) - 1)
-    recorder = _Recorder(metrics, settings, set(record), state, Path(checkpoint) if checkpoint else None,
-                         logger, iterates)
+    recorder = _Recorder(state, metrics, settings, set(record), Path(checkpoint) if checkpoint else None,
+                         config_json, logger, iterates, progress)
     logger.info("training width %d, %d steps, lr %g, %s loss, %s, %s step on %s", m, settings.steps,
                 settings.lr, settings.loss, settings.dtype, settings.step_impl, _device_name(device))
-    state["t0"] = time.perf_counter()
+    if progress is not None:
+        name = f"{run_config.get('experiment', '')} m{m} s{run_config.get('seed', '')}".strip()
+        progress.start_run(name, settings.steps, state.step)
+    recorder.start()
     if len(boundaries) > 1:
         trainer = make_trainer(settings.accelerator, [recorder])
         with quiet_lightning():
             trainer.fit(system, datamodule=datamodule)
-    wall_time = state["wall_time_s"] + time.perf_counter() - state["t0"]
+    wall_time = recorder.elapsed()
     logger.info("GD steps computed by the %s step", system.step_description())
+    records = state.records
     if system.diverged_step is not None:
         logger.warning("run diverged at step %d (loss non-finite or above %g x its initial value, or "
                        "non-finite weights); stopped", system.diverged_step, DIVERGENCE_LOSS_RATIO)
-    records = state["records"]
-    if system.diverged_step is not None:
         records = [(step, values) for step, values in records if step < system.diverged_step]
+    if progress is not None:
+        progress.end_run(state.step, "done" if system.diverged_step is None
+                         else f"diverged at step {system.diverged_step}")
     return _run_dataset(records, target, run_config, settings, system.diverged_step,
                         wall_time, _device_name(device), config_json)
 
