@@ -110,7 +110,7 @@ class DatasetSpec:
             problems.append(f"{where}.n_train: {n_train} is out of range; {self.name} needs "
                             f"n_train >= {self.min_n_train}")
         size = self.size(data_cfg) if isinstance(n_train, int) and isinstance(n_test, int) else None
-        chosen = f" of classes {list(data_cfg['classes'])}" if self.classes is not None else ""
+        chosen = f" of classes {list(data_cfg['classes'])}" if self.classes is not None and size is not None else ""
         if size is not None and "total" in size and n_train + n_test > size["total"]:
             problems.append(f"{where}.n_train: n_train + n_test = {n_train + n_test} exceeds the "
                             f"{size['total']} examples{chosen} in {self.name}")
