@@ -1,4 +1,4 @@
-"""Tests of config validation, defaults and sweep expansion (minnorm.config), with and without Snakemake."""
+"""Tests of config validation and defaults (minnorm.config), with and without Snakemake (sweep expansion: test_plan.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minnorm.config import (
-    ConfigError,
-    data_settings,
-    experiment_runs,
-    input_dim,
-    run_mem_mb,
-    run_runtime_min,
-    run_settings,
-    sweep_value,
-    target_settings,
-    validate_config,
-)
+from minnorm.config import ConfigError, validate_config
+from minnorm.config_schema import load_schema, read_schema_file
+from minnorm.config_yaml import check_config_file, check_config_files, load_config_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -243,59 +234,6 @@ def test_validation_is_idempotent() -> None:
     assert validate_config(once) == once
 
 
-def test_experiment_runs_is_the_sweep_product() -> None:
-    config = validate_config(_load("tests.yaml"))
-    runs = experiment_runs(config, "tiny_digits")
-    assert runs == [{"width": 64, "seed": s, "label_noise": p, "lr": 0.05} for s in (0, 1) for p in (0.0, 1.0)]
-    assert len(experiment_runs(config, "tiny_sphere")) == 3 * 2
-    with pytest.raises(ConfigError, match="experiments.nope: no such experiment"):
-        experiment_runs(config, "nope")
-
-
-def test_run_settings_resolves_one_run() -> None:
-    config = validate_config(_load("tests.yaml"))
-    settings = run_settings(config, "tiny_digits", 64, 1, 1.0, 0.2)
-    assert set(settings) == {"experiment", "data", "model", "training", "width", "seed", "label_noise", "lr"}
-    assert settings["training"]["lr"] == settings["lr"] == 0.2
-    assert settings["data"]["classes"] == [0, 1] and settings["training"]["dtype"] == "float32"
-    # A fresh copy: editing it must not change the config.
-    settings["training"]["steps"] = 1
-    assert config["experiments"]["tiny_digits"]["training"]["steps"] == 50
-
-
-def test_data_and_target_settings_leave_out_what_does_not_change_them() -> None:
-    config = validate_config(_load("tests.yaml"))
-    data = data_settings(config, "tiny_sphere", 1, 0.0)
-    assert set(data) == {"experiment", "data", "seed", "label_noise"}
-    target = target_settings(config, "tiny_sphere", 128, 1, 0.0)
-    assert set(target) == {"experiment", "data", "model", "seed", "label_noise", "width"}
-    assert target["width"] == 128 and target["model"]["bias"] is True
-
-
-def test_sweep_value_maps_wildcards_back_to_config_values() -> None:
-    config = validate_config(_load("config.yaml"))
-    assert sweep_value(config, "arora_fig2", "label_noise", "0.2") == 0.2
-    assert sweep_value(config, "arora_fig2", "label_noise", "0") == 0.0
-    assert sweep_value(config, "ss_fig1", "width", "5000") == 5000
-    assert sweep_value(config, "ss_fig1", "lr", "0.01") == 0.01
-    with pytest.raises(ConfigError, match=r"experiments.ss_fig1.sweep.width: '3' is not one of"):
-        sweep_value(config, "ss_fig1", "width", "3")
-
-
-def test_resource_estimates_grow_with_the_run() -> None:
-    config = validate_config(_load("config.yaml"))
-    small = run_settings(config, "ss_fig1", 1000, 0, 0.0, 0.01)
-    large = run_settings(config, "ss_fig1", 10000, 0, 0.0, 0.01)
-    assert input_dim(small) == 6
-    assert input_dim(run_settings(config, "arora_fig2", 2000, 0, 0.0, 0.01)) == 64
-    assert run_mem_mb(large) > run_mem_mb(small) > 0
-    # The memory request covers the training module's own estimate (which refuses runs too large).
-    from minnorm.training.resources import estimate_run_bytes
-
-    assert run_mem_mb(large) * 1e6 >= estimate_run_bytes(100, 10000, 6, "float64", 200)
-    assert run_runtime_min(large) > run_runtime_min(small) >= 1
-
-
 # Five mistakes replayed through Snakemake itself: the workflow must stop at parse time.
 SNAKEMAKE_MISTAKES = [
     "width-negative",
@@ -348,16 +286,225 @@ def test_snakemake_stops_before_any_job(workflow_copy: Path, mistake: str) -> No
     assert not (workflow_copy / "results").exists()
 
 
-def test_settings_do_not_depend_on_key_order_in_the_yaml(tiny: dict) -> None:
-    # Snakemake compares params through repr(): the same settings must give the same text.
-    reordered = copy.deepcopy(tiny)
-    data = reordered["experiments"]["tiny_sphere"]["data"]
-    reordered["experiments"]["tiny_sphere"]["data"] = dict(reversed(list(data.items())))
-    a, b = validate_config(tiny), validate_config(reordered)
-    assert repr(run_settings(a, "tiny_sphere", 64, 0, 0.0, 0.01)) == repr(
-        run_settings(b, "tiny_sphere", 64, 0, 0.0, 0.01)
+# ---- Issue 12, classes 1-4 and 9: every bad config file below is refused before any job. ----
+# Each file in tests/configs/bad/ states what the message must contain in `# expect:` lines.
+BAD_DIR = REPO / "tests" / "configs" / "bad"
+BAD_FILES = sorted(BAD_DIR.glob("*.yaml"))
+
+
+def _expected(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.split("# expect:", 1)[1].strip() for line in lines if line.startswith("# expect:")]
+
+
+def _library_message(path: Path) -> str:
+    """The ConfigError text for a config file, read strictly and validated as the workflow does."""
+    with pytest.raises(ConfigError) as caught:
+        validate_config(load_config_file(path))
+    return str(caught.value)
+
+
+def test_bad_config_files_are_many_and_each_states_its_expected_message() -> None:
+    assert len(BAD_FILES) >= 20
+    for path in BAD_FILES:
+        assert _expected(path), path.name
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
+def test_bad_config_file_is_refused_naming_the_key(path: Path) -> None:
+    message = _library_message(path)
+    for text in _expected(path):
+        assert text in message, message
+    assert "Traceback" not in message
+
+
+def test_yaml_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    # Only a key written twice in one mapping is a duplicate; overriding a merged key is YAML.
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "base: &base {steps: 10, lr: 0.01}\n"
+        "experiments:\n"
+        "  e:\n"
+        "    data: {name: sphere_quadratic, n_train: 20, n_test: 30, dim: 3}\n"
+        "    training: {<<: *base, steps: 20}\n"
+        "    sweep: {width: [8], seed: [0]}\n",
+        encoding="utf-8",
     )
-    assert repr(target_settings(a, "tiny_sphere", 64, 0, 0.0)) == repr(
-        target_settings(b, "tiny_sphere", 64, 0, 0.0)
+    check_config_file(path)
+    assert load_config_file(path)["experiments"]["e"]["training"] == {"steps": 20, "lr": 0.01}
+
+
+def test_duplicate_keys_in_json_config_files_are_refused(tmp_path: Path) -> None:
+    # Snakemake reads a config file as JSON first; JSON allows tabs, which YAML does not.
+    path = tmp_path / "dup.json"
+    path.write_text('{"experiments":\t{"e": {}, "e": {}}}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="e: duplicate key 'e'"):
+        check_config_file(path)
+
+
+def test_every_file_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_config_files([BAD_DIR / "duplicate-steps.yaml", BAD_DIR / "syntax-bad-indent.yaml"])
+    assert "duplicate key 'steps'" in str(caught.value)
+    assert "syntax-bad-indent.yaml:5:20" in str(caught.value)
+
+
+def test_non_finite_and_overflowing_numbers_are_refused_for_every_number_key(tiny: dict) -> None:
+    # Every `type: number` key of the schema, including list items.
+    for where, value in [
+        ("tiny_sphere.training.lr", float("nan")),
+        ("tiny_sphere.model.kappa", float("-inf")),
+        ("tiny_sphere.sweep.lr", [float("inf")]),
+        ("tiny_digits.sweep.label_noise", [0.0, float("nan")]),
+        ("tiny_sphere.training.lr", 10**400),  # an integer no float can hold
+    ]:
+        config = copy.deepcopy(tiny)
+        _set(where, value)(config)
+        with pytest.raises(ConfigError, match="is not a finite number") as caught:
+            validate_config(config)
+        assert f"experiments.{where}" in str(caught.value)
+
+
+def test_integer_bounds_are_the_largest_values_that_are_stored_and_seeded(tiny: dict) -> None:
+    import numpy as np
+    import torch
+
+    from minnorm.core.seeding import derive_seed
+
+    largest_seed, largest_count = 2**63 - 1, 2**31 - 1
+    # The largest allowed seed can be seeded and stored as int64 (netCDF); the next cannot be stored.
+    derive_seed("data", largest_seed, largest_seed)
+    torch.Generator().manual_seed(largest_seed)
+    assert np.array([largest_seed]).dtype == np.int64
+    with pytest.raises(OverflowError):
+        np.array([largest_seed + 1], dtype=np.int64)
+    # Two sizes multiply to an element count within int64.
+    assert largest_count * largest_count <= np.iinfo(np.int64).max
+    config = copy.deepcopy(tiny)
+    _set("tiny_sphere.sweep.seed", [largest_seed])(config)
+    _set("tiny_sphere.sweep.width", [64, 128, largest_count])(config)
+    validate_config(config)
+    for where, value in [("tiny_sphere.sweep.seed", [largest_seed + 1]),
+                         ("tiny_sphere.sweep.width", [64, 128, largest_count + 1]),
+                         ("tiny_sphere.data.n_test", largest_count + 1)]:
+        bad = copy.deepcopy(tiny)
+        _set(where, value)(bad)
+        with pytest.raises(ConfigError, match="is out of range; must be <="):
+            validate_config(bad)
+
+
+def test_longest_allowed_experiment_name_keeps_file_names_under_255_bytes(tiny: dict) -> None:
+    schema = load_schema()
+    longest = schema["properties"]["experiments"]["propertyNames"]["maxLength"]
+    name = "x" * longest
+    config = copy.deepcopy(tiny)
+    config["experiments"] = {name: config["experiments"]["tiny_sphere"]}
+    validate_config(config)
+    # The longest file name built from it: the collect step's temp file, with the largest pid
+    # Linux allows (pid_max <= 2^22).
+    temp = Path(f"results/{name}/{name}.nc").name + f".tmp-{2**22}"
+    assert len(temp.encode()) < 255
+    config["experiments"] = {name + "x": config["experiments"][name]}
+    with pytest.raises(ConfigError, match="255-byte limit"):
+        validate_config(config)
+
+
+def test_schema_is_one_file_shared_by_package_and_workflow() -> None:
+    link = REPO / "workflow" / "schemas" / "config.schema.yaml"
+    assert link.is_symlink()
+    assert link.resolve() == (REPO / "src" / "minnorm" / "config.schema.yaml").resolve()
+    assert read_schema_file() == yaml.safe_load(link.read_text(encoding="utf-8"))
+    # The library finds it as package data, not through workflow/.
+    assert "workflow" not in (REPO / "src" / "minnorm" / "config_schema.py").read_text(
+        encoding="utf-8"
+    ).split('"""', 2)[2]
+
+
+def test_schema_enums_are_the_registry_keys() -> None:
+    from minnorm.data.registry import DATASETS
+    from minnorm.figures import FIGURES
+
+    schema = load_schema()
+    assert schema["$defs"]["figure_name"]["enum"] == list(FIGURES)
+    assert schema["$defs"]["dataset_name"]["enum"] == list(DATASETS)
+    stored = read_schema_file()
+    assert "enum" not in stored["$defs"]["figure_name"]  # nothing to edit when one is added
+    assert "enum" not in stored["$defs"]["dataset_name"]
+
+
+def test_a_registered_figure_is_accepted_without_a_schema_edit(
+    tiny: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minnorm import figures
+
+    _set("tiny_sphere.figures", ["ss_fig1", "my_figure"])(tiny)
+    with pytest.raises(ConfigError, match=r"tiny_sphere.figures\[1\]: 'my_figure' is not allowed"):
+        validate_config(tiny)
+    monkeypatch.setitem(figures.FIGURES, "my_figure", figures.FIGURES["ss_fig1"])
+    assert validate_config(tiny)["experiments"]["tiny_sphere"]["figures"][1] == "my_figure"
+
+
+def test_check_command_gives_file_line_and_column(tmp_path: Path) -> None:
+    # Snakemake reads --configfile files before any workflow code and says only "not valid JSON
+    # or YAML"; `python -m minnorm.config_yaml FILE` is the command that points at the mistake.
+    bad = subprocess.run(
+        [sys.executable, "-m", "minnorm.config_yaml", str(BAD_DIR / "syntax-unclosed-flow.yaml")],
+        capture_output=True, text=True, timeout=60, check=False,
     )
-    assert repr(data_settings(a, "tiny_sphere", 0, 0.0)) == repr(data_settings(b, "tiny_sphere", 0, 0.0))
+    assert bad.returncode == 1
+    assert "syntax-unclosed-flow.yaml:5:13: YAML syntax error" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    good = subprocess.run(
+        [sys.executable, "-m", "minnorm.config_yaml", str(REPO / "config" / "tests.yaml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert good.returncode == 0, good.stderr
+
+
+# A representative subset through a real `snakemake -n` (one of each class).
+SNAKEMAKE_BAD_FILES = [
+    "lr-overflow",
+    "seed-beyond-int64",
+    "name-trailing-newline",
+    "duplicate-steps",
+    "duplicate-experiment",
+    "digits-too-few-examples",
+    "dim-one",
+    "path-empty",
+    "sweep-duplicate-lr",
+]
+
+
+def _dry_run(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--dry-run", "--cores", "1", *args],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SNAKEMAKE_BAD_FILES)
+def test_snakemake_dry_run_stops_on_bad_config_file(workflow_copy: Path, name: str) -> None:
+    shutil.copy(BAD_DIR / f"{name}.yaml", workflow_copy / f"{name}.yaml")
+    result = _dry_run(workflow_copy, "--configfile", f"{name}.yaml", "--replace-workflow-config")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in _expected(BAD_DIR / f"{name}.yaml"):
+        assert text in output, output
+    assert "Traceback" not in output and "Job stats" not in output, output
+    assert not (workflow_copy / "results").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_names_file_line_and_column_of_a_yaml_error(tmp_path: Path) -> None:
+    # The workflow's own config file (the `configfile:` directive) is read strictly first.
+    root = tmp_path / "wf"
+    shutil.copytree(REPO / "workflow", root / "workflow")
+    shutil.copy(REPO / "Snakefile", root / "Snakefile")
+    (root / "config").mkdir()
+    shutil.copy(BAD_DIR / "syntax-unclosed-flow.yaml", root / "config" / "config.yaml")
+    result = _dry_run(root)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "config/config.yaml:5:13: YAML syntax error: expected ',' or '}', but got ':'" in output, output
+    assert "Traceback" not in output
