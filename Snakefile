@@ -7,6 +7,18 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+from minnorm.config import ConfigError
+from minnorm.config_yaml import check_config_file
+from snakemake.exceptions import WorkflowError
+
+# Snakemake reports a YAML syntax error in a config file only as "not valid JSON or YAML": read
+# the default config file first, so that a mistake there names its file, line and column.
+try:
+    check_config_file("config/config.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
 configfile: "config/config.yaml"
 
 
