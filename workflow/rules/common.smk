@@ -13,17 +13,17 @@ from minnorm.config import (
     target_settings,
     validate_config,
 )
+from minnorm.config_yaml import check_config_files
 from minnorm.files import format_float
 from snakemake.exceptions import WorkflowError
 
 # Validate at parse time, before any job exists: a mistake stops the workflow with a message
-# naming the key. The validated copy (defaults filled in) replaces the raw config in place.
+# naming the key. The config files are first read again strictly (Snakemake's YAML reader keeps
+# the last of two equal keys silently); the validated copy (defaults filled in) replaces the raw
+# config in place. The schema is minnorm's package data (workflow/schemas/ links to it).
 try:
-    config.update(
-        validate_config(
-            config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"
-        )
-    )
+    check_config_files(workflow.configfiles)
+    config.update(validate_config(config))
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
