@@ -143,6 +143,11 @@ def sphere_quadratic(n_train: int, n_test: int, dim: int, *, data_seed: int) -> 
         raise ValueError(
             "data.n_train must be at least 2 to standardise the labels of sphere_quadratic"
         )
+    if dim < 2:
+        raise ValueError(
+            "data.dim must be at least 2 for sphere_quadratic: with dim 1 every unit-norm x is "
+            "+-1, so every label (x . beta)^2 is the same and cannot be standardised"
+        )
     gen = make_generator("data", data_seed)
     beta = torch.rand(dim, generator=gen, dtype=torch.float64) * 2 - 1
     X_train = _unit_rows(
