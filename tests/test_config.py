@@ -508,3 +508,13 @@ def test_snakemake_names_file_line_and_column_of_a_yaml_error(tmp_path: Path) ->
     assert result.returncode != 0
     assert "config/config.yaml:5:13: YAML syntax error: expected ',' or '}', but got ':'" in output, output
     assert "Traceback" not in output
+
+
+def test_sphere_quadratic_job_refuses_dim_1_with_the_right_advice() -> None:
+    # Validation stops dim 1 first (tests/configs/bad/dim-one.yaml); the generator itself must not
+    # advise "increase data.n_train" when no n_train can help.
+    from minnorm.data.datasets import sphere_quadratic
+
+    with pytest.raises(ValueError, match="data.dim must be at least 2") as caught:
+        sphere_quadratic(50, 10, 1, data_seed=0)
+    assert "n_train" not in str(caught.value)
