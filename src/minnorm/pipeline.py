@@ -24,18 +24,25 @@ logger = logging.getLogger(__name__)
 # collect or figure job should not pay for importing torch and pytorch_lightning it never uses.
 
 
-def log_job_to(path: PathLike) -> None:
-    """Send this process's stderr, warnings and library logging (INFO and up) to the job log.
+def _project_line_or_warning(record: logging.LogRecord) -> bool:
+    """Keep minnorm's own records (INFO and up) and every library's warnings and errors."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in ("minnorm", "__main__")
 
+
+def log_job_to(path: PathLike) -> None:
+    """Send this process's stderr, warnings and log records to the job log.
+
+    The log holds minnorm's own lines (INFO and up) and every library's warnings and errors,
+    not third-party INFO chatter (fontTools.subset, matplotlib.mathtext, ...): the filter sits
+    on the handler, so a library that sets its own logger to INFO is kept out as well.
     The file is left open on purpose: a traceback at exit must still reach it.
     """
     sys.stderr = open(path, "w", encoding="utf-8")
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.addFilter(_project_line_or_warning)
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.captureWarnings(True)
 
 
 def _config_json(run_config: dict[str, Any]) -> str:
