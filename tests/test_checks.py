@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 from scipy.stats import linregress
 
-from minnorm.checks import (COLUMNS, DIST_FROM_INIT_MAX_ABS_EXPONENT, checks_markdown,
-                            fit_power_law, theorem_checks)
+from minnorm.checks import (CHECKS, COLUMNS, DIST_FROM_INIT_MAX_ABS_EXPONENT, NOT_ENOUGH_SEEDS,
+                            VERDICT_COLORS, CheckSpec, Outcome, checks_html, checks_markdown,
+                            fit_power_law, read_checks_csv, summary_checks, theorem_checks,
+                            write_checks)
+from minnorm.checks import _NOISE as _NOISE_TEXT, _WIDTHS as _WIDTH_TEXT
 from minnorm.collect import collect_experiment
 from synthetic_runs import Truth, write_runs
 
@@ -135,9 +138,86 @@ def test_noise_verdict_flips(tmp_path, truth, claim):
     assert _verdict(df, claim) == "fail"
 
 
-def test_single_seed_gives_degenerate_ci(tmp_path):
+def test_single_seed_gives_no_ci_and_no_ci_verdict(tmp_path):
     df = _checks(tmp_path, seeds=(0,))
-    assert "CI [-0.2" in df[df.claim.str.startswith("||W(T)-W*||")].detail.item()
+    for claim in ("||W(T)-W*||", "network-to-linearized"):
+        row = df[df.claim.str.startswith(claim)]
+        assert row.verdict.item() == NOT_ENOUGH_SEEDS
+        assert "CI undefined (fewer than 2 seeds at some width)" in row.detail.item()
+        assert "CI [" not in row.detail.item()
+    # a verdict without a CI is still given, from the point estimate
+    assert _verdict(df, "||W(T)-W0|| roughly") == "pass"
+
+
+def test_fit_with_one_seed_at_a_width_has_no_ci():
+    values = _synthetic_values(3)
+    values[2, 1:] = np.nan
+    fit = fit_power_law(WIDTHS, values)
+    assert not fit.ci_defined and np.isnan(fit.ci_low) and np.isnan(fit.ci_high)
+    assert fit.min_seeds == 1 and "undefined" in fit.ci_text()
+    with pytest.raises(ValueError, match="undefined"):
+        fit.band(WIDTHS)
+    # the point estimate is the same least-squares fit as with a CI
+    assert fit.exponent == pytest.approx(linregress(
+        np.log(np.repeat(WIDTHS, 3)[np.isfinite(values.ravel())]),
+        np.log(values.ravel()[np.isfinite(values.ravel())])).slope, rel=1e-12)
+
+
+def test_registry_declares_each_check_once_and_drives_the_table(tmp_path):
+    assert len({spec.claim for spec in CHECKS.values()}) == len(CHECKS)
+    assert all(name == spec.name for name, spec in CHECKS.items())
+    width_df, noise_df = _checks(tmp_path / "w"), _arora(tmp_path / "a")
+    assert list(width_df.claim) == [s.claim for s in CHECKS.values() if s.applies_to != _NOISE_TEXT]
+    assert list(noise_df.claim) == [s.claim for s in CHECKS.values() if s.applies_to != _WIDTH_TEXT]
+    for df in (width_df, noise_df):
+        thresholds = {s.claim: s.threshold for s in CHECKS.values()}
+        assert all(thresholds[c] == t for c, t in zip(df.claim, df.threshold))
+
+
+def test_a_registered_check_gets_a_row(tmp_path, monkeypatch):
+    spec = CheckSpec("steps", "enough steps (number of steps)", "recorded steps", ">= 2",
+                     "every experiment", lambda ds: True,
+                     lambda ds: Outcome(ds.sizes["step"], "pass" if ds.sizes["step"] >= 2 else "fail",
+                                        "from the step coordinate"))
+    monkeypatch.setitem(CHECKS, "steps", spec)
+    df = _checks(tmp_path)
+    row = df[df.claim == "enough steps (number of steps)"]
+    assert row.verdict.item() == "pass" and row.measured.item() > 2
+
+
+def test_summary_keeps_every_experiment_with_a_checks_file(tmp_path):
+    results = tmp_path / "results"
+    for exp, kw in (("b_widths", {}), ("a_noise", {"widths": (1000,), "noises": (0.0, 1.0)})):
+        df = _checks(tmp_path / "runs", name=exp, **kw)
+        (results / exp).mkdir(parents=True)
+        write_checks(df, *(results / exp / f"checks.{x}" for x in ("csv", "md", "html")))
+    (results / "logs").mkdir()  # folders without a checks file are not experiments
+    only_b = summary_checks(results, ["b_widths"])
+    assert list(dict.fromkeys(only_b.experiment)) == ["b_widths", "a_noise"]
+    both = summary_checks(results, [])
+    assert list(dict.fromkeys(both.experiment)) == ["a_noise", "b_widths"]
+    # the summary's rows are the experiments' rows, numbers exactly as written
+    b_rows = read_checks_csv(results / "b_widths" / "checks.csv")
+    pd.testing.assert_frame_equal(only_b[only_b.experiment == "b_widths"].reset_index(drop=True), b_rows)
+    assert summary_checks(tmp_path / "empty").columns.tolist() == COLUMNS
+
+
+def test_unreadable_checks_file_is_named(tmp_path):
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "checks.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="e/checks.csv.*columns"):
+        summary_checks(tmp_path)
+
+
+def test_html_table_shows_verdicts_coloured_and_escaped():
+    df = pd.DataFrame([["e", "||W|| < 1", 0.123456, "< 1", "pass", "x"],
+                       ["e", "other", float("nan"), "< 1", NOT_ENOUGH_SEEDS, "y & z"]], columns=COLUMNS)
+    text = checks_html(df)
+    assert text.count("<tr>") == 3 and "<th>verdict</th>" in text
+    assert "<td>||W|| &lt; 1</td><td>0.1235</td>" in text
+    assert f'background:{VERDICT_COLORS["pass"]};font-weight:bold">pass</td>' in text
+    assert f'background:{VERDICT_COLORS[NOT_ENOUGH_SEEDS]};font-weight:bold">not enough seeds' in text
+    assert "y &amp; z" in text
 
 
 def test_markdown_escapes_pipes_and_formats_numbers():

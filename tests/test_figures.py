@@ -147,22 +147,50 @@ REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
 class _Snakemake:
     """The parts of Snakemake's caption-rendering object the captions use."""
 
-    def __init__(self, exp: str, cfg: dict):
+    def __init__(self, exp: str, cfg: dict, html: Path):
         self.wildcards = SimpleNamespace(exp=exp)
         self.config = {"experiments": {exp: cfg}}
+        self.output = SimpleNamespace(html=str(html))
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES) + ["checks", "workflow"])
-def test_caption_renders_as_clean_rst(name):
+@pytest.mark.parametrize("name", sorted(FIGURES) + ["checks", "checks_summary", "workflow"])
+def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     jinja2 = pytest.importorskip("jinja2")
     core = pytest.importorskip("docutils.core")
+    from minnorm.checks import COLUMNS, checks_html
+    import pandas as pd
+
+    # The checks captions include the job's HTML table (a file relative to the working folder).
+    monkeypatch.chdir(tmp_path)
+    table = pd.DataFrame([["demo", "||W|| shrinks", -0.25, "|exponent| < 1", "pass", "a_b_"]],
+                         columns=COLUMNS)
+    Path("checks.html").write_text(checks_html(table))
     cfg = {"data": {"name": "sphere_quadratic"}, "training": {"steps": 123, "lr": 0.01},
            "sweep": {"width": [100, 200], "seed": [0, 1], "label_noise": [0.0, 1.0]}}
     source = (FIGURES[name].caption if name in FIGURES else REPORT / f"{name}.rst").read_text()
     text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
-        snakemake=_Snakemake("demo", cfg))
+        snakemake=_Snakemake("demo", cfg, Path("checks.html")))
     if name in FIGURES:
         assert "``demo``" in text and "[100, 200]" in text
     html = core.publish_parts(text, writer="html",
                               settings_overrides={"report_level": 2, "halt_level": 5})["body"]
     assert "system-message" not in html
+    if name.startswith("checks"):
+        assert 'font-weight:bold">pass</td>' in html and "|exponent| &lt; 1" in html
+
+
+def test_one_seed_per_width_draws_no_ci_band(widths_ds, tmp_path):
+    from minnorm.figures.diagnostics import _scaling_panel
+    from matplotlib.figure import Figure
+    widths = np.array([200.0, 400.0, 800.0])
+    values = np.array([[1.0], [0.8], [0.7]])
+    for seeds, bands in ((values, 0), (np.hstack([values, 1.1 * values]), 1)):
+        ax = Figure().subplots()
+        fit = _scaling_panel(ax, widths, seeds, (), "y", "t")
+        assert fit.ci_defined == bool(bands)
+        fills = [c for c in ax.collections if c.__class__.__name__ in ("PolyCollection", "FillBetweenPolyCollection")]
+        assert len(fills) == bands
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(("no CI" in t) != bool(bands) for t in legend if t.startswith("fit"))
+    FIGURES["width_scaling"](widths_ds.isel(seed=[0]), tmp_path / "w.png", tmp_path / "w.pdf")
+    _check_outputs(tmp_path, "w")

@@ -1,8 +1,17 @@
-"""Theorem checks: the papers' claims measured on collected experiments, with computed verdicts."""
+"""Theorem checks: the papers' claims measured on collected experiments, with computed verdicts.
+
+Each check is declared once, as a `CheckSpec` in `CHECKS`: its claim, the statistic it
+measures, its threshold, which experiments it applies to, and the function computing it. The
+per-experiment table (`theorem_checks`), its files (results/<exp>/checks.{csv,md}) and the
+summary over all experiments (results/checks.{csv,md}) are derived from that dict.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +19,7 @@ import xarray as xr
 from scipy.stats import rankdata
 
 from minnorm.collect import converged, diverged_runs, final_values, first_lr, initial_values
+from minnorm.powerlaw import CI_LEVEL, MIN_SEEDS_FOR_CI, N_BOOT, PowerLawFit, fit_power_law
 
 # Satpathi & Srikant: ||W - W*_L|| leaves a residual O(m^-1/4) under gradient flow and O(m^-1/8)
 # under discrete GD; a pass needs at least the weaker, discrete-time rate.
@@ -32,152 +42,134 @@ ERROR_BOUND_MAX_RATIO = 1.0
 # Arora et al. Thm 4.1: ||W(T) - W0||_F <= sqrt(y^T H^-1 y) + small terms; 10% allows for the
 # O(kappa) and finite-m terms.
 DIST_FROM_INIT_BOUND_SLACK = 1.1
-# Bootstrap size and confidence level for the fitted exponents.
-N_BOOT = 2000
-CI_LEVEL = 0.95
 
 COLUMNS = ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
+# A verdict that rests on a bootstrap CI cannot be given from one seed per width.
+NOT_ENOUGH_SEEDS = "not enough seeds"
+VERDICTS = ("pass", "fail", "n/a", NOT_ENOUGH_SEEDS)
+
+__all__ = ["CHECKS", "CI_LEVEL", "COLUMNS", "CheckSpec", "N_BOOT", "NOT_ENOUGH_SEEDS", "Outcome",
+           "PowerLawFit", "checks_markdown", "fit_power_law", "theorem_checks"]
 
 
 @dataclass(frozen=True)
-class PowerLawFit:
-    """values ~ prefactor * m^exponent, with a bootstrap CI on the exponent."""
+class Outcome:
+    """What a check measured on one experiment: the statistic, the verdict and a detail line."""
 
-    exponent: float
-    prefactor: float
-    ci_low: float
-    ci_high: float
-    ci: float = CI_LEVEL
-    boot_exponents: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False,
-                                       compare=False)
-    boot_log_prefactors: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False,
-                                            compare=False)
-
-    def predict(self, m: np.ndarray) -> np.ndarray:
-        """The fitted curve at widths `m: (k,)`."""
-        return self.prefactor * np.asarray(m, dtype=np.float64) ** self.exponent
-
-    def band(self, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise CI of the fitted curve at `m: (k,)` from the bootstrap fits: (low, high)."""
-        logm = np.log(np.asarray(m, dtype=np.float64))
-        curves = self.boot_log_prefactors[:, None] + self.boot_exponents[:, None] * logm[None, :]
-        alpha = 100 * (1 - self.ci) / 2
-        low, high = np.percentile(curves, [alpha, 100 - alpha], axis=0)
-        return np.exp(low), np.exp(high)
+    measured: float
+    verdict: str
+    detail: str
 
 
-def _groups(m: np.ndarray, values: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """Finite values grouped by width: [(m_j, values_j: (n_j,))], widths with no value dropped."""
-    m = np.asarray(m, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim == 2 and values.shape[0] == m.shape[0]:
-        pairs = [(m[j], values[j]) for j in range(m.shape[0])]
-    elif values.ndim == 1 and values.shape == m.shape:
-        pairs = [(w, values[m == w]) for w in np.unique(m)]
-    else:
-        raise ValueError(f"fit_power_law: values of shape {values.shape} match neither (k, s) nor "
-                         f"long form for m of shape {m.shape}")
-    out = []
-    for w, v in pairs:
-        v = v[np.isfinite(v)]
-        if np.any(v <= 0) or w <= 0:
-            raise ValueError("fit_power_law: widths and values must be positive for a log-log fit")
-        if v.size:
-            out.append((float(w), v))
-    return out
+@dataclass(frozen=True)
+class CheckSpec:
+    """One theorem check.
 
-
-def fit_power_law(m: np.ndarray, values: np.ndarray, *, n_boot: int = N_BOOT, seed: int = 0,
-                  ci: float = CI_LEVEL) -> PowerLawFit:
-    """Least-squares fit of log(values) = log(prefactor) + exponent * log(m).
-
-    `m: (k,)` widths with `values: (k, s)` (one column per seed; NaN = missing), or long form
-    `m: (N,)`, `values: (N,)`. The CI resamples, with replacement, the values within each width
-    (seeds), refits, and takes percentiles; with one value per width it collapses to a point.
-    Raises ValueError when fewer than two widths have a finite value.
+    name: short identifier. claim: the claim with the measured statistic in parentheses, as
+    shown in the table. statistic: what `measured` is. threshold: the pass condition, as shown.
+    applies_to: in words, which experiments get this row; `applies(ds)` decides it from the
+    collected Dataset. evaluate(ds) -> Outcome gets the whole collected Dataset (diverged runs
+    included; each check masks them itself). uses_ci: whether the verdict needs a bootstrap CI
+    (then it is NOT_ENOUGH_SEEDS with fewer than two seeds per width).
     """
-    groups = _groups(m, values)
-    if len(groups) < 2:
-        raise ValueError(f"fit_power_law: need finite values at two or more widths, got {len(groups)}")
-    x = np.concatenate([np.full(v.size, np.log(w)) for w, v in groups])
-    y = np.concatenate([np.log(v) for _, v in groups])
-    xc = x - x.mean()
-    sxx = float(xc @ xc)
-    exponent = float(xc @ (y - y.mean()) / sxx)
-    log_prefactor = float(y.mean() - exponent * x.mean())
 
-    rng = np.random.default_rng(seed)
-    boot_y = np.concatenate([np.log(v)[rng.integers(0, v.size, size=(n_boot, v.size))]
-                             for _, v in groups], axis=1)  # (n_boot, N)
-    boot_exp = (boot_y - boot_y.mean(axis=1, keepdims=True)) @ xc / sxx
-    boot_logc = boot_y.mean(axis=1) - boot_exp * x.mean()
-    alpha = 100 * (1 - ci) / 2
-    low, high = np.percentile(boot_exp, [alpha, 100 - alpha])
-    return PowerLawFit(exponent, float(np.exp(log_prefactor)), float(low), float(high), ci,
-                       boot_exp, boot_logc)
+    name: str
+    claim: str
+    statistic: str
+    threshold: str
+    applies_to: str
+    applies: Callable[[xr.Dataset], bool]
+    evaluate: Callable[[xr.Dataset], Outcome]
+    uses_ci: bool = False
+
+    def row(self, experiment: str, ds: xr.Dataset) -> dict:
+        """The table row of this check on `ds` (columns COLUMNS)."""
+        out = self.evaluate(ds)
+        if out.verdict not in VERDICTS:
+            raise ValueError(f"check {self.name!r}: verdict {out.verdict!r} not in {VERDICTS}")
+        return dict(zip(COLUMNS, (experiment, self.claim, float(out.measured), self.threshold,
+                                  out.verdict, out.detail)))
 
 
-def _row(experiment: str, claim: str, measured: float, threshold: str, verdict: str,
-         detail: str) -> dict:
-    return dict(zip(COLUMNS, (experiment, claim, float(measured), threshold, verdict, detail)))
+def every_experiment(_ds: xr.Dataset) -> bool:
+    return True
 
+
+def several_widths(ds: xr.Dataset) -> bool:
+    """Two or more widths (at the first learning rate)."""
+    return first_lr(ds).sizes.get("width", 1) >= 2
+
+
+def several_noise_levels(ds: xr.Dataset) -> bool:
+    """Two or more label-noise levels (at the first learning rate)."""
+    return first_lr(ds).sizes.get("label_noise", 1) >= 2
+
+
+# ---- width claims: fitted exponents of final values in m ----
 
 def _final_by_width(ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Final converged `name` at the smallest label noise: widths (k,), values (k, seeds)."""
-    sel = ds.isel(label_noise=0) if "label_noise" in ds.dims else ds
+    """Final converged `name` at the first lr and smallest label noise: widths (k,), values (k, seeds)."""
+    sel = first_lr(ds)
+    sel = sel.isel(label_noise=0) if "label_noise" in sel.dims else sel
     final = final_values(converged(sel[name], sel)).transpose("width", ...)
     return sel["width"].values, final.values.reshape(final.sizes["width"], -1)
 
 
-def _exponent_row(exp: str, ds: xr.Dataset, name: str, claim: str, threshold: str,
-                  passes, expected: str = "") -> dict:
-    try:
-        widths, values = _final_by_width(ds, name)
-        fit = fit_power_law(widths, values)
-    except (KeyError, ValueError) as exc:
-        return _row(exp, claim, np.nan, threshold, "n/a", f"cannot fit: {exc}")
-    verdict = "pass" if passes(fit) else "fail"
-    detail = (f"exponent {fit.exponent:.3f}, {fit.ci:.0%} CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}] "
-              f"({N_BOOT} bootstrap resamples of seeds per width); widths {widths.min()}-{widths.max()}, "
-              f"{values.shape[1]} seeds, lr {ds.lr.item():g}{expected}")
-    return _row(exp, claim, fit.exponent, threshold, verdict, detail)
+def _exponent(name: str, passes: Callable[[PowerLawFit], bool], uses_ci: bool,
+              expected: str = "") -> Callable[[xr.Dataset], Outcome]:
+    def evaluate(ds: xr.Dataset) -> Outcome:
+        try:
+            widths, values = _final_by_width(ds, name)
+            fit = fit_power_law(widths, values)
+        except (KeyError, ValueError) as exc:
+            return Outcome(np.nan, "n/a", f"cannot fit: {exc}")
+        if uses_ci and not fit.ci_defined:
+            verdict = NOT_ENOUGH_SEEDS
+        else:
+            verdict = "pass" if passes(fit) else "fail"
+        ci = (f"{fit.ci_text()} ({N_BOOT} bootstrap resamples of seeds per width)"
+              if fit.ci_defined else fit.ci_text())
+        detail = (f"exponent {fit.exponent:.3f}, {ci}; widths {widths.min()}-{widths.max()}, "
+                  f"{values.shape[1]} seeds, lr {first_lr(ds).lr.item():g}{expected}")
+        return Outcome(fit.exponent, verdict, detail)
+
+    return evaluate
 
 
-def _width_rows(exp: str, ds: xr.Dataset) -> list[dict]:
-    expected = f"; the flow theorem expects {DIST_TO_TARGET_EXPECTED_EXPONENT:.3f}"
-    return [
-        _exponent_row(exp, ds, "dist_to_target", "||W(T)-W*|| decays in m (exponent of m)",
-                      f"<= {DIST_TO_TARGET_MAX_EXPONENT:.3f} and CI high < 0",
-                      lambda f: f.exponent <= DIST_TO_TARGET_MAX_EXPONENT and f.ci_high < 0, expected),
-        _exponent_row(exp, ds, "dist_from_init", "||W(T)-W0|| roughly constant in m (exponent of m)",
-                      f"|exponent| < {DIST_FROM_INIT_MAX_ABS_EXPONENT:g}",
-                      lambda f: abs(f.exponent) < DIST_FROM_INIT_MAX_ABS_EXPONENT),
-        _exponent_row(exp, ds, "gap_linearized", "network-to-linearized gap shrinks in m (exponent of m)",
-                      "< 0 and CI high < 0", lambda f: f.exponent < 0 and f.ci_high < 0),
-    ]
+# ---- runs: training loss and divergence ----
 
-
-def _loss_row(exp: str, ds: xr.Dataset) -> dict:
+def _train_loss(ds: xr.Dataset) -> Outcome:
     loss = converged(ds["train_loss"], ds)
     ratio = (final_values(loss) / initial_values(loss)).values.ravel()
     ratio = ratio[np.isfinite(ratio)]
-    claim, threshold = "train loss reaches its floor (final / initial)", f"< {TRAIN_LOSS_MAX_RATIO:g} for every run"
     if ratio.size == 0:
-        return _row(exp, claim, np.nan, threshold, "n/a", "no converged run")
+        return Outcome(np.nan, "n/a", "no converged run")
     worst = float(ratio.max())
-    verdict = "pass" if worst < TRAIN_LOSS_MAX_RATIO else "fail"
-    return _row(exp, claim, worst, threshold, verdict,
-                f"worst of {ratio.size} non-diverged runs; median {np.median(ratio):.3g}")
+    return Outcome(worst, "pass" if worst < TRAIN_LOSS_MAX_RATIO else "fail",
+                   f"worst of {ratio.size} non-diverged runs; median {np.median(ratio):.3g}")
 
 
-def _diverged_row(exp: str, ds: xr.Dataset) -> dict:
+def _diverged(ds: xr.Dataset) -> Outcome:
     runs = diverged_runs(ds)
     total = int(np.isfinite(ds["diverged"].values).sum())
     listed = "; ".join(", ".join(f"{k}={v:g}" for k, v in r.items()) for r in runs[:5])
     more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
     detail = f"{len(runs)} of {total} runs diverged" + (f": {listed}{more}" if runs else "")
-    return _row(exp, "no run diverged (number diverged)", len(runs), "0",
-                "pass" if not runs else "fail", detail)
+    return Outcome(len(runs), "pass" if not runs else "fail", detail)
+
+
+# ---- label-noise claims (Arora et al.): largest width, first lr, mean over seeds ----
+
+def _noise_selection(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    sel = first_lr(ds)
+    sel = sel.isel(width=-1) if "width" in sel.dims else sel
+    return sel, f"width {sel.width.item()}, lr {sel.lr.item():g}, mean over seeds"
+
+
+def _mean_final(sel: xr.Dataset, name: str) -> xr.DataArray:
+    da = converged(sel[name], sel)
+    da = final_values(da) if "step" in da.dims else da
+    return da.mean("seed") if "seed" in da.dims else da
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -188,64 +180,93 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _noise_rows(exp: str, ds: xr.Dataset) -> list[dict]:
-    sel = ds.isel(width=-1) if "width" in ds.dims else ds
-    where = f"width {sel.width.item()}, lr {sel.lr.item():g}, mean over seeds"
-
-    def mean_final(name: str) -> xr.DataArray:
-        da = converged(sel[name], sel)
-        da = final_values(da) if "step" in da.dims else da
-        return da.mean("seed") if "seed" in da.dims else da
-
-    error, bound = mean_final("test_error"), mean_final("arora_bound")
+def _error_rises(ds: xr.Dataset) -> Outcome:
+    sel, where = _noise_selection(ds)
+    error = _mean_final(sel, "test_error")
     noise = sel.label_noise.values
     ok = np.isfinite(error.values)
-    claim_rise = "test error rises with label noise (Spearman rho)"
     if ok.sum() < 2:
-        rows = [_row(exp, claim_rise, np.nan, f">= {ERROR_NOISE_MIN_SPEARMAN:g}", "n/a",
-                     "fewer than two noise levels with a finite test error")]
-    else:
-        rho = _spearman(noise[ok], error.values[ok])
-        rows = [_row(exp, claim_rise, rho, f">= {ERROR_NOISE_MIN_SPEARMAN:g}",
-                     "pass" if rho >= ERROR_NOISE_MIN_SPEARMAN else "fail",
-                     f"{ok.sum()} noise levels {noise[ok].min():g}-{noise[ok].max():g}; {where}")]
+        return Outcome(np.nan, "n/a", "fewer than two noise levels with a finite test error")
+    rho = _spearman(noise[ok], error.values[ok])
+    return Outcome(rho, "pass" if rho >= ERROR_NOISE_MIN_SPEARMAN else "fail",
+                   f"{ok.sum()} noise levels {noise[ok].min():g}-{noise[ok].max():g}; {where}")
 
-    def ratio_row(claim: str, ratio: xr.DataArray, limit: float, what: str) -> dict:
-        r = ratio.values
+
+def _ratio(ratio_of: Callable[[xr.Dataset], xr.DataArray], limit: float) -> Callable[[xr.Dataset], Outcome]:
+    def evaluate(ds: xr.Dataset) -> Outcome:
+        sel, where = _noise_selection(ds)
+        r = ratio_of(sel).values
         if not np.isfinite(r).any():
-            return _row(exp, claim, np.nan, f"< {limit:g} at every noise level", "n/a", "no finite values")
+            return Outcome(np.nan, "n/a", "no finite values")
         worst = int(np.nanargmax(r))
         verdict = "pass" if np.all(r[np.isfinite(r)] < limit) else "fail"
-        return _row(exp, claim, float(r[worst]), f"< {limit:g} at every noise level", verdict,
-                    f"largest {what} at label noise {noise[worst]:g}; {where}")
+        return Outcome(float(r[worst]), verdict,
+                       f"largest ratio at label noise {sel.label_noise.values[worst]:g}; {where}")
 
-    rows.append(ratio_row("test error below sqrt(2 y^T H^-1 y / n) (error / bound)",
-                          error / bound, ERROR_BOUND_MAX_RATIO, "ratio"))
-    rows.append(ratio_row("||W(T)-W0|| <= sqrt(y^T H^-1 y) (ratio)",
-                          mean_final("dist_from_init") / np.sqrt(mean_final("yHy")),
-                          DIST_FROM_INIT_BOUND_SLACK, "ratio"))
-    return rows
+    return evaluate
+
+
+_WIDTHS = ("experiments with two or more widths (first learning rate, smallest label noise, "
+           "final step, diverged runs excluded)")
+_NOISE = ("experiments with two or more label-noise levels (largest width, first learning rate, "
+          "final step, mean over seeds)")
+
+CHECKS: dict[str, CheckSpec] = {
+    spec.name: spec
+    for spec in (
+        CheckSpec("train_loss", "train loss reaches its floor (final / initial)",
+                  "largest final / initial training loss over the non-diverged runs",
+                  f"< {TRAIN_LOSS_MAX_RATIO:g} for every run", "every experiment (all runs)",
+                  every_experiment, _train_loss),
+        CheckSpec("diverged", "no run diverged (number diverged)", "number of diverged runs", "0",
+                  "every experiment (all runs); diverged runs are excluded from every other row",
+                  every_experiment, _diverged),
+        CheckSpec("dist_to_target", "||W(T)-W*|| decays in m (exponent of m)",
+                  "fitted exponent of the final ||W(T) - W*|| in m",
+                  f"<= {DIST_TO_TARGET_MAX_EXPONENT:.3f} and CI high < 0", _WIDTHS, several_widths,
+                  _exponent("dist_to_target",
+                            lambda f: f.exponent <= DIST_TO_TARGET_MAX_EXPONENT and f.ci_high < 0,
+                            uses_ci=True,
+                            expected=f"; the flow theorem expects {DIST_TO_TARGET_EXPECTED_EXPONENT:.3f}"),
+                  uses_ci=True),
+        CheckSpec("dist_from_init", "||W(T)-W0|| roughly constant in m (exponent of m)",
+                  "fitted exponent of the final ||W(T) - W0|| in m",
+                  f"|exponent| < {DIST_FROM_INIT_MAX_ABS_EXPONENT:g}", _WIDTHS, several_widths,
+                  _exponent("dist_from_init",
+                            lambda f: abs(f.exponent) < DIST_FROM_INIT_MAX_ABS_EXPONENT,
+                            uses_ci=False)),
+        CheckSpec("gap_linearized", "network-to-linearized gap shrinks in m (exponent of m)",
+                  "fitted exponent of the final RMS network-to-linearized gap in m",
+                  "< 0 and CI high < 0", _WIDTHS, several_widths,
+                  _exponent("gap_linearized", lambda f: f.exponent < 0 and f.ci_high < 0,
+                            uses_ci=True),
+                  uses_ci=True),
+        CheckSpec("error_rises", "test error rises with label noise (Spearman rho)",
+                  "Spearman rank correlation of the seed-mean final test error with p",
+                  f">= {ERROR_NOISE_MIN_SPEARMAN:g}", _NOISE, several_noise_levels, _error_rises),
+        CheckSpec("error_below_bound", "test error below sqrt(2 y^T H^-1 y / n) (error / bound)",
+                  "largest seed-mean test error / bound over the noise levels",
+                  f"< {ERROR_BOUND_MAX_RATIO:g} at every noise level", _NOISE, several_noise_levels,
+                  _ratio(lambda s: _mean_final(s, "test_error") / _mean_final(s, "arora_bound"),
+                         ERROR_BOUND_MAX_RATIO)),
+        CheckSpec("dist_below_bound", "||W(T)-W0|| <= sqrt(y^T H^-1 y) (ratio)",
+                  "largest seed-mean ||W(T) - W0|| / sqrt(y^T H^-1 y) over the noise levels",
+                  f"< {DIST_FROM_INIT_BOUND_SLACK:g} at every noise level", _NOISE,
+                  several_noise_levels,
+                  _ratio(lambda s: _mean_final(s, "dist_from_init") / np.sqrt(_mean_final(s, "yHy")),
+                         DIST_FROM_INIT_BOUND_SLACK)),
+    )
+}
 
 
 def theorem_checks(collected: dict[str, xr.Dataset]) -> pd.DataFrame:
-    """One row per (experiment, applicable claim); columns `COLUMNS`.
-
-    Every experiment gets the train-loss and divergence rows (all runs). Experiments with two or
-    more widths get the width claims (smallest label noise, first lr); experiments with two or
-    more label-noise levels get the Arora et al. claims (largest width, first lr).
-    """
+    """One row per (experiment, applicable check), in registry order; columns `COLUMNS`."""
     rows: list[dict] = []
     for exp, ds in collected.items():
         missing = [v for v in ("train_loss", "diverged") if v not in ds]
         if missing:
             raise ValueError(f"theorem_checks: experiment {exp!r} lacks variables {missing}")
-        rows.append(_loss_row(exp, ds))
-        rows.append(_diverged_row(exp, ds))
-        one_lr = first_lr(ds)
-        if one_lr.sizes.get("width", 1) >= 2:
-            rows.extend(_width_rows(exp, one_lr))
-        if one_lr.sizes.get("label_noise", 1) >= 2:
-            rows.extend(_noise_rows(exp, one_lr))
+        rows.extend(spec.row(exp, ds) for spec in CHECKS.values() if spec.applies(ds))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -263,3 +284,89 @@ def checks_markdown(df: pd.DataFrame) -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+# Background of each verdict's cell in the HTML table (light, readable in print and for the
+# colour-blind thanks to the verdict text itself).
+VERDICT_COLORS = {"pass": "#d5f5dd", "fail": "#fbd3d0", "n/a": "#eeeeee", NOT_ENOUGH_SEEDS: "#fff2c2"}
+
+
+def checks_html(df: pd.DataFrame) -> str:
+    """The checks table as an HTML <table> fragment (numbers as in the markdown, verdicts coloured).
+
+    Included verbatim in the Snakemake report's captions, so the verdicts are on the page.
+    """
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for column, value in zip(df.columns, row):
+            text = html.escape(_cell(value).replace("\\|", "|"))
+            style = ""
+            if column == "verdict":
+                style = f' style="background:{VERDICT_COLORS.get(value, "#ffffff")};font-weight:bold"'
+            cells.append(f"<td{style}>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return ('<table class="minnorm-checks" border="1" style="border-collapse:collapse">\n'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table>\n")
+
+
+def checks_text(df: pd.DataFrame) -> tuple[str, str, str]:
+    """(CSV, markdown, HTML) of a checks table; all rendered before any is written."""
+    return df.to_csv(index=False), checks_markdown(df), checks_html(df)
+
+
+def claims_markdown() -> str:
+    """The registry as a markdown table: check, claim, statistic, threshold, applies to."""
+    frame = pd.DataFrame([(s.name, s.claim, s.statistic, s.threshold, s.applies_to)
+                          for s in CHECKS.values()],
+                         columns=["check", "claim", "statistic", "threshold", "applies to"])
+    return checks_markdown(frame)
+
+
+# ---- files: results/<exp>/checks.{csv,md} per experiment, results/checks.{csv,md} summary ----
+
+def read_checks_csv(path: str | Path) -> pd.DataFrame:
+    """A checks CSV written by `write_checks` (strings kept as written: "n/a" stays text).
+
+    Raises ValueError naming the file when its columns are not `COLUMNS`.
+    """
+    try:
+        df = pd.read_csv(path, keep_default_na=False, na_values={"measured": [""]},
+                         dtype=str)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ValueError(f"checks file {str(path)!r} cannot be read: {error}") from error
+    if list(df.columns) != COLUMNS:
+        raise ValueError(f"checks file {str(path)!r} has columns {list(df.columns)}, expected {COLUMNS}")
+    df["measured"] = df["measured"].astype(float)
+    return df
+
+
+def write_checks(df: pd.DataFrame, out_csv: str | Path, out_md: str | Path,
+                 out_html: str | Path) -> None:
+    """Write a checks table as CSV, markdown and HTML, each atomically; render all before writing."""
+    from minnorm.files import write_text_atomic
+
+    for text, out in zip(checks_text(df), (out_csv, out_md, out_html), strict=True):
+        write_text_atomic(text, out)
+
+
+def experiment_checks(exp: str, collected_file: str | Path) -> pd.DataFrame:
+    """The checks table of one experiment from its collected file."""
+    with xr.open_dataset(collected_file, engine="netcdf4") as opened:
+        ds = opened.load()
+    return theorem_checks({exp: ds})
+
+
+def summary_checks(results: str | Path, first: list[str] = ()) -> pd.DataFrame:
+    """Every experiment's checks found as `results/<exp>/checks.csv`, one table.
+
+    Experiments named in `first` (the current config's, in config order) come first, then every
+    other experiment with a checks file, by name: running one config never drops another's rows.
+    """
+    files = {path.parent.name: path for path in sorted(Path(results).glob("*/checks.csv"))}
+    order = [exp for exp in first if exp in files] + [exp for exp in files if exp not in first]
+    frames = [read_checks_csv(files[exp]) for exp in order]
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.concat(frames, ignore_index=True)

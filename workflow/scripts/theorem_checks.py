@@ -1,9 +1,13 @@
-"""Snakemake adapter: theorem checks over all experiments (results/checks.csv and .md)."""
+"""Snakemake adapter: theorem checks of one experiment (results/{exp}/checks.csv and .md)."""
 
-from minnorm.pipeline import log_job_to, make_checks
+import logging
+
+from minnorm.checks import experiment_checks, write_checks
+from minnorm.pipeline import log_job_to
 
 log_job_to(snakemake.log[0])
-collected = dict(
-    zip(snakemake.params.experiments, snakemake.input.collected, strict=True)
+table = experiment_checks(snakemake.wildcards.exp, snakemake.input[0])
+logging.getLogger("minnorm.checks").info(
+    "%d checks, verdicts: %s", len(table), table["verdict"].value_counts().to_dict()
 )
-make_checks(collected, snakemake.output.csv, snakemake.output.md)
+write_checks(table, snakemake.output.csv, snakemake.output.md, snakemake.output.html)

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 
-from minnorm.checks import PowerLawFit, fit_power_law
+from minnorm.powerlaw import PowerLawFit, fit_power_law
 from minnorm.collect import final_values
 from minnorm.figures.style import (figure_style, log_value_axis, log_width_axis, masked,
                                    new_figure, require, save_figure, seed_band, select,
@@ -35,6 +35,13 @@ def _need_widths(figure: str, widths: np.ndarray, values: np.ndarray) -> None:
                          f"dataset has {have} (widths {list(widths)})")
 
 
+def _ci_label(fit: PowerLawFit) -> str:
+    """Legend text of the fit's CI: "95% CI [lo, hi]", or that one seed per width gives none."""
+    if fit.ci_defined:
+        return f"{fit.ci:.0%} CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}]"
+    return "no CI (< 2 seeds at a width)"
+
+
 def _scaling_panel(ax: Axes, widths: np.ndarray, values: np.ndarray, references, ylabel: str,
                    title: str) -> PowerLawFit:
     """Seeds as points, the fitted power law with its bootstrap band, reference slopes anchored
@@ -44,11 +51,11 @@ def _scaling_panel(ax: Axes, widths: np.ndarray, values: np.ndarray, references,
                    label="runs (one per seed)" if j == 0 else None, zorder=3)
     fit = fit_power_law(widths, values)
     grid = np.geomspace(widths.min(), widths.max(), 50)
-    low, high = fit.band(grid)
     ax.plot(grid, fit.predict(grid), color=FIT_COLOR, lw=1.8,
-            label=f"fit $\\propto m^{{{fit.exponent:.3f}}}$, {fit.ci:.0%} CI "
-                  f"[{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
-    ax.fill_between(grid, low, high, color=FIT_COLOR, alpha=0.15, lw=0)
+            label=f"fit $\\propto m^{{{fit.exponent:.3f}}}$, {_ci_label(fit)}")
+    if fit.ci_defined:  # with one seed at a width the bootstrap band would be a line
+        low, high = fit.band(grid)
+        ax.fill_between(grid, low, high, color=FIT_COLOR, alpha=0.15, lw=0)
     first = np.flatnonzero(np.isfinite(values).any(axis=1))[0]
     anchor = np.nanmean(values[first])
     for slope, label, ls in references:
@@ -116,7 +123,8 @@ def plot_function_space(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> 
             fit = fit_power_law(widths, lin)
             ax_m.plot(widths, fit.predict(widths), color="C3", lw=1.8,
                       label=f"fit (linearized) $\\propto m^{{{fit.exponent:.3f}}}$, "
-                            f"CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
+                            + (f"CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}]" if fit.ci_defined
+                               else "no CI (< 2 seeds at a width)"))
         log_value_axis(ax_m)
         log_width_axis(ax_m, widths)
         ax_m.set(ylabel="RMS gap on test points (final step)", title="(a) gap against width")
