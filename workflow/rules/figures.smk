@@ -10,7 +10,7 @@ for figure, spec in FIGURES.items():
         name:
             figure
         input:
-            COLLECTED_FILE,
+            "results/{exp}/{exp}.nc",
         output:
             png=report(
                 f"results/{{exp}}/figures/{figure}.png",
