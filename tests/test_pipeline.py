@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import xarray as xr
 import yaml
 
-from minnorm import pipeline
-from minnorm.config import data_settings, run_settings, target_settings, validate_config
+from minnorm import integrity, pipeline, plan
+from minnorm.fingerprint import numerics_fingerprint
+from minnorm.config import validate_config
+from minnorm.plan import data_settings, run_settings, target_settings
 from minnorm.data.datasets import DataFileError, load_dataset
 
 from synthetic_runs import write_runs
@@ -75,7 +81,7 @@ def test_target_too_large_for_memory_is_refused_up_front(
     assert not out.exists() and not _leftovers(tmp_path)
 
 
-def test_finished_runs_are_reused_only_with_the_same_config_and_code(
+def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
     tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
@@ -86,16 +92,64 @@ def test_finished_runs_are_reused_only_with_the_same_config_and_code(
     assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "trained"
     content = out.read_bytes()
     assert done.read_bytes() == content
+    with xr.open_dataset(out) as run:
+        assert run.attrs["run_identity"] == plan.run_identity_digest(settings)
+        assert run.attrs["code_sha256"] == numerics_fingerprint()
     out.unlink()  # as Snakemake does before rerunning a job
     assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "reused"
     assert out.read_bytes() == content
-    # Other settings, or other package code: trained again, and the kept copy replaced.
+    # Log and checkpoint intervals change no number: still reused, bit for bit.
+    chatty = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    chatty["training"].update(progress_every=1, checkpoint_every=3)
+    out.unlink()
+    assert pipeline.make_run_file(chatty, data_file, target_file, out, done=done) == "reused"
+    assert out.read_bytes() == content
+    # Other numeric settings, or other numerical code: trained again, and the kept copy replaced.
     longer = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     longer["training"]["steps"] += 1
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
-    monkeypatch.setattr(pipeline, "code_fingerprint", lambda: "0" * 64)
+    monkeypatch.setattr(plan, "numerics_fingerprint", lambda: "0" * 64)
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
     assert not _leftovers(tmp_path)
+
+
+def test_damaged_completed_run_is_trained_again(tiny_config: dict, tmp_path: Path) -> None:
+    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
+    pipeline.make_run_file(settings, data_file, target_file, out, done=done)
+    # The run file and its completed-run link share an inode: truncating one truncates both.
+    os.truncate(out, out.stat().st_size - 1)
+    out.unlink()
+    assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "trained"
+    assert integrity.netcdf_damage(out) is None and integrity.netcdf_damage(done) is None
+
+
+def test_run_files_reuse_before_importing_torch(tiny_config: dict, tmp_path: Path) -> None:
+    # A width whose runs are all reused prints one line and never imports torch or Lightning.
+    jobs = plan.train_jobs(tiny_config, "tiny_digits", 64)
+    for job in jobs:
+        for key in ("data", "target", "out", "checkpoint", "done"):
+            job[key] = str(tmp_path / job[key])
+    data_file = Path(jobs[0]["data"])
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_digits", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_digits", 64, 0, 0.0), data_file, jobs[0]["target"])
+    first = dict(jobs[0], config=copy.deepcopy(jobs[0]["config"]))
+    assert pipeline.make_run_files([first], label="train_tiny_digits m=64") == (
+        "train_tiny_digits m=64: reused 0, trained 1")
+    Path(first["out"]).unlink()
+    code = (
+        "import json, sys; from minnorm import pipeline; "
+        "line = pipeline.make_run_files(json.load(sys.stdin), label='t'); "
+        "assert not {'torch', 'pytorch_lightning', 'lightning'} & set(sys.modules), sorted(sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], input=json.dumps([first]), capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout == "t: reused 1, trained 0\n"
+    assert Path(first["out"]).read_bytes() == Path(first["done"]).read_bytes()
 
 
 @pytest.mark.slow

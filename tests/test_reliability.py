@@ -22,7 +22,8 @@ import xarray as xr
 import yaml
 
 from minnorm import pipeline
-from minnorm.config import data_settings, run_settings, target_settings, validate_config
+from minnorm.config import validate_config
+from minnorm.plan import data_settings, run_settings, target_settings
 from minnorm.data.datasets import load_dataset, save_dataset
 from minnorm.files import format_float
 from minnorm.core.model import augment_inputs, init_weights

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
@@ -15,6 +13,8 @@ import xarray as xr
 
 from minnorm import __version__
 from minnorm.files import atomic_copy, atomic_write_netcdf, write_text_atomic
+from minnorm.fingerprint import numerics_fingerprint
+from minnorm.plan import IDENTITY_ATTR, run_identity_digest
 
 PathLike = str | os.PathLike[str]
 
@@ -113,26 +113,40 @@ def make_target_file(
     atomic_write_netcdf(ds, out)
 
 
-@functools.cache
-def code_fingerprint() -> str:
-    """SHA-256 of the minnorm package's source files: a completed run is reused only by the same code."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parent
-    for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _reusable(done: Path, identity: str) -> bool:
+    """Whether `done` is a whole run file whose identity (numeric settings and code) is `identity`.
 
+    Reads one attribute through netCDF4 (no torch, no xarray decoding): a fully reused job
+    never imports torch or pytorch_lightning.
+    """
+    import netCDF4
 
-def _reusable(done: Path, config_json: str) -> bool:
-    """Whether `done` holds a completed run of exactly this config, made by exactly this code."""
+    from minnorm.integrity import netcdf_damage
+
     try:
-        with xr.open_dataset(done, engine="netcdf4") as opened:
-            attrs = dict(opened.attrs)
-    except (OSError, ValueError) as error:
+        damage = netcdf_damage(done)
+        if damage is not None:
+            logger.warning("ignoring the damaged completed-run copy %s (%s)", done, damage)
+            return False
+        with netCDF4.Dataset(done) as opened:
+            stored = getattr(opened, IDENTITY_ATTR, None)
+    except OSError as error:
         logger.warning("ignoring unreadable completed-run copy %s (%s)", done, error)
         return False
-    return attrs.get("config") == config_json and attrs.get("code_sha256") == code_fingerprint()
+    return stored == identity
+
+
+def _reuse(done: PathLike | None, identity: str, out: Path) -> bool:
+    """Restore `out` from the completed-run copy `done` if that has this identity; else drop it."""
+    if done is None or not Path(done).exists():
+        return False
+    if _reusable(Path(done), identity):
+        atomic_copy(done, out)
+        logger.info("reused the completed run %s (same numeric settings and code) for %s", done, out)
+        return True
+    logger.info("completed run %s has other numeric settings or code: training again", done)
+    Path(done).unlink()
+    return False
 
 
 def make_run_file(
@@ -148,24 +162,34 @@ def make_run_file(
     A checkpoint left by a killed job lets `train_run` resume with the same iterates; it is
     removed once the run file is complete. `done`, if given, keeps a hard link to every finished
     run file: when Snakemake reruns a job that trains several runs (because a seed was added,
-    say), runs whose config and code are unchanged are restored from it instead of retrained.
+    say), a run whose identity (`minnorm.plan.run_identity_digest`: numeric settings and
+    numerical code) is unchanged is restored from it instead of retrained.
     """
+    out = Path(out)
+    identity = run_identity_digest(run_config)
+    if _reuse(done, identity, out):
+        return "reused"
+    return _train(run_config, identity, data_file, target_file, out, checkpoint, done)
+
+
+def _train(
+    run_config: dict[str, Any],
+    identity: str,
+    data_file: PathLike,
+    target_file: PathLike,
+    out: Path,
+    checkpoint: PathLike | None,
+    done: PathLike | None,
+) -> str:
     from minnorm.data.datasets import load_dataset
     from minnorm.training.train import train_run
 
-    out = Path(out)
-    config_json = _config_json(run_config)
-    if done is not None and Path(done).exists():
-        if _reusable(Path(done), config_json):
-            atomic_copy(done, out)
-            logger.info("reused the completed run %s (same config and code) for %s", done, out)
-            return "reused"
-        Path(done).unlink()
     resuming = checkpoint is not None and Path(checkpoint).exists()
     data = load_dataset(data_file)
     target = _read_netcdf(target_file)
     ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger)
-    ds.attrs["code_sha256"] = code_fingerprint()
+    ds.attrs["code_sha256"] = numerics_fingerprint()
+    ds.attrs[IDENTITY_ATTR] = identity
     atomic_write_netcdf(ds, out)
     if done is not None:
         atomic_copy(out, done, hard_link=True)
@@ -188,27 +212,45 @@ def make_target_files(jobs: list[dict[str, Any]]) -> None:
         make_target_file(job["config"], job["data"], job["out"])
 
 
-def make_run_files(jobs: list[dict[str, Any]]) -> None:
+def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, label: str = "train") -> str:
     """`make_run_file` for each job `{"config", "data", "target", "out", "checkpoint", "done"}`.
 
     One process trains all runs of one width: every job is a fresh interpreter whose imports
-    (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic.
+    (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic. Runs that can be
+    reused are restored first, before torch is imported (a fully reused job imports neither);
+    `threads` then sets torch's thread count for the rest. Returns, prints to stdout (the
+    terminal under Snakemake) and logs one line: "<label>: reused k, trained n".
     """
-    from minnorm.training.resources import retain_freed_memory
+    identities = [job.get("identity") or run_identity_digest(job["config"]) for job in jobs]
+    left = []
+    for index, (job, identity) in enumerate(zip(jobs, identities, strict=True), start=1):
+        if _reuse(job.get("done"), identity, Path(job["out"])):
+            logger.info("run %d/%d reused", index, len(jobs))
+        else:
+            left.append((index, job))
+    counts = {"reused": len(jobs) - len(left), "trained": 0, "resumed": 0}
+    if left:
+        import torch
 
-    if not retain_freed_memory():
-        logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")
-    for index, job in enumerate(jobs, start=1):
+        from minnorm.training.resources import retain_freed_memory
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if not retain_freed_memory():
+            logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")
+    for index, job in left:
         logger.info("run %d/%d: %s", index, len(jobs), job["out"])
-        how = make_run_file(
-            job["config"],
-            job["data"],
-            job["target"],
-            job["out"],
-            checkpoint=job.get("checkpoint"),
-            done=job.get("done"),
-        )
+        how = _train(job["config"], identities[index - 1], job["data"], job["target"],
+                     Path(job["out"]), job.get("checkpoint"), job.get("done"))
+        counts["trained"] += 1
+        counts["resumed"] += how == "resumed"
         logger.info("run %d/%d %s", index, len(jobs), how)
+    line = f"{label}: reused {counts['reused']}, trained {counts['trained']}"
+    if counts["resumed"]:
+        line += f" ({counts['resumed']} resumed from a checkpoint)"
+    logger.info(line)
+    print(line, flush=True)
+    return line
 
 
 def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:

@@ -1,8 +1,6 @@
 # Linearized min-norm targets: W0, a, W*, Gram matrices and theory numbers of each initialisation.
 # One job per (experiment, width) computes the targets of all its seeds and label-noise levels.
-
-# The target is an n x n solve plus (m, p) products: minutes at most even for large widths.
-TARGET_RUNTIME_MIN = 15
+# The work list is rebuilt in the script (minnorm.plan.target_jobs); params are short digests.
 
 for exp in EXPERIMENTS:
 
@@ -10,9 +8,9 @@ for exp in EXPERIMENTS:
         name:
             f"target_{exp}"
         input:
-            data=data_files(exp),
+            data=plan.data_files(config, exp),
         output:
-            target_files(exp),
+            plan.target_files(config, exp, plan.WIDTH_WILDCARD),
         log:
             f"results/{exp}/logs/target/m{{width}}.log",
         benchmark:
@@ -21,9 +19,10 @@ for exp in EXPERIMENTS:
             CONDA_ENV
         threads: 1
         resources:
-            mem_mb=lambda w, exp=exp: width_mem_mb(exp, w.width),
-            runtime=TARGET_RUNTIME_MIN,
+            mem_mb=lambda w, exp=exp: plan.width_mem_mb(config, exp, w.width),
+            runtime=plan.TARGET_RUNTIME_MIN,
         params:
-            jobs=lambda w, exp=exp: target_jobs(exp, w.width),
+            exp=exp,
+            identity=lambda w, exp=exp: plan.target_job_param(config, exp, w.width),
         script:
             "../scripts/make_target.py"

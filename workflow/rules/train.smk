@@ -1,6 +1,9 @@
 # Gradient descent: one job per (experiment, width) trains all its runs (seeds, label-noise
 # levels, learning rates) one after the other and writes one file per run. A job per run would
 # spend more time importing torch and pytorch_lightning than training (BENCHMARKS.md).
+# The runs are rebuilt in the script (minnorm.plan.train_jobs). The params are short digests of
+# the runs' numeric settings and of the numerical code: a changed lr, steps or numerical module
+# reruns exactly the affected widths, a changed log interval or plotting module reruns nothing.
 
 # Small full-batch problems parallelise better across jobs than inside one job, so each job
 # takes one core and `--cores N` trains N widths at once.
@@ -12,10 +15,10 @@ for exp in EXPERIMENTS:
         name:
             f"train_{exp}"
         input:
-            data=data_files(exp),
-            targets=target_files(exp),
+            data=plan.data_files(config, exp),
+            targets=plan.target_files(config, exp, plan.WIDTH_WILDCARD),
         output:
-            width_run_files(exp),
+            plan.width_run_files(config, exp, plan.WIDTH_WILDCARD),
         log:
             f"results/{exp}/logs/runs/m{{width}}.log",
         benchmark:
@@ -26,12 +29,13 @@ for exp in EXPERIMENTS:
             CONDA_ENV
         threads: TRAIN_THREADS
         resources:
-            mem_mb=lambda w, exp=exp: width_mem_mb(exp, w.width),
-            runtime=lambda w, exp=exp: width_runtime_min(exp, w.width),
-            gpu=gpus(exp),
+            mem_mb=lambda w, exp=exp: plan.width_mem_mb(config, exp, w.width),
+            runtime=lambda w, exp=exp: plan.width_runtime_min(config, exp, w.width),
+            gpu=plan.gpus(config, exp),
         params:
-            # Resolved run configs and file names; checkpoints and completed-run links are
-            # deliberately not outputs (Snakemake would delete them with a failed job's outputs).
-            runs=lambda w, exp=exp: train_jobs(exp, w.width),
+            # Checkpoints and completed-run links are deliberately not outputs (Snakemake would
+            # delete them with a failed job's outputs).
+            exp=exp,
+            identity=lambda w, exp=exp: plan.train_job_param(config, exp, w.width),
         script:
             "../scripts/train_runs.py"

@@ -1,0 +1,452 @@
+"""The run plan: which files and jobs a validated config asks for, and what identifies each run.
+
+Plain functions over a config returned by `minnorm.config.validate_config` (defaults filled in);
+no Snakemake, torch or Lightning import, so the plan is testable in milliseconds and
+`workflow/rules/*.smk` only call these functions. File names follow ARCHITECTURE.md's contract.
+
+Sweep lists are canonical: every function here sees them sorted, so reordering the values of a
+sweep in the YAML changes no file name, job list or job parameter.
+
+A run's *identity* is what can change its numbers: the resolved run config less the settings in
+`NON_NUMERIC_TRAINING_KEYS`, plus `minnorm.fingerprint.numerics_fingerprint()`. A finished run is
+reused exactly when its stored identity equals the planned one, and the jobs' Snakemake params
+are short digests of these identities, so that a changed numerical setting or numerical code
+reruns exactly the affected jobs while a log interval or a plotting change reruns nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from minnorm.files import format_float
+from minnorm.fingerprint import numerics_fingerprint
+
+# --- file templates (ARCHITECTURE.md, "Files"); wildcards exp, width, seed, noise, lr, figure, ext
+DATA_FILE = "results/{exp}/data/s{seed}_p{noise}.nc"
+TARGET_FILE = "results/{exp}/target/m{width}_s{seed}_p{noise}.nc"
+RUN_FILE = "results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc"
+# Resumable state of a running training run; not an output, so a killed job keeps it.
+CHECKPOINT_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}.ckpt"
+# A hard link to each finished run file: a rerun of a width's job restores the runs whose
+# identity is unchanged instead of training them again.
+DONE_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}.done.nc"
+COLLECTED_FILE = "results/{exp}/{exp}.nc"
+FIGURE_FILE = "results/{exp}/figures/{figure}.{ext}"
+FIGURE_FORMATS = ("png", "pdf")
+# Passed as `width` to the file-list functions, it stays a wildcard (Snakemake output patterns).
+WIDTH_WILDCARD = "{width}"
+
+# Training settings that change no stored number: how often a run logs and checkpoints.
+NON_NUMERIC_TRAINING_KEYS = frozenset({"progress_every", "checkpoint_every"})
+# The run-file attribute that holds the run's identity digest (see `run_identity_digest`).
+IDENTITY_ATTR = "run_identity"
+# Hex digits of the digests used as Snakemake params (64 bits: short in dry-run reasons, and a
+# chance collision between two settings of one job is not a practical concern).
+PARAM_DIGEST_HEX = 16
+
+# Input dimension of the image data sets (pixels x channels), used until the data-set registry
+# (`minnorm.data.registry.DATASETS`) exists; sphere_quadratic uses data.dim.
+_FALLBACK_DIMS: dict[str, int] = {"digits": 64, "mnist": 28 * 28, "cifar10": 32 * 32 * 3}
+
+# Fixed memory of a Python process with torch and pytorch_lightning imported.
+BASE_PROCESS_MB = 600
+# Rough throughput of one CPU core on the GD step (multiply-adds per second), measured order of
+# magnitude; the runtime request is generous on purpose because a job over its limit is killed.
+CPU_MULTIPLY_ADDS_PER_S = 2e9
+# One step does a forward and a backward pass: about three (n, p) x (p, m) products.
+PRODUCTS_PER_STEP = 3
+RUNTIME_SAFETY_FACTOR = 3.0
+RUNTIME_OVERHEAD_MIN = 5
+# The target is an n x n solve plus (m, p) products: minutes at most even for large widths.
+TARGET_RUNTIME_MIN = 15
+
+
+class PlanError(KeyError):
+    """A name the plan does not know (experiment, width, sweep value); the message names the key."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+# --- sweeps and runs ------------------------------------------------------------------------------
+
+
+def experiment(config: dict, exp: str) -> dict:
+    """The experiment `exp` of a validated config, with a clear error if it is not there."""
+    experiments = config["experiments"]
+    if exp not in experiments:
+        raise PlanError(
+            f"experiments.{exp}: no such experiment; defined: {', '.join(experiments)}"
+        )
+    return experiments[exp]
+
+
+def sweep(config: dict, exp: str) -> dict[str, list]:
+    """The sweep lists of `exp`, each sorted ascending: `{width, seed, label_noise, lr}`.
+
+    `sweep.lr` defaults to `[training.lr]` and `label_noise` to `[0.0]` (the validator fills
+    both; the defaults here only matter for a hand-made config).
+    """
+    e = experiment(config, exp)
+    raw = e["sweep"]
+    return {
+        "width": sorted(int(w) for w in raw["width"]),
+        "seed": sorted(int(s) for s in raw["seed"]),
+        "label_noise": sorted(float(p) for p in raw.get("label_noise", [0.0])),
+        "lr": sorted(float(lr) for lr in raw.get("lr", [e["training"]["lr"]])),
+    }
+
+
+def experiment_runs(config: dict, exp: str, width: int | str | None = None) -> list[dict]:
+    """One dict `{width, seed, label_noise, lr}` per run of `exp` (of one width if given).
+
+    The sweep's product in canonical order: width, then seed, label noise, lr, each ascending.
+    `width` may be a wildcard spelling ("64") of a configured width; `WIDTH_WILDCARD` keeps it a
+    wildcard (for file patterns only).
+    """
+    s = sweep(config, exp)
+    if width is None:
+        widths: list[Any] = s["width"]
+    elif width == WIDTH_WILDCARD:
+        widths = [WIDTH_WILDCARD]
+    else:
+        widths = [int(sweep_value(config, exp, "width", str(width)))]
+    return [
+        {"width": w, "seed": seed, "label_noise": noise, "lr": lr}
+        for w, seed, noise, lr in itertools.product(widths, s["seed"], s["label_noise"], s["lr"])
+    ]
+
+
+def sweep_value(config: dict, exp: str, key: str, text: str) -> Any:
+    """The configured value of `sweep.<key>` whose wildcard spelling is `text`.
+
+    Wildcards hold `str(width)`, `str(seed)` and `format_float(value)` for label noise and lr;
+    looking the value up (instead of parsing the text) guarantees the run uses exactly the number
+    in the config, and a path that names no configured value fails clearly.
+    """
+    values = sweep(config, exp)[key]
+    spell = format_float if key in ("label_noise", "lr") else str
+    for value in values:
+        if spell(value) == text:
+            return value
+    raise PlanError(
+        f"experiments.{exp}.sweep.{key}: {text!r} is not one of the configured values {values}"
+    )
+
+
+def _key_sorted(value: Any) -> Any:
+    """`value` with every dict's keys in sorted order (recursively; lists keep their order).
+
+    Snakemake compares params through `repr`, and the settings are hashed as JSON: the order of
+    keys in the YAML must not matter.
+    """
+    if isinstance(value, dict):
+        return {key: _key_sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_key_sorted(item) for item in value]
+    return value
+
+
+def run_settings(
+    config: dict, exp: str, width: int, seed: int, label_noise: float, lr: float
+) -> dict:
+    """The resolved run config: experiment name, data/model/training sections and the run's values.
+
+    `training.lr` is set to `lr`. The result is a fresh, JSON-serialisable dict with sorted keys.
+    """
+    e = experiment(config, exp)
+    training = copy.deepcopy(e["training"])
+    training["lr"] = float(lr)
+    return _key_sorted(
+        {
+            "experiment": exp,
+            "data": copy.deepcopy(e["data"]),
+            "model": copy.deepcopy(e["model"]),
+            "training": training,
+            "width": int(width),
+            "seed": int(seed),
+            "label_noise": float(label_noise),
+            "lr": float(lr),
+        }
+    )
+
+
+def data_settings(config: dict, exp: str, seed: int, label_noise: float) -> dict:
+    """What determines a data file: `{experiment, data, seed, label_noise}`.
+
+    Narrower than `run_settings` on purpose: adding a width or changing a training value must
+    not rebuild (and thereby invalidate) the data files.
+    """
+    return _key_sorted(
+        {
+            "experiment": exp,
+            "data": copy.deepcopy(experiment(config, exp)["data"]),
+            "seed": int(seed),
+            "label_noise": float(label_noise),
+        }
+    )
+
+
+def target_settings(config: dict, exp: str, width: int, seed: int, label_noise: float) -> dict:
+    """What determines a target file: `data_settings` plus `model` and `width` (no training)."""
+    settings = data_settings(config, exp, seed, label_noise)
+    settings["model"] = copy.deepcopy(experiment(config, exp)["model"])
+    settings["width"] = int(width)
+    return _key_sorted(settings)
+
+
+# --- file names -----------------------------------------------------------------------------------
+
+
+def _names(exp: str, run: dict) -> dict[str, Any]:
+    return dict(
+        exp=exp,
+        width=run["width"],
+        seed=run["seed"],
+        noise=format_float(run["label_noise"]),
+        lr=format_float(run["lr"]),
+    )
+
+
+def run_paths(exp: str, run: dict) -> dict[str, str]:
+    """The files of one run `{width, seed, label_noise, lr}`: data, target, out, checkpoint, done."""
+    names = _names(exp, run)
+    return {
+        "data": DATA_FILE.format(**names),
+        "target": TARGET_FILE.format(**names),
+        "out": RUN_FILE.format(**names),
+        "checkpoint": CHECKPOINT_FILE.format(**names),
+        "done": DONE_FILE.format(**names),
+    }
+
+
+def _unique(paths: list[str]) -> list[str]:
+    return list(dict.fromkeys(paths))
+
+
+def data_files(config: dict, exp: str) -> list[str]:
+    """Every data file of `exp`: one per (seed, label noise)."""
+    return _unique([run_paths(exp, r)["data"] for r in experiment_runs(config, exp)])
+
+
+def target_files(config: dict, exp: str, width: int | str) -> list[str]:
+    """The target files of one width of `exp`: one per (seed, label noise)."""
+    return _unique([run_paths(exp, r)["target"] for r in experiment_runs(config, exp, width)])
+
+
+def width_run_files(config: dict, exp: str, width: int | str) -> list[str]:
+    """The run files of one width of `exp`."""
+    return [run_paths(exp, r)["out"] for r in experiment_runs(config, exp, width)]
+
+
+def run_files(config: dict, exp: str) -> list[str]:
+    """Every run file of `exp`: the product of its sweep lists."""
+    return [run_paths(exp, r)["out"] for r in experiment_runs(config, exp)]
+
+
+def collected_file(exp: str) -> str:
+    """The collected dataset of `exp`."""
+    return COLLECTED_FILE.format(exp=exp)
+
+
+def figure_files(config: dict, exp: str) -> list[str]:
+    """PNG and PDF of every figure `exp` asks for."""
+    return [
+        FIGURE_FILE.format(exp=exp, figure=figure, ext=ext)
+        for figure in experiment(config, exp)["figures"]
+        for ext in FIGURE_FORMATS
+    ]
+
+
+def local_data_files(data_cfg: dict) -> list[str]:
+    """The user's original files a data set is read from (mnist, cifar10), else [].
+
+    Declared as inputs of the data job, so that replacing one reruns it. A file that is absent
+    is listed under its plain name, so that Snakemake names it as a missing input.
+    """
+    from minnorm.data import image_files
+
+    name, folder = data_cfg["name"], data_cfg.get("path")
+    if folder is None or name not in ("mnist", "cifar10"):
+        return []
+    root = Path(folder).expanduser()
+    if name == "mnist":
+        names = [n for split in image_files.MNIST_FILES.values() for n in split]
+        found = []
+        for n in names:
+            gz = root / f"{n}.gz"
+            found.append(str(gz if not (root / n).is_file() and gz.is_file() else root / n))
+        return found
+    names = [n for split in image_files.CIFAR_FILES.values() for n in split]
+    if not (root / names[0]).is_file() and (root / image_files.CIFAR_SUBFOLDER).is_dir():
+        root = root / image_files.CIFAR_SUBFOLDER
+    return [str(root / n) for n in names]
+
+
+# --- identity -------------------------------------------------------------------------------------
+
+
+def numeric_settings(run_config: dict) -> dict:
+    """`run_config` less the settings that change no number (`NON_NUMERIC_TRAINING_KEYS`)."""
+    settings = copy.deepcopy(run_config)
+    for key in NON_NUMERIC_TRAINING_KEYS:
+        settings.get("training", {}).pop(key, None)
+    return _key_sorted(settings)
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_identity_digest(run_config: dict) -> str:
+    """SHA-256 (64 hex digits) of a run's numeric settings and the numerical code's fingerprint.
+
+    Stored as the run file's `run_identity` attr; equal digests mean equal numbers.
+    """
+    return _digest({"settings": numeric_settings(run_config), "numerics": numerics_fingerprint()})
+
+
+def _job_param(settings: list[dict]) -> str:
+    """Short Snakemake param of a job: digests of its settings and of the numerical code.
+
+    Spelled out ("settings <hex>, numerics <hex>") so that a dry run's "Params have changed"
+    reason says which of the two changed, in well under 300 characters.
+    """
+    return (
+        f"settings {_digest(settings)[:PARAM_DIGEST_HEX]}, "
+        f"numerics {numerics_fingerprint()[:PARAM_DIGEST_HEX]}"
+    )
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def data_jobs(config: dict, exp: str) -> list[dict]:
+    """The work of an experiment's data job: one `{config, out}` per data file."""
+    jobs: dict[str, dict] = {}
+    for run in experiment_runs(config, exp):
+        out = run_paths(exp, run)["data"]
+        jobs[out] = dict(config=data_settings(config, exp, run["seed"], run["label_noise"]), out=out)
+    return list(jobs.values())
+
+
+def target_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
+    """The work of one width's target job: one `{config, data, out}` per target file."""
+    jobs: dict[str, dict] = {}
+    for run in experiment_runs(config, exp, width):
+        files = run_paths(exp, run)
+        jobs[files["target"]] = dict(
+            config=target_settings(config, exp, run["width"], run["seed"], run["label_noise"]),
+            data=files["data"],
+            out=files["target"],
+        )
+    return list(jobs.values())
+
+
+def train_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
+    """The work of one width's training job, one dict per run:
+    `{config, identity, data, target, out, checkpoint, done}` (`identity`: `run_identity_digest`).
+    """
+    jobs = []
+    for run in experiment_runs(config, exp, width):
+        settings = run_settings(
+            config, exp, run["width"], run["seed"], run["label_noise"], run["lr"]
+        )
+        jobs.append(
+            dict(config=settings, identity=run_identity_digest(settings), **run_paths(exp, run))
+        )
+    return jobs
+
+
+def data_job_param(config: dict, exp: str) -> str:
+    """Snakemake param of the data job of `exp` (see `_job_param`)."""
+    return _job_param([job["config"] for job in data_jobs(config, exp)])
+
+
+def target_job_param(config: dict, exp: str, width: int | str) -> str:
+    """Snakemake param of one width's target job (see `_job_param`)."""
+    return _job_param([job["config"] for job in target_jobs(config, exp, width)])
+
+
+def train_job_param(config: dict, exp: str, width: int | str) -> str:
+    """Snakemake param of one width's training job: numeric settings of its runs and the code.
+
+    Log and checkpoint intervals are left out, so changing them reruns no job.
+    """
+    return _job_param(
+        [numeric_settings(job["config"]) for job in train_jobs(config, exp, width)]
+    )
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+
+def input_dim(run_config: dict) -> int:
+    """Dimension p of a weight vector: the data's input dimension, plus one with a bias."""
+    data = run_config["data"]
+    try:
+        from minnorm.data.registry import DATASETS
+    except ImportError:  # the registry is being written in parallel; the fallback is the same
+        d = data["dim"] if data["name"] == "sphere_quadratic" else _FALLBACK_DIMS[data["name"]]
+    else:
+        d = DATASETS[data["name"]].input_dim(data)
+    return d + 1 if run_config["model"]["bias"] else d
+
+
+def run_bytes(run_config: dict) -> int:
+    """Estimated peak bytes of one training run (`minnorm.training.resources.estimate_run_bytes`)."""
+    # Imported here: resources imports torch, which planning file names does not need.
+    from minnorm.training.resources import estimate_run_bytes
+
+    data = run_config["data"]
+    return int(
+        estimate_run_bytes(
+            data["n_train"],
+            run_config["width"],
+            input_dim(run_config),
+            run_config["training"]["dtype"],
+            data["n_test"],
+        )
+    )
+
+
+def run_mem_mb(run_config: dict) -> int:
+    """Memory request (MB) for a training or target job: the run's arrays plus the process."""
+    return BASE_PROCESS_MB + math.ceil(run_bytes(run_config) / 1e6)
+
+
+def run_runtime_min(run_config: dict) -> int:
+    """Generous wall-time request (minutes) for one run from its steps and size."""
+    data = run_config["data"]
+    work = data["n_train"] + data["n_test"]
+    multiply_adds = (
+        run_config["training"]["steps"]
+        * PRODUCTS_PER_STEP
+        * work
+        * run_config["width"]
+        * input_dim(run_config)
+    )
+    seconds = multiply_adds / CPU_MULTIPLY_ADDS_PER_S
+    return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * seconds / 60)
+
+
+def width_mem_mb(config: dict, exp: str, width: int | str) -> int:
+    """Memory request (MB) of one width's target or training job (runs go one at a time)."""
+    return max(run_mem_mb(job["config"]) for job in train_jobs(config, exp, width))
+
+
+def width_runtime_min(config: dict, exp: str, width: int | str) -> int:
+    """Wall-time request (minutes) of one width's training job: the sum over its runs."""
+    return sum(run_runtime_min(job["config"]) for job in train_jobs(config, exp, width))
+
+
+def gpus(config: dict, exp: str) -> int:
+    """1 when the experiment asks for a GPU, else 0."""
+    return int(experiment(config, exp)["training"]["accelerator"] == "gpu")
