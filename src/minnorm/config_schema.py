@@ -105,6 +105,11 @@ def describe_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
+def _article(noun: str) -> str:
+    """'an integer', 'a list', ..."""
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def _looks_numeric(text: str) -> bool:
     """True if `text` parses as a float (a number YAML 1.1 left as a string)."""
     try:
@@ -168,7 +173,7 @@ def schema_error_message(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         expected = " or ".join(bound) if isinstance(bound, list) else bound
         message = (
-            f"{where}: {_shown(value)} is a {describe_type(value)}; expected type {expected}"
+            f"{where}: {_shown(value)} is {_article(describe_type(value))}; expected type {expected}"
         )
         if isinstance(value, str) and _looks_numeric(value):
             message += " (YAML reads numbers like 1e-2 as text; write 1.0e-2 or 0.01)"
