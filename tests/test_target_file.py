@@ -24,9 +24,9 @@ def test_target_dataset_contents(bias):
     data = small_data()
     ds = build_target_dataset(data, width=64, seed=1, bias=bias, kappa=0.5)
     assert set(ds.data_vars) == EXPECTED_VARIABLES == set(TARGET_VARIABLES)
-    assert ds.attrs == {"bias": int(bias), "kappa": 0.5, "width": 64, "seed": 1}
+    assert ds.attrs == {"bias": int(bias), "kappa": 0.5, "width": 64, "seed": 1, "Conventions": "CF-1.11"}
     for name, var in ds.data_vars.items():
-        assert var.attrs["long_name"] and var.attrs["units"], name
+        assert var.attrs["long_name"] and (var.attrs.get("units") == "1" or "flag_values" in var.attrs), name
         assert var.dtype == (np.int8 if name == "used_pinv" else np.float64), name
     p = 3 + int(bias)
     assert ds["W0"].shape == (64, p) and ds["G"].shape == (15, 15) and ds["H_eigenvalues"].shape == (15,)

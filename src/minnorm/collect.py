@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from minnorm.files import CF_CONVENTIONS
+
 # The swept values, in the order of the collected dims (ARCHITECTURE.md, file 4).
 RUN_DIMS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
 # A run file without these is not a run file.
@@ -137,11 +139,18 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
                 values[cell + where] = var.values
             else:
                 values[cell] = var.values
-        data_vars[name] = (dims, values, dict(template.attrs))
+        var_attrs = dict(template.attrs)
+        if "flag_values" in var_attrs:  # CF: flag values have the variable's type (float with NaN holes)
+            var_attrs["flag_values"] = np.asarray(var_attrs["flag_values"]).astype(values.dtype)
+        data_vars[name] = (dims, values, var_attrs)
 
     out_coords: dict[str, Any] = {d: (d, coords[d], dict(runs[0][d].attrs)) for d in RUN_DIMS}
     out_coords["step"] = ("step", steps, dict(runs[0]["step"].attrs))
-    attrs = _shared_attrs(runs)
+    # Other dims (eig) keep the first run's coordinate; equal lengths were checked above.
+    for dim in other_sizes:
+        if dim in runs[0].coords:
+            out_coords[dim] = (dim, runs[0][dim].values, dict(runs[0][dim].attrs))
+    attrs = {"Conventions": CF_CONVENTIONS, **_shared_attrs(runs)}
     attrs["n_runs"] = len(runs)
     return xr.Dataset(data_vars, coords=out_coords, attrs=attrs)
 

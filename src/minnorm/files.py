@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
+
+# The version of the CF metadata conventions the netCDF outputs follow (global `Conventions`):
+# UDUNITS units ("1" for dimensionless numbers, none on flags), `long_name` on every variable,
+# `flag_values`/`flag_meanings` on 0/1 flags, coordinates on the dimensions whose index means
+# something (`step`, `eig`, the swept values); plain position dims (train, neuron, ...) have none.
+CF_CONVENTIONS = "CF-1.11"
 
 # `git rev-parse` is a local, instant command; a hung git (e.g. a stale lock on a network
 # file system) must not stall a training job, so give up after a few seconds.
@@ -125,6 +132,12 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     """
     text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
     write_text_atomic(text, path)
+
+
+def flag_attrs(meanings: tuple[str, ...], dtype: np.dtype | type = np.int8) -> dict[str, Any]:
+    """CF attributes of a flag variable holding 0, 1, ...: ``flag_values`` (of the variable's
+    dtype) and ``flag_meanings`` (blank-separated words, meaning of 0 first)."""
+    return {"flag_values": np.arange(len(meanings)).astype(dtype), "flag_meanings": " ".join(meanings)}
 
 
 def format_float(x: float) -> str:

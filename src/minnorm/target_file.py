@@ -9,6 +9,7 @@ import torch
 import xarray as xr
 
 from minnorm.data.datasets import Dataset
+from minnorm.files import CF_CONVENTIONS, flag_attrs
 from minnorm.core.kernels import infinite_width_kernel
 from minnorm.core.model import augment_inputs, init_weights
 from minnorm.core.target import MinNormTarget, min_norm_target
@@ -19,7 +20,8 @@ from minnorm.core.theory import arora_bound, kernel_spectrum, quadratic_form_inv
 # while a wrong data file or edited weights change W* at O(1).
 W_STAR_RTOL = 1e-10
 
-# name -> (dims, long_name, units); exactly the target-file variables of ARCHITECTURE.md.
+# name -> (dims, long_name, units); exactly the target-file variables of ARCHITECTURE.md. Units are
+# UDUNITS strings ("1": dimensionless); flags (units "") get FLAGS' flag attributes instead.
 TARGET_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "W0": (("neuron", "weight_dim"), "initial first-layer weights", "1"),
     "a": (("neuron",), "fixed output signs", "1"),
@@ -35,8 +37,28 @@ TARGET_VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
     "yHy": ((), "y^T H^-1 y", "1"),
     "arora_bound": ((), "Arora et al. bound sqrt(2 y^T H^-1 y / n)", "1"),
     "target_norm": ((), "||W* - W0||", "1"),
-    "used_pinv": ((), "1 if G was singular and the pseudo-inverse was used", "1"),
+    "used_pinv": ((), "1 if G was singular and the pseudo-inverse was used", ""),
 }
+# CF flag meanings of the 0/1 flag variables (which carry no units).
+FLAGS: dict[str, tuple[str, ...]] = {"used_pinv": ("cholesky_solve", "pseudo_inverse")}
+# The coordinate of the `eig` dimension: eigenvalues are stored in descending order.
+EIG_ATTRS = {"long_name": "rank of the eigenvalue of H (0 = largest)", "units": "1"}
+
+
+def variable_attrs(name: str) -> dict[str, Any]:
+    """CF attributes of target variable ``name``: long_name, and units or flag attributes."""
+    _, long_name, units = TARGET_VARIABLES[name]
+    attrs: dict[str, Any] = {"long_name": long_name}
+    if name in FLAGS:
+        attrs.update(flag_attrs(FLAGS[name]))
+    else:
+        attrs["units"] = units
+    return attrs
+
+
+def eig_coordinate(n: int) -> tuple[str, np.ndarray, dict[str, str]]:
+    """The `eig` coordinate (dims, values 0..n-1, attrs) for spectra of n eigenvalues."""
+    return ("eig", np.arange(n, dtype=np.int64), dict(EIG_ATTRS))
 
 
 def build_target_dataset(data: Dataset, *, width: int, seed: int, bias: bool, kappa: float) -> xr.Dataset:
@@ -72,13 +94,14 @@ def build_target_dataset(data: Dataset, *, width: int, seed: int, bias: bool, ka
         "used_pinv": int(target.info.used_pinv),
     }
     variables = {}
-    for name, (dims, long_name, units) in TARGET_VARIABLES.items():
+    for name, (dims, _, _) in TARGET_VARIABLES.items():
         dtype = np.int8 if name == "used_pinv" else np.float64
         value = values[name]
         array = np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value, dtype=dtype)
-        variables[name] = xr.Variable(dims, array, attrs={"long_name": long_name, "units": units})
-    attrs = {"bias": int(bias), "kappa": float(kappa), "width": int(width), "seed": int(seed)}
-    return xr.Dataset(variables, attrs=attrs)
+        variables[name] = xr.Variable(dims, array, attrs=variable_attrs(name))
+    attrs = {"bias": int(bias), "kappa": float(kappa), "width": int(width), "seed": int(seed),
+             "Conventions": CF_CONVENTIONS}
+    return xr.Dataset(variables, coords={"eig": eig_coordinate(len(y))}, attrs=attrs)
 
 
 def load_target(ds: xr.Dataset, data: Dataset) -> MinNormTarget:

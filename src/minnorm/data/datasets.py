@@ -15,7 +15,7 @@ import torch
 import xarray as xr
 from sklearn.datasets import load_digits
 
-from minnorm.files import atomic_write_netcdf
+from minnorm.files import CF_CONVENTIONS, atomic_write_netcdf
 from minnorm.data.image_files import DataFileError, read_cifar10, read_mnist
 from minnorm.data.registry import DATASETS
 from minnorm.core.seeding import make_generator
@@ -38,6 +38,13 @@ _VARIABLES = {
     "y_train": ("train",),
     "X_test": ("test", "feature"),
     "y_test": ("test",),
+}
+# CF long_name of each variable of a data file (all dimensionless).
+_LONG_NAMES = {
+    "X_train": "training inputs",
+    "y_train": "training labels",
+    "X_test": "test inputs",
+    "y_test": "test labels",
 }
 
 
@@ -386,7 +393,8 @@ def save_dataset(ds: Dataset, path: str | os.PathLike[str]) -> None:
     (the whole meta dict as JSON, so that load_dataset restores it exactly).
     """
     variables = {
-        name: (dims, getattr(ds, name).detach().cpu().numpy()) for name, dims in _VARIABLES.items()
+        name: (dims, getattr(ds, name).detach().cpu().numpy(), {"long_name": _LONG_NAMES[name], "units": "1"})
+        for name, dims in _VARIABLES.items()
     }
     meta = ds.meta
     seed = meta.get("seed")
@@ -397,6 +405,7 @@ def save_dataset(ds: Dataset, path: str | os.PathLike[str]) -> None:
         "pm1_labels": int(bool(meta.get("pm1_labels", False))),
         "config": json.dumps(meta.get("config", {}), sort_keys=True),
         "meta": json.dumps(meta, sort_keys=True, allow_nan=False),
+        "Conventions": CF_CONVENTIONS,
     }
     atomic_write_netcdf(xr.Dataset(variables, attrs=attrs), path)
 

@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 
 from minnorm.data.datasets import Dataset
-from minnorm.files import provenance_attrs
+from minnorm.files import CF_CONVENTIONS, flag_attrs, provenance_attrs
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
 from minnorm.training.gd_step import LOSSES, STEP_IMPLS, loss_value
 from minnorm.training.resources import check_fits
@@ -24,7 +24,7 @@ from minnorm.training.progress import JobProgress
 from minnorm.training.run_record import (TRAJECTORIES, RunMetrics, TrainingState, load_checkpoint,
                                         save_checkpoint)
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
-from minnorm.target_file import TARGET_VARIABLES, load_target
+from minnorm.target_file import eig_coordinate, load_target, variable_attrs
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu")
@@ -292,26 +292,30 @@ def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset
         variables[name] = xr.Variable(("step",), values, {"long_name": long_name, "units": units})
     for name in TARGET_SCALARS + TARGET_SPECTRA:
         variables[name] = target[name].variable.copy(deep=True)
-        variables[name].attrs = {"long_name": TARGET_VARIABLES[name][1], "units": TARGET_VARIABLES[name][2]}
+        variables[name].attrs = variable_attrs(name)
     scalars = {
-        "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments", "s"),
-        "diverged": (np.int8(diverged_step is not None), f"1 if the loss became non-finite or > {DIVERGENCE_LOSS_RATIO:g} x its initial value, or the "
-                     "weights non-finite", "1"),
+        "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments",
+                        {"units": "s"}),
+        "diverged": (np.int8(diverged_step is not None), f"1 if the loss became non-finite or > "
+                     f"{DIVERGENCE_LOSS_RATIO:g} x its initial value, or the weights non-finite",
+                     flag_attrs(("not_diverged", "diverged"))),
         "diverged_step": (np.int64(-1 if diverged_step is None else diverged_step),
-                          "first step whose loss or weights were bad (-1: none)", "step"),
-        "final_step": (np.int64(steps[-1]), "last recorded step", "step"),
+                          "first step whose loss or weights were bad (-1: none)", {"units": "1"}),
+        "final_step": (np.int64(steps[-1]), "last recorded step", {"units": "1"}),
     }
-    for name, (value, long_name, units) in scalars.items():
-        variables[name] = xr.Variable((), value, {"long_name": long_name, "units": units})
+    for name, (value, long_name, attrs) in scalars.items():
+        variables[name] = xr.Variable((), value, {"long_name": long_name, **attrs})
     coords = {
-        "step": ("step", steps, {"long_name": "gradient descent step", "units": "step"}),
-        "width": ((), np.int64(run_config["width"]), {"long_name": "width m", "units": "neurons"}),
+        "step": ("step", steps, {"long_name": "gradient descent step", "units": "1"}),
+        "eig": eig_coordinate(int(target.sizes["eig"])),
+        "width": ((), np.int64(run_config["width"]), {"long_name": "width m (number of neurons)", "units": "1"}),
         "seed": ((), np.int64(run_config["seed"]), {"long_name": "run seed", "units": "1"}),
         "label_noise": ((), np.float64(run_config["label_noise"]),
                         {"long_name": "label noise fraction", "units": "1"}),
         "lr": ((), np.float64(settings.lr), {"long_name": "learning rate", "units": "1"}),
     }
-    attrs = {"experiment": str(run_config.get("experiment", "")), "loss": settings.loss}
+    attrs = {"Conventions": CF_CONVENTIONS, "experiment": str(run_config.get("experiment", "")),
+             "loss": settings.loss}
     attrs.update(provenance_attrs(device=device, dtype=settings.dtype))
     attrs["config"] = config_json
     return xr.Dataset(variables, coords=coords, attrs=attrs)
