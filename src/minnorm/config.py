@@ -9,7 +9,6 @@ JSON Schema cannot express. Sweep expansion and run settings are in `minnorm.pla
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 from minnorm.config_rules import experiment_problems
 from minnorm.config_schema import ConfigError, describe_type, key_path, load_schema, schema_problems
@@ -17,19 +16,18 @@ from minnorm.config_schema import ConfigError, describe_type, key_path, load_sch
 __all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
 
 
-def validate_config(config: dict, schema_path: str | Path | None = None) -> dict:
+def validate_config(config: dict) -> dict:
     """Check `config` against the schema and the domain rules; return a copy with defaults filled.
 
     Raises ConfigError listing every problem, one line each, each starting with its key path.
-    `sweep.lr` defaults to `[training.lr]`. The input is not modified. `schema_path` replaces
-    the package's schema file (tests).
+    `sweep.lr` defaults to `[training.lr]`. The input is not modified.
     """
     if not isinstance(config, dict):
         raise ConfigError(
             f"<top level>: the config must be a mapping, got a {describe_type(config)}"
         )
     resolved = copy.deepcopy(config)
-    problems = schema_problems(resolved, load_schema(schema_path))
+    problems = schema_problems(resolved, load_schema())
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
     for name, experiment in resolved["experiments"].items():

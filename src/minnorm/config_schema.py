@@ -17,11 +17,13 @@ import importlib.resources
 import math
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
+
+from minnorm.data.registry import DATASETS
+from minnorm.figures import FIGURES
 
 SCHEMA_RESOURCE = "config.schema.yaml"
 
@@ -215,23 +217,9 @@ def read_schema_file() -> dict:
     return yaml.safe_load(resource.read_text(encoding="utf-8"))
 
 
-def load_schema(schema_path: str | Path | None = None) -> dict:
-    """The JSON schema with `$defs.figure_name`/`$defs.dataset_name` enums from the registries.
-
-    `schema_path` reads another schema file instead of the package's (tests); the enums are
-    filled in only where that file defines those `$defs`.
-    """
-    if schema_path is None:
-        schema = read_schema_file()
-    else:
-        path = Path(schema_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config schema not found: {path}")
-        schema = yaml.safe_load(path.read_text(encoding="utf-8"))
-    # Imported here: the registries import the config module's callers, not the other way round.
-    from minnorm.data.registry import DATASETS
-    from minnorm.figures import FIGURES
-
+def load_schema() -> dict:
+    """The JSON schema with `$defs.figure_name`/`$defs.dataset_name` enums from the registries."""
+    schema = read_schema_file()
     defs = schema.get("$defs", {})
     for name, registry in (("figure_name", FIGURES), ("dataset_name", DATASETS)):
         if name in defs:
