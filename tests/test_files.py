@@ -205,3 +205,25 @@ def test_atomic_copy_copies_or_links_and_leaves_no_temp(tmp_path: Path) -> None:
     src.unlink()  # as Snakemake removes a job's outputs before rerunning it
     assert linked.read_bytes() == b"finished run"
     assert not list(tmp_path.rglob("*.tmp-*"))
+
+
+def test_atomic_write_all_replaces_files_together_or_not_at_all(tmp_path: Path) -> None:
+    png, pdf = tmp_path / "fig.png", tmp_path / "fig.pdf"
+
+    def write(temps: list[Path]) -> None:
+        assert [t.name for t in temps] == [f"fig.png.tmp-{os.getpid()}", f"fig.pdf.tmp-{os.getpid()}"]
+        temps[0].write_bytes(b"png 1")
+        temps[1].write_bytes(b"pdf 1")
+
+    files.atomic_write_all([png, pdf], write)
+    assert (png.read_bytes(), pdf.read_bytes()) == (b"png 1", b"pdf 1")
+
+    def fail_after_first(temps: list[Path]) -> None:
+        temps[0].write_bytes(b"png 2")
+        temps[1].write_bytes(b"half a pdf")
+        raise RuntimeError("pdf backend failed")
+
+    with pytest.raises(RuntimeError, match="pdf backend"):
+        files.atomic_write_all([png, pdf], fail_after_first)
+    assert (png.read_bytes(), pdf.read_bytes()) == (b"png 1", b"pdf 1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.pdf", "fig.png"]

@@ -9,7 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,24 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         # BaseException: a KeyboardInterrupt/SystemExit mid-write must not leave the temp behind.
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_all(paths: Sequence[str | os.PathLike[str]], write: Callable[[list[Path]], None]) -> None:
+    """``atomic_write`` for files that belong together (a figure's PNG and PDF).
+
+    ``write(temps)`` fills one temporary sibling per path (same order); only after it returned
+    are they renamed onto ``paths``. A failure while writing leaves every path as it was and no
+    temporary behind.
+    """
+    finals = [Path(p) for p in paths]
+
+    def nest(done: list[Path]) -> None:
+        if len(done) == len(finals):
+            write(done)
+        else:
+            atomic_write(finals[len(done)], lambda tmp: nest([*done, tmp]))
+
+    nest([])
 
 
 def atomic_write_netcdf(ds: xr.Dataset, path: str | os.PathLike[str]) -> None:
