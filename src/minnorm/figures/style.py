@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from minnorm.collect import converged, diverged_mask, first_lr
+from minnorm.files import atomic_write_all
 
 # Screen-sized PNGs that stay sharp in the HTML report; the PDF is vector.
 PNG_DPI = 150
@@ -42,17 +42,15 @@ def new_figure(ncols: int) -> tuple[Figure, list[Axes]]:
 
 
 def save_figure(fig: Figure, out_png: Path, out_pdf: Path) -> None:
-    """Write the PNG and PDF through temporary files, so a failure leaves no partial figure."""
-    for path, fmt in ((Path(out_png), "png"), (Path(out_pdf), "pdf")):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-        try:
-            # Fixed metadata keeps reruns byte-comparable (no creation date in the PDF).
-            meta = {"CreationDate": None} if fmt == "pdf" else {"Software": "minnorm"}
-            fig.savefig(tmp, format=fmt, dpi=PNG_DPI, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    """Write the PNG and PDF together (files.atomic_write_all): a failure leaves neither changed."""
+
+    def write(temps: list[Path]) -> None:
+        png, pdf = temps
+        # Fixed metadata keeps reruns byte-comparable (no creation date in the PDF).
+        fig.savefig(png, format="png", dpi=PNG_DPI, metadata={"Software": "minnorm"})
+        fig.savefig(pdf, format="pdf", dpi=PNG_DPI, metadata={"CreationDate": None})
+
+    atomic_write_all([out_png, out_pdf], write)
 
 
 def require(ds: xr.Dataset, names: tuple[str, ...], figure: str) -> None:
