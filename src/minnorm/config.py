@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from minnorm.config_rules import experiment_problems
+from minnorm.config_rules import experiment_problems, name_problems
 from minnorm.config_schema import ConfigError, describe_type, key_path, load_schema, schema_problems
 
 __all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
@@ -30,6 +30,7 @@ def validate_config(config: dict) -> dict:
     problems = schema_problems(resolved, load_schema())
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
+    problems.extend(name_problems(list(resolved["experiments"])))
     for name, experiment in resolved["experiments"].items():
         experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
         problems.extend(experiment_problems(name, experiment))

@@ -29,3 +29,19 @@ def experiment_problems(name: str, experiment: dict) -> list[str]:
     for figure in experiment["figures"]:
         problems.extend(FIGURES[figure].problems(where, experiment))
     return problems
+
+
+def name_problems(names: list[str]) -> list[str]:
+    """Experiment names must differ in more than case: each becomes a folder results/<name>/,
+    and on case-insensitive file systems (macOS, Windows) `Sweep` and `sweep` are one folder."""
+    first: dict[str, str] = {}
+    problems = []
+    for name in names:
+        other = first.setdefault(name.casefold(), name)
+        if other != name:
+            problems.append(
+                f"experiments.{name}: differs from experiments.{other} only in case; both would "
+                "write results/<name>/, which is one folder on case-insensitive file systems"
+            )
+    return problems
+
