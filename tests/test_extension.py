@@ -1,6 +1,6 @@
 """Extending the study is one edit per thing: a new figure, data set and check in a copy of the repo.
 
-In a temporary copy of the tracked files, this test registers
+In a temporary copy of the repository's files (tracked or not ignored), this test registers
 - a figure: one plot function and one `FIGURES` entry (src/minnorm/figures/__init__.py) plus
   its caption src/minnorm/figures/captions/<name>.rst,
 - a data set: one toy generator and one `DATASETS` entry (src/minnorm/data/registry.py),
@@ -97,8 +97,10 @@ CONFIG = {
 
 
 def _copy_tracked_files(root: Path) -> None:
-    """The working-tree version of every tracked file (symbolic links kept as links)."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
+    """The working-tree version of every file git tracks or would track (not ignored), symbolic
+    links kept as links: the repository as it would be committed now."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, check=True)
     for name in listed.stdout.decode().split("\0"):
         source = REPO / name
         if not name or not (source.exists() or source.is_symlink()):
