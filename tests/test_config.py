@@ -14,7 +14,12 @@ import yaml
 
 from minnorm.config import ConfigError, validate_config
 from minnorm.config_schema import load_schema, read_schema_file
-from minnorm.config_yaml import check_config_file, check_config_files, load_config_file
+from minnorm.config_yaml import (
+    check_config_file,
+    check_config_files,
+    load_config_file,
+    snakemake_config_files,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -160,16 +165,14 @@ def test_default_config_has_the_paper_experiments() -> None:
 
 def test_tiny_config_exercises_every_figure_and_dataset_kind() -> None:
     experiments = validate_config(_load("tests.yaml"))["experiments"].values()
+    from minnorm.data.registry import DATASETS
+    from minnorm.figures import FIGURES
+
     figures = {f for e in experiments for f in e["figures"]}
-    assert figures == {
-        "ss_fig1",
-        "width_scaling",
-        "function_space",
-        "arora_fig2",
-        "arora_fig1",
-        "lazy_regime",
-    }
-    assert {e["data"]["name"] for e in experiments} == {"sphere_quadratic", "digits"}
+    assert figures == set(FIGURES)
+    # every data set that needs no local files (mnist and cifar10 cannot run in CI)
+    bundled = {name for name, spec in DATASETS.items() if not spec.needs_path}
+    assert {e["data"]["name"] for e in experiments} == bundled == {"sphere_quadratic", "digits"}
 
 
 @pytest.mark.parametrize(
@@ -518,3 +521,14 @@ def test_sphere_quadratic_job_refuses_dim_1_with_the_right_advice() -> None:
     with pytest.raises(ValueError, match="data.dim must be at least 2") as caught:
         sphere_quadratic(50, 10, 1, data_seed=0)
     assert "n_train" not in str(caught.value)
+
+
+def test_config_files_of_a_snakemake_command_line() -> None:
+    # `python -m minnorm.config_yaml $(SNAKEMAKE_ARGS)` checks what that command would read.
+    assert snakemake_config_files(["--cores", "2"]) == ["config/config.yaml"]
+    assert snakemake_config_files(["--configfile", "a.yaml", "b.yaml", "-n"]) == [
+        "config/config.yaml", "a.yaml", "b.yaml"
+    ]
+    assert snakemake_config_files(
+        ["--configfile=a.yaml", "--replace-workflow-config", "--cores", "1"]
+    ) == ["a.yaml"]

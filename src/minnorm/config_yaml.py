@@ -174,19 +174,51 @@ def _deep_update(config: dict, update: dict) -> None:
             config[key] = value
 
 
+DEFAULT_CONFIG_FILE = "config/config.yaml"
+
+
+def snakemake_config_files(args: list[str]) -> list[str]:
+    """The config files a Snakemake command line with these arguments reads, in merge order.
+
+    The workflow's own config/config.yaml first (unless `--replace-workflow-config`), then each
+    file after `--configfile`/`--configfiles` (several may follow one flag, or `--configfile=F`).
+    """
+    given: list[str] = []
+    collecting = False
+    for arg in args:
+        flag, has_value, value = arg.partition("=")
+        if flag in ("--configfile", "--configfiles"):
+            collecting = not has_value
+            given.extend([value] if has_value else [])
+        elif arg.startswith("-"):
+            collecting = False
+        elif collecting:
+            given.append(arg)
+    if "--replace-workflow-config" in args and given:
+        return given
+    return [DEFAULT_CONFIG_FILE, *given]
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m minnorm.config_yaml FILE...`: check config files without Snakemake.
 
     Snakemake reads files given with `--configfile` before any workflow code runs and reports a
     YAML syntax error only as "Config file is not valid JSON or YAML"; this command gives the
-    file, line and column, then validates the merged config like the workflow does.
+    file, line and column, then validates the merged config like the workflow does. Given
+    Snakemake's own arguments instead (any argument starting with "-", e.g. `make run`'s
+    SNAKEMAKE_ARGS), it checks the config files that command would read.
     """
     from minnorm.config import validate_config
 
-    paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python -m minnorm.config_yaml CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print(
+            "usage: python -m minnorm.config_yaml CONFIG.yaml [MORE.yaml ...]\n"
+            "       python -m minnorm.config_yaml [SNAKEMAKE ARGUMENTS: --configfile F ...]",
+            file=sys.stderr,
+        )
         return 2
+    paths = snakemake_config_files(args) if any(a.startswith("-") for a in args) else args
     try:
         merged: dict = {}
         for path in paths:  # later files override earlier ones key by key, as in Snakemake
