@@ -532,3 +532,4 @@ def test_config_files_of_a_snakemake_command_line() -> None:
     assert snakemake_config_files(
         ["--configfile=a.yaml", "--replace-workflow-config", "--cores", "1"]
     ) == ["a.yaml"]
+    assert snakemake_config_files([]) == ["config/config.yaml"]

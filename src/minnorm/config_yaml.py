@@ -206,19 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     YAML syntax error only as "Config file is not valid JSON or YAML"; this command gives the
     file, line and column, then validates the merged config like the workflow does. Given
     Snakemake's own arguments instead (any argument starting with "-", e.g. `make run`'s
-    SNAKEMAKE_ARGS), it checks the config files that command would read.
+    SNAKEMAKE_ARGS) or nothing, it checks the config files that command would read.
     """
     from minnorm.config import validate_config
 
     args = sys.argv[1:] if argv is None else argv
-    if not args:
-        print(
-            "usage: python -m minnorm.config_yaml CONFIG.yaml [MORE.yaml ...]\n"
-            "       python -m minnorm.config_yaml [SNAKEMAKE ARGUMENTS: --configfile F ...]",
-            file=sys.stderr,
-        )
-        return 2
-    paths = snakemake_config_files(args) if any(a.startswith("-") for a in args) else args
+    if any(arg.startswith("-") for arg in args) or not args:
+        paths = snakemake_config_files(args)
+    else:
+        paths = args
     try:
         merged: dict = {}
         for path in paths:  # later files override earlier ones key by key, as in Snakemake
