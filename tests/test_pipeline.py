@@ -225,11 +225,24 @@ def test_failing_figure_leaves_nothing_behind(
     collected_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import minnorm.figures
+    from matplotlib.figure import Figure
 
-    def half_written(_ds: xr.Dataset, png: Path, _pdf: Path) -> None:
-        png.write_bytes(b"\x89PNG partial")
-        raise RuntimeError("plot failed")
+    from minnorm.figures.style import save_figure
 
+    real_savefig = Figure.savefig
+
+    def savefig(self: Figure, fname: Path, *, format: str, **kwargs: object) -> None:
+        if format == "pdf":  # the PNG is written, then the PDF fails half-way
+            Path(fname).write_bytes(b"%PDF partial")
+            raise RuntimeError("plot failed")
+        real_savefig(self, fname, format=format, **kwargs)
+
+    def half_written(_ds: xr.Dataset, png: Path, pdf: Path) -> None:
+        fig = Figure()
+        fig.subplots().plot([0, 1])
+        save_figure(fig, png, pdf)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
     monkeypatch.setitem(minnorm.figures.FIGURES, "ss_fig1", half_written)
     png, pdf = tmp_path / "ss_fig1.png", tmp_path / "ss_fig1.pdf"
     with pytest.raises(RuntimeError, match="plot failed"):

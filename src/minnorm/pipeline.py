@@ -180,6 +180,7 @@ def _train(
     out: Path,
     checkpoint: PathLike | None,
     done: PathLike | None,
+    progress: Any = None,
 ) -> str:
     from minnorm.data.datasets import load_dataset
     from minnorm.training.train import train_run
@@ -187,7 +188,7 @@ def _train(
     resuming = checkpoint is not None and Path(checkpoint).exists()
     data = load_dataset(data_file)
     target = _read_netcdf(target_file)
-    ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger)
+    ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger, progress=progress)
     ds.attrs["code_sha256"] = numerics_fingerprint()
     ds.attrs[IDENTITY_ATTR] = identity
     atomic_write_netcdf(ds, out)
@@ -232,8 +233,10 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
     if left:
         import torch
 
+        from minnorm.training.progress import JobProgress
         from minnorm.training.resources import retain_freed_memory
 
+        progress = JobProgress(len(left))  # terminal lines: run i/N, steps/s, ETA
         if threads is not None:
             torch.set_num_threads(threads)
         if not retain_freed_memory():
@@ -241,7 +244,7 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
     for index, job in left:
         logger.info("run %d/%d: %s", index, len(jobs), job["out"])
         how = _train(job["config"], identities[index - 1], job["data"], job["target"],
-                     Path(job["out"]), job.get("checkpoint"), job.get("done"))
+                     Path(job["out"]), job.get("checkpoint"), job.get("done"), progress)
         counts["trained"] += 1
         counts["resumed"] += how == "resumed"
         logger.info("run %d/%d %s", index, len(jobs), how)
@@ -278,28 +281,14 @@ def make_checks(
     write_text_atomic(md_text, out_md)
 
 
-def _temporary_twin(path: Path) -> Path:
-    """A hidden sibling with the same suffix (matplotlib picks the format from the suffix)."""
-    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-
-
 def make_figure(
     name: str, collected_file: PathLike, out_png: PathLike, out_pdf: PathLike
 ) -> None:
-    """Draw figure `name` from a collected file into PNG and PDF, both replaced atomically."""
+    """Draw figure `name` from a collected file into PNG and PDF, each replaced atomically."""
     from minnorm.figures import FIGURES
 
     if name not in FIGURES:
         raise KeyError(f"unknown figure {name!r}; known: {', '.join(sorted(FIGURES))}")
     collected = _read_netcdf(collected_file)
-    finals = [Path(out_png), Path(out_pdf)]
-    temps = [_temporary_twin(p) for p in finals]
-    for path in finals:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        FIGURES[name](collected, temps[0], temps[1])
-        for temp, final in zip(temps, finals, strict=True):
-            os.replace(temp, final)
-    finally:
-        for temp in temps:
-            temp.unlink(missing_ok=True)
+    # The figure functions write each file through files.atomic_write (figures.style.save_figure).
+    FIGURES[name](collected, Path(out_png), Path(out_pdf))
