@@ -40,8 +40,9 @@ def _syntax_message(path: Path, text: str, error: yaml.YAMLError) -> str:
         message += f" ({context} at line {context_mark.line + 1}, column {context_mark.column + 1})"
     lines = text.splitlines()
     if 0 <= mark.line < len(lines):
-        shown = lines[mark.line].replace("\t", "\\t")
-        caret = " " * (mark.column + shown[: mark.column].count("\\t")) + "^"
+        line = lines[mark.line]
+        shown = line.replace("\t", "\\t")  # a tab shown as the two characters \t
+        caret = " " * (mark.column + line[: mark.column].count("\t")) + "^"
         message += f"\n    {shown}\n    {caret}"
     if "\\t" in problem or "\t" in problem:
         message += "\n    (YAML indentation must use spaces, not tabs)"
