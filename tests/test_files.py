@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -19,7 +18,6 @@ from minnorm.files import (
     atomic_write_netcdf,
     format_float,
     provenance_attrs,
-    write_json_atomic,
     write_text_atomic,
 )
 
@@ -82,20 +80,6 @@ def test_write_text_atomic_exact_bytes(tmp_path: Path) -> None:
     assert path.read_bytes() == text.encode("utf-8")
     write_text_atomic("new\n", path)
     assert path.read_text(encoding="utf-8") == "new\n"
-
-
-def test_write_json_atomic_round_trip_and_rejects_nan(tmp_path: Path) -> None:
-    path = tmp_path / "obj.json"
-    obj = {"b": [1, 2.5], "a": {"x": None}}
-    write_json_atomic(obj, path)
-    assert json.loads(path.read_text(encoding="utf-8")) == obj
-    assert path.read_text(encoding="utf-8").index('"a"') < path.read_text(encoding="utf-8").index(
-        '"b"'
-    )
-    with pytest.raises(ValueError):
-        write_json_atomic({"x": math.nan}, tmp_path / "bad.json")
-    assert not (tmp_path / "bad.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["obj.json"]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,8 @@
-"""Atomic file writes, stable float formatting for paths, and provenance attributes for outputs."""
+"""Atomic file writes, CF helpers, stable float formatting for paths, and provenance attributes for outputs."""
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import platform
@@ -140,16 +139,6 @@ def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:
             handle.write(text)
 
     atomic_write(path, write)
-
-
-def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write `obj` as indented, key-sorted JSON to `path` atomically.
-
-    NaN and infinities are refused (ValueError) because they are not valid JSON and other tools
-    would fail to read the file; convert them to null first if they are meaningful.
-    """
-    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n"
-    write_text_atomic(text, path)
 
 
 def flag_attrs(meanings: tuple[str, ...], dtype: np.dtype | type = np.int8) -> dict[str, Any]:
