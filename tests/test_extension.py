@@ -147,6 +147,12 @@ def test_new_figure_dataset_and_check_need_one_edit_each(tmp_path: Path) -> None
     assert changed == ["src/minnorm/checks.py", "src/minnorm/data/registry.py",
                        "src/minnorm/figures/__init__.py", "src/minnorm/figures/captions/final_loss.rst"]
 
+    # An experiment of another config, run earlier in the same folder, keeps its rows.
+    earlier = root / "results" / "earlier" / "checks.csv"
+    earlier.parent.mkdir(parents=True)
+    earlier_row = "earlier,no run diverged (number diverged),0.0,0,pass,0 of 4 runs diverged"
+    earlier.write_text("experiment,claim,measured,threshold,verdict,detail\n" + earlier_row + "\n")
+
     flags = ["--configfile", "toy.yaml", "--replace-workflow-config"]
     run = _run(root, "--cores", "2", *flags)
     assert run.returncode == 0, run.stderr[-5000:]
@@ -164,6 +170,8 @@ def test_new_figure_dataset_and_check_need_one_edit_each(tmp_path: Path) -> None
         text = table.read_text(encoding="utf-8")
         assert f"toy,{claim},5.0,>= 2,pass,5 recorded steps" in text, text
     assert claim in (results / "checks.html").read_text(encoding="utf-8")
+    summary = (results / "checks.csv").read_text(encoding="utf-8").splitlines()
+    assert summary[-1] == earlier_row and summary[1].startswith("toy,")  # this config's first
 
     report = _run(root, "--report", "report.html", *flags)
     assert report.returncode == 0, report.stderr[-5000:]
