@@ -1,40 +1,63 @@
-# Two entry points from a fresh clone with Python 3.11: `make run` and `make test`.
-# Both create .venv on first use; torch is installed first and pinned so that pip does not pull
-# a different (multi-GB) build while resolving the other dependencies.
+# A fresh clone with Python 3.11 needs only: `make venv` (or `make run`), then `make test`.
+# .venv is installed from the lock file requirements.lock: every package at its exact version,
+# each file checked against its SHA-256 (`pip install --require-hashes`), then this package
+# itself (editable, no dependencies). pyproject.toml keeps the lower bounds for people who
+# install into an environment of their own; `make lock` re-resolves the lock from them.
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-TORCH := torch==2.13.0
+LOCK := requirements.lock
+# `make lock` runs pip-compile (pip-tools) from a venv of its own, so .venv holds the lock only.
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_VENV := .venv-lock
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release the ranges allow;
+# plain `make lock` keeps the current pins and only resolves what pyproject.toml changed.
+LOCK_FLAGS ?=
 # Extra arguments for snakemake, e.g. `make run SNAKEMAKE_ARGS="--configfile my.yaml --replace-workflow-config"`.
 SNAKEMAKE_ARGS ?=
+# The config of the last run (written by the workflow when a run starts): `make report` uses it.
+LAST_RUN_CONFIG := results/last_run_config.yaml
 
-.PHONY: venv run test report lint docs-figures
+.PHONY: venv run test report lint lock docs-figures
 
 venv: $(VENV)/.installed
 
-# Reinstall when the dependency list changes.
-$(VENV)/.installed: pyproject.toml
+# Reinstall when the lock or the package's metadata changes.
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(TORCH)
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
+# Re-resolve requirements.lock from pyproject.toml (run dependencies, the dev and slurm extras
+# and the build backend) with hashes of every file of each pinned version on the indexes pip
+# sees. Commit the result.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/python -m pip install $(PIP_TOOLS); }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --extra dev --extra slurm --all-build-deps \
+	  --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file $(LOCK) pyproject.toml
+
 # The default config on all cores (profile profiles/default). A run killed with SIGKILL leaves
-# Snakemake's directory lock behind; it is cleared first unless a snakemake of this user is
-# still running, so that repeating `make run` resumes the sweep.
+# Snakemake's directory lock behind; it is removed first only when no snakemake process (nor a
+# job of one) works in this directory (minnorm.lock_guard), so that repeating `make run`
+# resumes the sweep and never breaks into a live one.
 run: venv
-	@pgrep -u "$$(id -u)" -f '[s]nakemake.* --cores' >/dev/null || $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null 2>&1 || true
+	@if $(BIN)/python -m minnorm.lock_guard; then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # The whole test suite, slow tests included.
 test: venv
 	$(BIN)/python -m pytest
 
-# Self-contained HTML report of the last run.
+# Self-contained HTML report of the last run, with the config that run used (whatever flags it
+# had), covering the figures and checks tables that exist.
 report: venv
-	$(BIN)/snakemake --report results/report.html $(SNAKEMAKE_ARGS)
+	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report results/report.html \
+	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
+	  $(SNAKEMAKE_ARGS)
 
 lint: venv
 	$(BIN)/snakemake --lint
@@ -51,4 +74,6 @@ docs-figures:
 	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
 	done
 	cp results/checks.md docs/checks.md
-	$(BIN)/snakemake --report docs/report.html $(SNAKEMAKE_ARGS)
+	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report docs/report.html \
+	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
+	  $(SNAKEMAKE_ARGS)
