@@ -6,6 +6,7 @@ from pathlib import Path
 from minnorm import plan
 from minnorm.config import ConfigError, validate_config
 from minnorm.config_yaml import check_config_files
+from minnorm.invocation import warn_if_configfile_merged
 from snakemake.exceptions import WorkflowError
 
 # Validate at parse time, before any job exists: a mistake stops the workflow with a message
@@ -29,6 +30,12 @@ wildcard_constraints:
 
 
 EXPERIMENTS = list(config["experiments"])
+# A --configfile merged into the default experiments (no --replace-workflow-config): say so.
+warn_if_configfile_merged(
+    workflow.overwrite_configfiles,
+    workflow.config_settings.replace_workflow_config,
+    EXPERIMENTS,
+)
 # The software of all jobs (environment.yml at the root links here). Run Snakemake inside this
 # environment with minnorm pip-installed; `--sdm conda` would lack the minnorm package itself.
 CONDA_ENV = "../envs/minnorm.yaml"
