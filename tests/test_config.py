@@ -396,17 +396,27 @@ def test_integer_bounds_are_the_largest_values_that_are_stored_and_seeded(tiny: 
             validate_config(bad)
 
 
-def test_longest_allowed_experiment_name_keeps_file_names_under_255_bytes(tiny: dict) -> None:
+def test_longest_allowed_experiment_name_keeps_file_names_under_255_bytes(
+    tiny: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from minnorm import files, plan
+
     schema = load_schema()
     longest = schema["properties"]["experiments"]["propertyNames"]["maxLength"]
     name = "x" * longest
     config = copy.deepcopy(tiny)
     config["experiments"] = {name: config["experiments"]["tiny_sphere"]}
     validate_config(config)
-    # The longest file name built from it: the collect step's temp file, with the largest pid
-    # Linux allows (pid_max <= 2^22).
-    temp = Path(f"results/{name}/{name}.nc").name + f".tmp-{2**22}"
-    assert len(temp.encode()) < 255
+    # Every file of the plan, with the longest wildcard values allowed, as the temporary file an
+    # atomic write creates with the largest pid Linux allows (pid_max <= 2^22).
+    monkeypatch.setattr(files.os, "getpid", lambda: 2**22)
+    values = dict(exp=name, width=2**31 - 1, seed=2**63 - 1, noise=files.format_float(0.1 + 0.2),
+                  lr=files.format_float(1.0000000000000001e-300), figure="x" * 40, ext="png")
+    templates = [v for k, v in vars(plan).items() if k.endswith("_FILE") and isinstance(v, str)]
+    assert len(templates) >= 5
+    for template in templates:
+        temp = files._temp_path(Path(template.format(**values)))
+        assert all(len(part.encode()) < 255 for part in temp.parts), temp
     config["experiments"] = {name + "x": config["experiments"][name]}
     with pytest.raises(ConfigError, match="255-byte limit"):
         validate_config(config)
