@@ -543,3 +543,21 @@ def test_config_files_of_a_snakemake_command_line() -> None:
         ["--configfile=a.yaml", "--replace-workflow-config", "--cores", "1"]
     ) == ["a.yaml"]
     assert snakemake_config_files([]) == ["config/config.yaml"]
+
+
+@pytest.mark.slow
+def test_yaml_error_in_a_configfile_argument_what_the_user_sees(workflow_copy: Path) -> None:
+    # Snakemake reads --configfile files before any workflow code runs: its own message names no
+    # line (the documented limitation), and the check command on the same arguments does.
+    shutil.copy(BAD_DIR / "syntax-unclosed-flow.yaml", workflow_copy / "broken.yaml")
+    args = ["--configfile", "broken.yaml", "--replace-workflow-config"]
+    result = _dry_run(workflow_copy, *args)
+    assert result.returncode != 0
+    assert "Config file is not valid JSON or YAML" in result.stdout + result.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "minnorm.config_yaml", *args],
+        cwd=workflow_copy, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert check.returncode == 1
+    assert "broken.yaml:5:13: YAML syntax error" in check.stderr
+    assert not (workflow_copy / "results").exists()
