@@ -56,3 +56,38 @@ def test_job_log_keeps_own_lines_and_warnings_only(tmp_path: Path) -> None:
     assert "library info chatter" not in text
     assert "fontTools" not in text and "mathtext" not in text
     assert len(lines) == 4, text
+
+
+FAILING_SNAKEFILE = """
+rule all:
+    input:
+        "out.txt",
+
+
+rule fails:
+    output:
+        "out.txt",
+    log:
+        "logs/fails.log",
+    shell:
+        "echo 'ValueError: the reason of this failure' > {log}; exit 3"
+"""
+
+
+def test_failed_job_log_appears_in_the_terminal_and_dry_runs_have_no_shell_lines(tmp_path: Path) -> None:
+    """The laptop profile shows a failed job's log (not only its path) and prints no
+    `Shell command: None` lines for script jobs."""
+    repo = Path(__file__).resolve().parents[1]
+    (tmp_path / "Snakefile").write_text(FAILING_SNAKEFILE)
+    profile = ["--workflow-profile", str(repo / "profiles" / "default"), "--cores", "1"]
+    snakemake = [sys.executable, "-m", "snakemake", *profile]
+    proc = subprocess.run(snakemake, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "ValueError: the reason of this failure" in proc.stdout + proc.stderr
+    dry = subprocess.run([*snakemake, "-n", "--forceall"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "Shell command" not in dry.stdout + dry.stderr
+    for name in ("default", "slurm"):
+        settings = (repo / "profiles" / name / "config.v8+.yaml").read_text()
+        assert "show-failed-logs: true" in settings and "printshellcmds" not in settings, name
