@@ -36,8 +36,8 @@ warn_if_configfile_merged(
     workflow.config_settings.replace_workflow_config,
     EXPERIMENTS,
 )
-# The software of all jobs (environment.yml at the root links here). Run Snakemake inside this
-# environment with minnorm pip-installed; `--sdm conda` would lack the minnorm package itself.
+# The jobs' conda environment under `--sdm conda`: the run dependencies and minnorm itself,
+# installed from the workflow's source (see the file).
 CONDA_ENV = "../envs/minnorm.yaml"
 
 
