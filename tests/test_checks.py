@@ -215,8 +215,8 @@ def test_html_table_shows_verdicts_coloured_and_escaped():
     text = checks_html(df)
     assert text.count("<tr>") == 3 and "<th>verdict</th>" in text
     assert "<td>||W|| &lt; 1</td><td>0.1235</td>" in text
-    assert f'background:{VERDICT_COLORS["pass"]};font-weight:bold">pass</td>' in text
-    assert f'background:{VERDICT_COLORS[NOT_ENOUGH_SEEDS]};font-weight:bold">not enough seeds' in text
+    assert f'background:{VERDICT_COLORS["pass"]};color:#111111;font-weight:bold">pass</td>' in text
+    assert f'background:{VERDICT_COLORS[NOT_ENOUGH_SEEDS]};color:#111111;font-weight:bold">not enough seeds' in text
     assert "y &amp; z" in text
 
 

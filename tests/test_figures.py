@@ -176,7 +176,7 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
                               settings_overrides={"report_level": 2, "halt_level": 5})["body"]
     assert "system-message" not in html
     if name.startswith("checks"):
-        assert 'font-weight:bold">pass</td>' in html and "|exponent| &lt; 1" in html
+        assert 'color:#111111;font-weight:bold">pass</td>' in html and "|exponent| &lt; 1" in html
 
 
 def test_one_seed_per_width_draws_no_ci_band(widths_ds, tmp_path):

@@ -289,6 +289,9 @@ def checks_markdown(df: pd.DataFrame) -> str:
 # Background of each verdict's cell in the HTML table (light, readable in print and for the
 # colour-blind thanks to the verdict text itself).
 VERDICT_COLORS = {"pass": "#d5f5dd", "fail": "#fbd3d0", "n/a": "#eeeeee", NOT_ENOUGH_SEEDS: "#fff2c2"}
+# Scoped to the table's class, so including the table in a report caption styles nothing else.
+_STYLE = ("<style>table.minnorm-checks th, table.minnorm-checks td "
+          "{padding: 2px 6px; text-align: left; vertical-align: top}</style>")
 
 
 def checks_html(df: pd.DataFrame) -> str:
@@ -303,11 +306,12 @@ def checks_html(df: pd.DataFrame) -> str:
         for column, value in zip(df.columns, row):
             text = html.escape(_cell(value).replace("\\|", "|"))
             style = ""
-            if column == "verdict":
-                style = f' style="background:{VERDICT_COLORS.get(value, "#ffffff")};font-weight:bold"'
+            if column == "verdict":  # dark text: the report's side panel inverts text colours
+                style = (f' style="background:{VERDICT_COLORS.get(value, "#ffffff")};'
+                         'color:#111111;font-weight:bold"')
             cells.append(f"<td{style}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return ('<table class="minnorm-checks" border="1" style="border-collapse:collapse">\n'
+    return (_STYLE + '\n<table class="minnorm-checks" border="1" style="border-collapse:collapse">\n'
             f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table>\n")
 
 

@@ -14,19 +14,20 @@ rule collect:
         "../scripts/collect_runs.py"
 
 
-# Theorem checks (minnorm.checks.CHECKS) of one experiment; the report shows the table itself.
+# Theorem checks (minnorm.checks.CHECKS) of one experiment. The report shows the HTML table (and
+# its caption includes the table too), so the verdicts are on the page.
 rule checks:
     input:
         "results/{exp}/{exp}.nc",
     output:
-        csv=report(
-            "results/{exp}/checks.csv",
+        csv="results/{exp}/checks.csv",
+        md="results/{exp}/checks.md",
+        html=report(
+            "results/{exp}/checks.html",
             caption="../report/checks.rst",
             category="Theorem checks",
             subcategory="{exp}",
         ),
-        md="results/{exp}/checks.md",
-        html="results/{exp}/checks.html",
     log:
         "results/{exp}/logs/checks.log",
     conda:
@@ -41,14 +42,14 @@ rule checks_summary:
     input:
         expand("results/{exp}/checks.csv", exp=EXPERIMENTS),
     output:
-        csv=report(
-            "results/checks.csv",
+        csv="results/checks.csv",
+        md="results/checks.md",
+        html=report(
+            "results/checks.html",
             caption="../report/checks_summary.rst",
             category="Theorem checks",
             subcategory="summary",
         ),
-        md="results/checks.md",
-        html="results/checks.html",
     log:
         "results/logs/checks.log",
     conda:
