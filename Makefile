@@ -19,7 +19,7 @@ SNAKEMAKE_ARGS ?=
 # The config of the last run (written by the workflow when a run starts): `make report` uses it.
 LAST_RUN_CONFIG := results/last_run_config.yaml
 
-.PHONY: venv run test report lint lock docs-figures
+.PHONY: venv run status test report lint lock docs-figures
 
 venv: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ lock:
 run: venv
 	@if $(BIN)/python -m minnorm.lock_guard; then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# How far the run in this directory has got (run files present per experiment, runs started,
+# the latest training log line, whether snakemake still runs); from another terminal, any time.
+status:
+	@$(BIN)/python -m minnorm.status
 
 # The whole test suite, slow tests included.
 test: venv
