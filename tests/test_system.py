@@ -7,6 +7,7 @@ import logging
 import pytest
 import torch
 
+import reference
 from minnorm.core.model import TwoLayerReLU
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
@@ -30,17 +31,11 @@ def fit(boundaries, lr=0.1, loss="half_sum", impl="eager"):
 
 
 def plain_loop(steps, lr=0.1, loss="half_sum"):
-    """torch.optim.SGD on the autograd loss, no Lightning."""
+    """W after ``steps`` plain GD steps from the same start (tests/reference.py, NumPy)."""
     W0, a, X, y = problem()
-    model = TwoLayerReLU(W0, a, True)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        f = model(X)
-        value = 0.5 * torch.sum((f - y) ** 2) if loss == "half_sum" else torch.mean((f - y) ** 2)
-        value.backward()
-        optimizer.step()
-    return model.W.detach()
+    iterates, _ = reference.gd_iterates(X.numpy(), y.numpy(), W0.numpy(), a.numpy(), lr, loss, steps, True,
+                                        divergence_ratio=float("inf"))
+    return torch.from_numpy(iterates[steps])
 
 
 @pytest.mark.parametrize("loss", ["half_sum", "mean"])
