@@ -37,7 +37,8 @@ class DatasetSpec:
       {"train": (...), "test": (...)} when train and test come from separate files, or
       {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
     min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
-    schema: JSON-schema fragment for data-set-specific keys (None: the shared keys suffice).
+    schema: JSON-schema fragment for data-set-specific keys; reserved (no built-in data set needs
+      one, and minnorm.config_schema does not merge it yet), so None.
     """
 
     name: str
