@@ -286,3 +286,25 @@ def test_retained_memory_stops_per_step_page_faults() -> None:
     pages_per_buffer = 40_000_000 // 4096
     assert faults[True] < pages_per_buffer, faults  # less than one buffer's pages in 20 steps
     assert faults[False] > 10 * pages_per_buffer, faults  # the default: most steps fault it in
+
+
+def test_log_and_checkpoint_intervals_change_no_number(tiny_config: dict, tmp_path: Path) -> None:
+    # The claim behind leaving them out of a run's identity, checked: two trainings that differ
+    # only in progress_every and checkpoint_every store the same bytes in every variable.
+    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    files = []
+    for progress, every in ((25, 20), (1, 7)):
+        settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+        settings["training"].update(progress_every=progress, checkpoint_every=every)
+        out = tmp_path / f"run_{progress}.nc"
+        pipeline.make_run_file(settings, data_file, target_file, out, checkpoint=tmp_path / f"{progress}.ckpt")
+        files.append(out)
+    with xr.open_dataset(files[0]) as a, xr.open_dataset(files[1]) as b:
+        assert sorted(a.variables) == sorted(b.variables)
+        for name in a.variables:
+            if name != "wall_time_s":
+                assert a[name].values.tobytes() == b[name].values.tobytes(), name
+        assert a.attrs["run_identity"] == b.attrs["run_identity"]
+        assert json.loads(a.attrs["config"])["training"]["progress_every"] == 25

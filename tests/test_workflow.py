@@ -51,6 +51,7 @@ def _expected_targets(config: dict) -> list[str]:
     for exp, e in config["experiments"].items():
         sweep = e["sweep"]
         files.append(f"results/{exp}/{exp}.nc")
+        files += [f"results/{exp}/checks.{ext}" for ext in ("csv", "md", "html")]
         for width in sweep["width"]:
             for seed in sweep["seed"]:
                 for noise in map(format_float, sweep["label_noise"]):
@@ -65,12 +66,13 @@ def _expected_targets(config: dict) -> list[str]:
 def _expected_job_counts(config: dict) -> dict[str, int]:
     """Jobs per rule of a complete run from scratch: data per experiment, target and training
     per (experiment, width), whatever the number of seeds, noise levels and learning rates."""
-    counts = {"collect": 0, "checks": 1, "all": 1}
+    counts = {"collect": 0, "checks": 0, "checks_summary": 1, "all": 1}
     for exp, e in config["experiments"].items():
         counts[f"data_{exp}"] = 1
         counts[f"target_{exp}"] = len(e["sweep"]["width"])
         counts[f"train_{exp}"] = len(e["sweep"]["width"])
         counts["collect"] += 1
+        counts["checks"] += 1
         for figure in e["figures"]:
             counts[figure] = counts.get(figure, 0) + 1
     return counts

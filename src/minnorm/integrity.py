@@ -62,3 +62,15 @@ def damaged_files(paths: list[str] | list[Path]) -> dict[str, str]:
         if reason is not None:
             found[str(path)] = reason
     return found
+
+
+def remove_damaged(paths: list[str] | list[Path]) -> dict[str, str]:
+    """Delete each damaged file of `paths` (see `damaged_files`); return `{path: reason}`.
+
+    A damaged result is unreadable and fully derived, so removing it loses nothing, and the job
+    that makes it then runs again (Snakemake sees a missing output).
+    """
+    found = damaged_files(paths)
+    for path in found:
+        Path(path).unlink(missing_ok=True)
+    return found

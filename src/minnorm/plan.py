@@ -264,6 +264,17 @@ def figure_files(config: dict, exp: str) -> list[str]:
     ]
 
 
+def result_files(config: dict) -> list[str]:
+    """The data, target, run and collected files of every experiment (existing or not)."""
+    files: list[str] = []
+    for exp in config["experiments"]:
+        runs = experiment_runs(config, exp)
+        for key in ("data", "target", "out", "done"):
+            files.extend(_unique([run_paths(exp, run)[key] for run in runs]))
+        files.append(collected_file(exp))
+    return files
+
+
 def local_data_files(data_cfg: dict) -> list[str]:
     """The user's original files a data set is read from (mnist, cifar10), else [].
 

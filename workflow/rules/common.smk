@@ -3,11 +3,12 @@
 
 from pathlib import Path
 
-from minnorm import plan
+from minnorm import integrity, plan
 from minnorm.config import ConfigError, validate_config
 from minnorm.config_yaml import check_config_files
 from minnorm.invocation import warn_if_configfile_merged
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 # Validate at parse time, before any job exists: a mistake stops the workflow with a message
 # naming the key. The config files are first read again strictly (Snakemake's YAML reader keeps
@@ -36,6 +37,13 @@ warn_if_configfile_merged(
     workflow.config_settings.replace_workflow_config,
     EXPERIMENTS,
 )
+
+# A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
+# one) is removed before the DAG is built, so that the job that makes it runs again.
+if workflow.is_main_process:
+    for path, why in integrity.remove_damaged(plan.result_files(config)).items():
+        logger.warning(f"{path} was damaged ({why}): removed, to be built again")
+
 # The jobs' conda environment under `--sdm conda`: the run dependencies and minnorm itself,
 # installed from the workflow's source (see the file).
 CONDA_ENV = "../envs/minnorm.yaml"
