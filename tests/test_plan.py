@@ -266,3 +266,12 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     assert plan.width_runtime_min(default, "ss_fig1", 10000) == sum(plan.run_runtime_min(j["config"]) for j in runs)
     assert plan.width_mem_mb(default, "ss_fig1", 10000) == plan.run_mem_mb(large)
     assert plan.gpus(default, "ss_fig1") == 0
+
+
+def test_result_files_name_every_netcdf_the_workflow_keeps(tiny: dict) -> None:
+    files = plan.result_files(tiny)
+    assert len(files) == len(set(files))
+    # tiny_sphere: 2 data, 6 target, 6 run, 6 done, 1 collected; tiny_digits: 4, 4, 4, 4, 1.
+    assert len(files) == (2 + 6 + 6 + 6 + 1) + (4 + 4 + 4 + 4 + 1)
+    assert "results/tiny_digits/checkpoints/m64/s1_p1_lr0.05.done.nc" in files
+    assert "results/tiny_sphere/tiny_sphere.nc" in files
