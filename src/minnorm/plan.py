@@ -50,10 +50,6 @@ IDENTITY_ATTR = "run_identity"
 # chance collision between two settings of one job is not a practical concern).
 PARAM_DIGEST_HEX = 16
 
-# Input dimension of the image data sets (pixels x channels), used until the data-set registry
-# (`minnorm.data.registry.DATASETS`) exists; sphere_quadratic uses data.dim.
-_FALLBACK_DIMS: dict[str, int] = {"digits": 64, "mnist": 28 * 28, "cifar10": 32 * 32 * 3}
-
 # Fixed memory of a Python process with torch and pytorch_lightning imported.
 BASE_PROCESS_MB = 600
 # Rough throughput of one CPU core on the GD step (multiply-adds per second), measured order of
@@ -276,28 +272,32 @@ def result_files(config: dict) -> list[str]:
 
 
 def local_data_files(data_cfg: dict) -> list[str]:
-    """The user's original files a data set is read from (mnist, cifar10), else [].
+    """The user's original files a data set is read from (those with a `data.path`), else [].
 
-    Declared as inputs of the data job, so that replacing one reruns it. A file that is absent
-    is listed under its plain name, so that Snakemake names it as a missing input.
+    Declared as inputs of the data job, so that replacing one reruns it. For mnist and cifar10
+    these are the files the readers open (an absent one is listed under its plain name, so that
+    Snakemake names it as a missing input); for another data set that reads `data.path`, every
+    file directly in that folder.
     """
     from minnorm.data import image_files
+    from minnorm.data.registry import DATASETS
 
     name, folder = data_cfg["name"], data_cfg.get("path")
-    if folder is None or name not in ("mnist", "cifar10"):
+    if folder is None or not DATASETS[name].needs_path:
         return []
     root = Path(folder).expanduser()
     if name == "mnist":
-        names = [n for split in image_files.MNIST_FILES.values() for n in split]
         found = []
-        for n in names:
+        for n in (n for split in image_files.MNIST_FILES.values() for n in split):
             gz = root / f"{n}.gz"
             found.append(str(gz if not (root / n).is_file() and gz.is_file() else root / n))
         return found
-    names = [n for split in image_files.CIFAR_FILES.values() for n in split]
-    if not (root / names[0]).is_file() and (root / image_files.CIFAR_SUBFOLDER).is_dir():
-        root = root / image_files.CIFAR_SUBFOLDER
-    return [str(root / n) for n in names]
+    if name == "cifar10":
+        names = [n for split in image_files.CIFAR_FILES.values() for n in split]
+        if not (root / names[0]).is_file() and (root / image_files.CIFAR_SUBFOLDER).is_dir():
+            root = root / image_files.CIFAR_SUBFOLDER
+        return [str(root / n) for n in names]
+    return sorted(str(p) for p in root.iterdir() if p.is_file()) if root.is_dir() else []
 
 
 # --- identity -------------------------------------------------------------------------------------
@@ -401,13 +401,10 @@ def train_job_param(config: dict, exp: str, width: int | str) -> str:
 
 def input_dim(run_config: dict) -> int:
     """Dimension p of a weight vector: the data's input dimension, plus one with a bias."""
+    from minnorm.data.registry import DATASETS
+
     data = run_config["data"]
-    try:
-        from minnorm.data.registry import DATASETS
-    except ImportError:  # the registry is being written in parallel; the fallback is the same
-        d = data["dim"] if data["name"] == "sphere_quadratic" else _FALLBACK_DIMS[data["name"]]
-    else:
-        d = DATASETS[data["name"]].input_dim(data)
+    d = DATASETS[data["name"]].input_dim(data)
     return d + 1 if run_config["model"]["bias"] else d
 
 
