@@ -29,11 +29,15 @@ def _fake_snakemake(cwd: Path, *argv: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)", *argv], cwd=cwd
     )
+    # Until the child has exec'd, /proc shows the parent's command line.
+    expected = [sys.executable.encode(), b"-c", *(a.encode() for a in argv)]
     deadline = time.monotonic() + 10
-    while not (Path(f"/proc/{proc.pid}/cmdline").read_bytes().count(b"\0") > 2 + len(argv) - 1):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return proc
+    while True:
+        shown = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+        if shown[:2] == expected[:2] and shown[3:] == expected[2:]:
+            return proc
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
 
 
 @pytest.fixture
