@@ -45,7 +45,7 @@ lock:
 # job of one) works in this directory (minnorm.lock_guard), so that repeating `make run`
 # resumes the sweep and never breaks into a live one.
 run: venv
-	@if $(BIN)/python -m minnorm.lock_guard; then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
+	@if $(BIN)/python -m minnorm.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # How far the run in this directory has got (run files present per experiment, runs started,

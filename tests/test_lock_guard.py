@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from minnorm.lock_guard import snakemake_processes, stale_lock
+from minnorm.lock_guard import main, snakemake_processes, stale_lock
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
@@ -75,6 +75,14 @@ def test_live_snakemake_started_with_c1_keeps_the_lock(tmp_path, processes):
         processes[-1].wait()
 
     assert stale_lock(workdir)[0]
+    # `make run SNAKEMAKE_ARGS="--directory ..."`: the guard checks that directory.
+    processes.append(_fake_snakemake(workdir, "snakemake", "-c1"))
+    for args in (["--directory", str(workdir)], ["--cores", "2", "-d", str(workdir), "-n"]):
+        assert main(args) == 1
+    assert main(["--directory", str(other)]) == 1  # not locked
+    processes[-1].kill()
+    processes[-1].wait()
+    assert main(["-c1", "--directory", str(workdir)]) == 0
     shutil.rmtree(workdir / ".snakemake" / "locks")
     assert stale_lock(workdir) == (False, "")
 

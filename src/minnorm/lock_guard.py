@@ -9,7 +9,10 @@ changes into its `--directory`). A snakemake process whose working directory can
 (another user's) counts as possibly here. Without /proc nothing can be told, and the lock is
 never removed automatically.
 
-    python -m minnorm.lock_guard [--directory DIR]
+    python -m minnorm.lock_guard [--directory DIR] [SNAKEMAKE ARGUMENTS]
+
+(the snakemake arguments of the run about to start may follow: their `--directory`/`-d` names
+the directory to check)
 
 exits 0 when the directory holds a lock and no snakemake runs there (the caller may then run
 `snakemake --unlock`), and 1 otherwise, saying why when a lock is present.
@@ -107,9 +110,10 @@ def stale_lock(directory: Path, proc: Path = PROC) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--directory", type=Path, default=Path.cwd())
-    args = parser.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    parser.add_argument("--directory", "-d", type=Path, default=Path.cwd())
+    # Other snakemake arguments (`make run SNAKEMAKE_ARGS=...`) are passed through and ignored.
+    args, _ = parser.parse_known_args(argv)
     stale, message = stale_lock(args.directory)
     if message:
         print(message, file=sys.stderr)
