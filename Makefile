@@ -43,8 +43,11 @@ lock:
 # The default config on all cores (profile profiles/default). A run killed with SIGKILL leaves
 # Snakemake's directory lock behind; it is removed first only when no snakemake process (nor a
 # job of one) works in this directory (minnorm.lock_guard), so that repeating `make run`
-# resumes the sweep and never breaks into a live one.
+# resumes the sweep and never breaks into a live one. Before that, the config files the command
+# reads are checked (minnorm.config_yaml): a YAML error in a --configfile is reported with its
+# file, line and column, which Snakemake itself does not give.
 run: venv
+	@$(BIN)/python -m minnorm.config_yaml $(SNAKEMAKE_ARGS)
 	@if $(BIN)/python -m minnorm.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 

@@ -92,6 +92,7 @@ def test_make_run_never_unlocks_a_live_instance(tmp_path, processes):
     workdir = _locked(tmp_path / "wd")
     for name in ("Makefile", "pyproject.toml", "requirements.lock"):
         shutil.copy2(REPO / name, workdir / name)
+    shutil.copytree(REPO / "config", workdir / "config")  # make run checks config/config.yaml
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     python = venv / "bin" / "python"
@@ -120,3 +121,26 @@ def test_make_run_never_unlocks_a_live_instance(tmp_path, processes):
     stale = make_run()
     assert stale.returncode == 0, stale.stderr
     assert calls.read_text().splitlines() == ["--unlock", "--cores all"]
+
+
+def test_make_run_reports_a_yaml_error_with_its_line_before_snakemake(tmp_path):
+    """`make run SNAKEMAKE_ARGS="--configfile bad.yaml"`: file, line and column; no snakemake."""
+    workdir = tmp_path / "wd"
+    workdir.mkdir()
+    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(REPO / name, workdir / name)
+    shutil.copytree(REPO / "config", workdir / "config")
+    (workdir / "bad.yaml").write_text("experiments:\n  mine:\n    sweep: {width: [64, 128}\n")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls.txt"
+    for tool, body in (("python", f'exec "{sys.executable}" "$@"'), ("snakemake", f'echo "$@" >> {calls}')):
+        (venv / "bin" / tool).write_text(f"#!/bin/sh\n{body}\n")
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    proc = subprocess.run(["make", "run", f"VENV={venv}", "SNAKEMAKE_ARGS=--configfile bad.yaml"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "bad.yaml:3:" in proc.stderr, proc.stderr
+    assert not calls.exists()
