@@ -451,3 +451,15 @@ def test_fused_run_records_the_eager_iterates():
     for step, W in runs["eager"][1].items():
         assert torch.linalg.vector_norm(runs["fused"][1][step] - W) <= ITERATE_RTOL * torch.linalg.vector_norm(W)
     np.testing.assert_allclose(runs["fused"][0]["dist_to_target"], runs["eager"][0]["dist_to_target"], rtol=1e-10)
+
+
+def test_checkpoint_of_an_older_format_is_discarded(tmp_path, caplog):
+    W = torch.zeros(3, 2, dtype=torch.float64)
+    path = tmp_path / "c.ckpt"
+    # Format 1 (before the numerics fingerprint): same fields, no "numerics".
+    torch.save({"format": 1, "config": "{}", "step": 5, "W": W, "record_steps": torch.zeros(0, dtype=torch.int64),
+                "records": torch.zeros(0, len(TRAJECTORIES)), "record_names": list(TRAJECTORIES),
+                "wall_time_s": 1.0}, path)
+    with caplog.at_level(logging.WARNING):
+        assert run_record.load_checkpoint(path, "{}", (3, 2), logging.getLogger("test")) is None
+    assert "checkpoint format 1" in caplog.text and not path.exists()
