@@ -275,3 +275,9 @@ def test_result_files_name_every_netcdf_the_workflow_keeps(tiny: dict) -> None:
     assert len(files) == (2 + 6 + 6 + 6 + 1) + (4 + 4 + 4 + 4 + 1)
     assert "results/tiny_digits/checkpoints/m64/s1_p1_lr0.05.done.nc" in files
     assert "results/tiny_sphere/tiny_sphere.nc" in files
+
+
+def test_input_stage_files_are_every_data_and_target_file(tiny: dict) -> None:
+    files = plan.input_stage_files(tiny, "tiny_sphere")
+    assert files == plan.data_files(tiny, "tiny_sphere") + [
+        f"results/tiny_sphere/target/m{w}_s{s}_p0.nc" for w in (64, 128, 256) for s in (0, 1)]

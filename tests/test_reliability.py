@@ -21,7 +21,7 @@ import torch
 import xarray as xr
 import yaml
 
-from minnorm import pipeline
+from minnorm import pipeline, plan
 from minnorm.config import validate_config
 from minnorm.plan import data_settings, run_settings, target_settings
 from minnorm.data.datasets import load_dataset, save_dataset
@@ -31,7 +31,7 @@ from minnorm.core.seeding import derive_seed
 from minnorm.core.target import SingularGramWarning
 from minnorm.target_file import load_target
 
-from test_workflow import _copy_workflow, _job_stats, _snakemake
+from test_workflow import REPO, WORKFLOW_TIMEOUT_S, _copy_workflow, _expected_job_counts, _job_stats, _snakemake
 
 CONFIG_FILE = Path(__file__).resolve().parent / "configs" / "reliability.yaml"
 CONFIG_ARGS = ["--configfile", "reliability.yaml", "--replace-workflow-config"]
@@ -255,7 +255,7 @@ def test_added_width_and_seed_train_only_the_new_runs(finished: Path, tmp_path: 
     # width 64's jobs rerun because their output lists grew; then rel's collected file, its
     # figure and the checks table. Nothing of rel_b.
     assert stats == {"data_rel": 1, "target_rel": 2, "train_rel": 2, "collect": 1, "checks": 1,
-                     "ss_fig1": 1, "all": 1}
+                     "checks_summary": 1, "ss_fig1": 1, "all": 1}
     assert outputs["train_rel"] == {f"results/rel/runs/m{w}/s{s}_p0_lr{lr}.nc"
                                     for w in (64, 128) for s in (0, 1) for lr in ("0.01", "1e+200")}
     assert outputs["collect"] == {"results/rel/rel.nc"}
@@ -289,7 +289,7 @@ def test_changed_training_value_plans_exactly_the_affected_runs(finished: Path) 
     longer["experiments"]["rel_b"]["training"]["steps"] += 1
     stats, outputs = _plan(finished, longer)
     # rel_b draws no figures: its runs, its collected file and the checks table, nothing of rel.
-    assert stats == {"train_rel_b": 1, "collect": 1, "checks": 1, "all": 1}
+    assert stats == {"train_rel_b": 1, "collect": 1, "checks": 1, "checks_summary": 1, "all": 1}
     assert outputs["train_rel_b"] == {"results/rel_b/runs/m64/s0_p0_lr0.01.nc"}
     assert outputs["collect"] == {"results/rel_b/rel_b.nc"}
 
@@ -442,3 +442,216 @@ def test_run_too_large_for_memory_is_refused_before_training(
     assert f"width={LARGE_WIDTH}" in message and f"{needed / 4 / 2**30:.2f} GiB" in message
     assert not out.exists() and not checkpoint.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.nc", "target.nc"]
+
+
+# --- reuse keyed on numerics (issue 11 item 3; issue 12 classes 5, 6, 9; issue 13 item 4) -------
+# On config/tests.yaml in a temporary copy of the repository *including the package source*
+# (imported from the copy through PYTHONPATH), so that a module can be edited without touching
+# the real src/.
+
+TINY_ARGS = ["--cores", "2", "--configfile", "tiny.yaml", "--replace-workflow-config"]
+# Each training job prints one such line to the terminal.
+_JOB_LINE = re.compile(r"^(train_\w+) m=(\d+): reused (\d+), trained (\d+)", flags=re.MULTILINE)
+# A dry run's reason for a job whose params changed.
+_REASON = re.compile(r"^\s*reason: (.*)$", flags=re.MULTILINE)
+PLOTTING_MODULE = "src/minnorm/figures/style.py"
+NUMERICAL_MODULE = "src/minnorm/core/model.py"
+
+
+def _tiny_raw() -> dict:
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _run_in(root: Path, *args: str, config: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Snakemake in `root` with the package imported from `root/src`; `config` -> tiny.yaml."""
+    if config is not None:
+        (root / "tiny.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=WORKFLOW_TIMEOUT_S, check=False)
+
+
+def _edit(root: Path, module: str) -> None:
+    """Append a comment line to `module` of the copy: changes its bytes, not its behaviour."""
+    with open(root / module, "a", encoding="utf-8") as handle:
+        handle.write("# an edit that changes nothing a program does\n")
+
+
+def _wall_times(root: Path) -> dict[str, float]:
+    times = {}
+    for name, path in _run_files(root).items():
+        with xr.open_dataset(path) as run:
+            times[name] = float(run["wall_time_s"])
+    return times
+
+
+def _job_lines(output: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """{(rule, width): (reused, trained)} from the training jobs' terminal lines."""
+    return {(r, int(w)): (int(k), int(n)) for r, w, k, n in _JOB_LINE.findall(output)}
+
+
+def _tiny_run_files() -> list[str]:
+    config = validate_config(_tiny_raw())
+    return [f for exp in config["experiments"] for f in plan.run_files(config, exp)]
+
+
+@pytest.fixture(scope="module")
+def tiny_finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config/tests.yaml run to completion in a copy of the workflow and the package source."""
+    root = _copy_workflow(tmp_path_factory.mktemp("tiny_reuse"))
+    shutil.copytree(REPO / "src" / "minnorm", root / "src" / "minnorm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    result = _run_in(root, *TINY_ARGS, config=_tiny_raw())
+    assert result.returncode == 0, result.stderr[-5000:]
+    lines = _job_lines(result.stdout)
+    assert sum(n for _, n in lines.values()) == len(_tiny_run_files()) == 10, result.stdout
+    return root
+
+
+def _fork(finished_root: Path, tmp_path: Path) -> Path:
+    """A copy of a finished folder (results, Snakemake's metadata, source), mtimes kept."""
+    root = tmp_path / "fork"
+    shutil.copytree(finished_root, root, symlinks=True)
+    return root
+
+
+def _dry_plan(root: Path, config: dict) -> tuple[dict[str, int], dict[str, set[str]], str]:
+    result = _run_in(root, "--dry-run", *TINY_ARGS, config=config)
+    assert result.returncode == 0, result.stderr[-5000:]
+    text = result.stdout + result.stderr
+    outputs: dict[str, set[str]] = {}
+    for rule, listed in _PLANNED_JOB.findall(text):
+        outputs.setdefault(rule, set()).update(listed.split(", "))
+    if "Nothing to be done" in text:
+        return {}, outputs, text
+    stats = _job_stats(text)
+    stats.pop("total")
+    return stats, outputs, text
+
+
+@pytest.mark.slow
+def test_plotting_edit_and_progress_interval_retrain_nothing(tiny_finished: Path, tmp_path: Path) -> None:
+    root = _fork(tiny_finished, tmp_path)
+    before = _wall_times(root)
+    _edit(root, PLOTTING_MODULE)
+    changed = _tiny_raw()
+    for experiment in changed["experiments"].values():
+        experiment["training"]["progress_every"] = 10
+        experiment["training"]["checkpoint_every"] = 0
+    # No job's params change: nothing to do at all.
+    assert _dry_plan(root, changed)[0] == {}
+    # Even when the training jobs are forced to run, every run is restored, none trained.
+    result = _run_in(root, *TINY_ARGS, "--forcerun", "train_tiny_sphere", "train_tiny_digits",
+                     *_tiny_run_files(), config=changed)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert _job_lines(result.stdout) == {("train_tiny_sphere", 64): (2, 0), ("train_tiny_sphere", 128): (2, 0),
+                                         ("train_tiny_sphere", 256): (2, 0), ("train_tiny_digits", 64): (4, 0)}
+    assert _wall_times(root) == before
+
+
+@pytest.mark.slow
+def test_numerical_code_change_reruns_every_run(tiny_finished: Path, tmp_path: Path) -> None:
+    root = _fork(tiny_finished, tmp_path)
+    before = _wall_times(root)
+    _edit(root, NUMERICAL_MODULE)
+    # Planned: every data, target and training job (all made by numerical code), and what follows.
+    stats, outputs, text = _dry_plan(root, _tiny_raw())
+    assert stats == _expected_job_counts(validate_config(_tiny_raw())), text[-3000:]
+    assert outputs["train_tiny_sphere"] | outputs["train_tiny_digits"] == set(_tiny_run_files())
+    result = _run_in(root, *TINY_ARGS, *_tiny_run_files(), config=_tiny_raw())
+    assert result.returncode == 0, result.stderr[-5000:]
+    lines = _job_lines(result.stdout)
+    assert lines == {("train_tiny_sphere", 64): (0, 2), ("train_tiny_sphere", 128): (0, 2),
+                     ("train_tiny_sphere", 256): (0, 2), ("train_tiny_digits", 64): (0, 4)}
+    after = _wall_times(root)
+    assert after.keys() == before.keys() and all(after[k] != before[k] for k in before)
+
+
+@pytest.mark.slow
+def test_changed_lr_retrains_exactly_its_experiment(tiny_finished: Path, tmp_path: Path) -> None:
+    root = _fork(tiny_finished, tmp_path)
+    changed = _tiny_raw()
+    changed["experiments"]["tiny_digits"]["training"]["lr"] = 0.04
+    stats, outputs, _ = _dry_plan(root, changed)
+    assert {rule: n for rule, n in stats.items() if rule.split("_")[0] in ("data", "target", "train")} == {
+        "train_tiny_digits": 1}
+    assert outputs["train_tiny_digits"] == set(plan.run_files(validate_config(changed), "tiny_digits"))
+    before = {name: path.read_bytes() for name, path in _run_files(root).items()}
+    new_runs = plan.run_files(validate_config(changed), "tiny_digits")
+    assert all("_lr0.04.nc" in name for name in new_runs)  # lr is part of the run file's name
+    targets = [*plan.run_files(validate_config(changed), "tiny_sphere"), *new_runs]
+    result = _run_in(root, *TINY_ARGS, *targets, config=changed)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert _job_lines(result.stdout) == {("train_tiny_digits", 64): (0, 4)}
+    for name, path in _run_files(root).items():
+        if name.startswith("results/tiny_sphere/"):
+            assert path.read_bytes() == before[name], name
+    for name in new_runs:
+        with xr.open_dataset(root / name) as run:
+            assert float(run["lr"]) == 0.04 and int(run["final_step"]) == 50
+
+
+@pytest.mark.slow
+def test_changed_steps_give_short_dry_run_reasons(tiny_finished: Path) -> None:
+    changed = _tiny_raw()
+    changed["experiments"]["tiny_sphere"]["training"]["steps"] += 1
+    stats, _, text = _dry_plan(tiny_finished, changed)
+    assert stats["train_tiny_sphere"] == 3 and "train_tiny_digits" not in stats
+    reasons = _REASON.findall(text)
+    params = [r for r in reasons if r.startswith("Params have changed")]
+    assert len(params) == 3, text[-3000:]
+    assert max(map(len, params)) < 300, params
+
+
+@pytest.mark.slow
+def test_reordered_sweep_lists_plan_nothing(tiny_finished: Path) -> None:
+    reordered = _tiny_raw()
+    for experiment in reordered["experiments"].values():
+        for key, values in experiment["sweep"].items():
+            experiment["sweep"][key] = list(reversed(values))
+    assert reordered != _tiny_raw()
+    assert _dry_plan(tiny_finished, reordered)[0] == {}
+
+
+@pytest.mark.slow
+def test_truncated_target_is_rebuilt_while_runs_are_reused(tiny_finished: Path, tmp_path: Path) -> None:
+    root = _fork(tiny_finished, tmp_path)
+    name = "results/tiny_sphere/target/m128_s0_p0.nc"
+    target = root / name
+    os.truncate(target, target.stat().st_size // 2)
+    before = {n: p.read_bytes() for n, p in _run_files(root).items()}
+    result = _run_in(root, *TINY_ARGS, config=_tiny_raw())
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert f"{name} was damaged (truncated:" in result.stderr
+    _assert_same_content(target, tiny_finished / name)
+    # The width's runs depended on it: their job ran again, and restored both runs bit for bit.
+    assert _job_lines(result.stdout) == {("train_tiny_sphere", 128): (2, 0)}
+    assert {n: p.read_bytes() for n, p in _run_files(root).items()} == before
+
+
+@pytest.mark.slow
+def test_replaced_local_data_file_reruns_the_data_job(tmp_path: Path) -> None:
+    from image_file_writers import random_images, write_mnist
+
+    rng = np.random.default_rng(0)
+    labels = [0, 1] * 6
+    folder = tmp_path / "mnist"
+    paths = write_mnist(folder, random_images(rng, labels, (28, 28)), random_images(rng, labels, (28, 28)))
+    (tmp_path / "wf").mkdir()
+    root = _copy_workflow(tmp_path / "wf")
+    config = {"experiments": {"digits_local": {
+        "data": {"name": "mnist", "n_train": 4, "n_test": 4, "classes": [0, 1], "path": str(folder)},
+        "training": {"steps": 10}, "sweep": {"width": [8], "seed": [0]}}}}
+    data_file = "results/digits_local/data/s0_p0.nc"
+    assert _run_in(root, *TINY_ARGS, data_file, config=config).returncode == 0
+    first = (root / data_file).read_bytes()
+    assert _dry_plan(root, config)[0].get("data_digits_local") is None
+    # Other images under the same name: the data job is planned again and its file changes.
+    time.sleep(0.01)
+    write_mnist(folder, random_images(rng, labels, (28, 28)), random_images(rng, labels, (28, 28)))
+    assert paths["train-images"].is_file()
+    stats, _, text = _dry_plan(root, config)
+    assert stats.get("data_digits_local") == 1, text[-3000:]
+    assert _run_in(root, *TINY_ARGS, data_file, config=config).returncode == 0
+    assert (root / data_file).read_bytes() != first

@@ -246,6 +246,12 @@ def run_files(config: dict, exp: str) -> list[str]:
     return [run_paths(exp, r)["out"] for r in experiment_runs(config, exp)]
 
 
+def input_stage_files(config: dict, exp: str) -> list[str]:
+    """The data files and the target files of every width of `exp` (inputs of the training)."""
+    targets = [f for width in sweep(config, exp)["width"] for f in target_files(config, exp, width)]
+    return [*data_files(config, exp), *targets]
+
+
 def collected_file(exp: str) -> str:
     """The collected dataset of `exp`."""
     return COLLECTED_FILE.format(exp=exp)

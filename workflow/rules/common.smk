@@ -55,8 +55,11 @@ def collected_files():
 
 
 def all_targets():
-    """Everything the default target builds: collected files, checks and figures."""
+    """Everything the default target builds: data and target files (so that a removed one is
+    built again even when the runs made from it are up to date), collected files, checks and
+    figures."""
     return [
+        *[path for exp in EXPERIMENTS for path in plan.input_stage_files(config, exp)],
         *collected_files(),
         "results/checks.csv",
         "results/checks.md",
