@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from minnorm import fingerprint, plan
+from minnorm import fingerprint, plan, resource_requests
 from minnorm.config import validate_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -248,24 +248,24 @@ def test_local_data_files_are_the_originals(tmp_path: Path) -> None:
     ] + [str(inner / "test_batch.bin")]
 
 
-# --- resources (moved here from test_config.py) -------------------------------------------------------
+# --- resource requests (minnorm.resource_requests; moved here from test_config.py) -------------------------------------------------------
 
 
 def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     small = plan.run_settings(default, "ss_fig1", 1000, 0, 0.0, 0.01)
     large = plan.run_settings(default, "ss_fig1", 10000, 0, 0.0, 0.01)
-    assert plan.input_dim(small) == 6
-    assert plan.input_dim(plan.run_settings(default, "arora_fig2", 2000, 0, 0.0, 0.01)) == 64
-    assert plan.run_mem_mb(large) > plan.run_mem_mb(small) > 0
+    assert resource_requests.input_dim(small) == 6
+    assert resource_requests.input_dim(plan.run_settings(default, "arora_fig2", 2000, 0, 0.0, 0.01)) == 64
+    assert resource_requests.run_mem_mb(large) > resource_requests.run_mem_mb(small) > 0
     # The memory request covers the training module's own estimate (which refuses runs too large).
     from minnorm.training.resources import estimate_run_bytes
 
-    assert plan.run_mem_mb(large) * 1e6 >= estimate_run_bytes(100, 10000, 6, "float64", 200)
-    assert plan.run_runtime_min(large) > plan.run_runtime_min(small) >= 1
+    assert resource_requests.run_mem_mb(large) * 1e6 >= estimate_run_bytes(100, 10000, 6, "float64", 200)
+    assert resource_requests.run_runtime_min(large) > resource_requests.run_runtime_min(small) >= 1
     runs = plan.train_jobs(default, "ss_fig1", 10000)
-    assert plan.width_runtime_min(default, "ss_fig1", 10000) == sum(plan.run_runtime_min(j["config"]) for j in runs)
-    assert plan.width_mem_mb(default, "ss_fig1", 10000) == plan.run_mem_mb(large)
-    assert plan.gpus(default, "ss_fig1") == 0
+    assert resource_requests.width_runtime_min(default, "ss_fig1", 10000) == sum(resource_requests.run_runtime_min(j["config"]) for j in runs)
+    assert resource_requests.width_mem_mb(default, "ss_fig1", 10000) == resource_requests.run_mem_mb(large)
+    assert resource_requests.gpus(default, "ss_fig1") == 0
 
 
 def test_result_files_name_every_netcdf_the_workflow_keeps(tiny: dict) -> None:

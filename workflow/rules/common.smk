@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from minnorm import integrity, plan
+from minnorm import integrity, plan, resource_requests
 from minnorm.config import ConfigError, validate_config
 from minnorm.config_yaml import check_config_files
 from minnorm.invocation import warn_if_configfile_merged

@@ -19,8 +19,8 @@ for exp in EXPERIMENTS:
             CONDA_ENV
         threads: 1
         resources:
-            mem_mb=lambda w, exp=exp: plan.width_mem_mb(config, exp, w.width),
-            runtime=plan.TARGET_RUNTIME_MIN,
+            mem_mb=lambda w, exp=exp: resource_requests.width_mem_mb(config, exp, w.width),
+            runtime=resource_requests.TARGET_RUNTIME_MIN,
         params:
             exp=exp,
             identity=lambda w, exp=exp: plan.target_job_param(config, exp, w.width),

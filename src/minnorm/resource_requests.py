@@ -1,0 +1,85 @@
+"""Resource requests of the workflow's jobs (memory, wall time, GPUs) from the run plan.
+
+Generous estimates for a cluster scheduler (`resources:` of the target and training rules); the
+training module's own check (`minnorm.training.resources.check_fits`) refuses a run that cannot
+fit before it allocates anything.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minnorm.plan import experiment, train_jobs
+
+# Fixed memory of a Python process with torch and pytorch_lightning imported.
+BASE_PROCESS_MB = 600
+# Rough throughput of one CPU core on the GD step (multiply-adds per second), measured order of
+# magnitude; the runtime request is generous on purpose because a job over its limit is killed.
+CPU_MULTIPLY_ADDS_PER_S = 2e9
+# One step does a forward and a backward pass: about three (n, p) x (p, m) products.
+PRODUCTS_PER_STEP = 3
+RUNTIME_SAFETY_FACTOR = 3.0
+RUNTIME_OVERHEAD_MIN = 5
+# The target is an n x n solve plus (m, p) products: minutes at most even for large widths.
+TARGET_RUNTIME_MIN = 15
+
+
+def input_dim(run_config: dict) -> int:
+    """Dimension p of a weight vector: the data's input dimension, plus one with a bias."""
+    from minnorm.data.registry import DATASETS
+
+    data = run_config["data"]
+    d = DATASETS[data["name"]].input_dim(data)
+    return d + 1 if run_config["model"]["bias"] else d
+
+
+def run_bytes(run_config: dict) -> int:
+    """Estimated peak bytes of one training run (`minnorm.training.resources.estimate_run_bytes`)."""
+    # Imported here: resources imports torch, which planning file names does not need.
+    from minnorm.training.resources import estimate_run_bytes
+
+    data = run_config["data"]
+    return int(
+        estimate_run_bytes(
+            data["n_train"],
+            run_config["width"],
+            input_dim(run_config),
+            run_config["training"]["dtype"],
+            data["n_test"],
+        )
+    )
+
+
+def run_mem_mb(run_config: dict) -> int:
+    """Memory request (MB) for a training or target job: the run's arrays plus the process."""
+    return BASE_PROCESS_MB + math.ceil(run_bytes(run_config) / 1e6)
+
+
+def run_runtime_min(run_config: dict) -> int:
+    """Generous wall-time request (minutes) for one run from its steps and size."""
+    data = run_config["data"]
+    work = data["n_train"] + data["n_test"]
+    multiply_adds = (
+        run_config["training"]["steps"]
+        * PRODUCTS_PER_STEP
+        * work
+        * run_config["width"]
+        * input_dim(run_config)
+    )
+    seconds = multiply_adds / CPU_MULTIPLY_ADDS_PER_S
+    return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * seconds / 60)
+
+
+def width_mem_mb(config: dict, exp: str, width: int | str) -> int:
+    """Memory request (MB) of one width's target or training job (runs go one at a time)."""
+    return max(run_mem_mb(job["config"]) for job in train_jobs(config, exp, width))
+
+
+def width_runtime_min(config: dict, exp: str, width: int | str) -> int:
+    """Wall-time request (minutes) of one width's training job: the sum over its runs."""
+    return sum(run_runtime_min(job["config"]) for job in train_jobs(config, exp, width))
+
+
+def gpus(config: dict, exp: str) -> int:
+    """1 when the experiment asks for a GPU, else 0."""
+    return int(experiment(config, exp)["training"]["accelerator"] == "gpu")
