@@ -52,7 +52,7 @@ def _lognormal_factor(truth: Truth, width: int, seed: int, label_noise: float, w
 
 def run_config(experiment: str, width: int, seed: int, label_noise: float, lr: float,
                n_train: int, steps: int) -> dict:
-    """The resolved per-run config (shape of `minnorm.config.run_settings`)."""
+    """The resolved per-run config (shape of `minnorm.plan.run_settings`)."""
     return {
         "experiment": experiment,
         "data": {"name": "sphere_quadratic", "n_train": n_train, "n_test": 2 * n_train, "dim": 5,
