@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from minnorm.core.target import MinNormTarget
 from minnorm.core.theory import kernel_regression_predict
 from minnorm.data.datasets import Dataset
 from minnorm.files import atomic_write
+from minnorm.plan import numeric_settings
 
 # name -> (long_name, units) of every quantity recorded over `step` (ARCHITECTURE.md, file 3).
 TRAJECTORIES: dict[str, tuple[str, str]] = {
@@ -90,6 +92,17 @@ class RunMetrics:
         return float(torch.mean((f - t.y) ** 2)), float(torch.linalg.vector_norm(W - t.W_star))
 
 
+def _same_numeric_settings(saved_json: object, config_json: str) -> bool:
+    """Whether two run configs (JSON texts) have equal ``minnorm.plan.numeric_settings``."""
+    try:
+        saved = json.loads(saved_json) if isinstance(saved_json, str) else None
+    except ValueError:
+        return False
+    if not isinstance(saved, dict):
+        return False
+    return numeric_settings(saved) == numeric_settings(json.loads(config_json))
+
+
 def _rms(v: torch.Tensor) -> float:
     return float(torch.sqrt(torch.mean(v**2)))
 
@@ -135,9 +148,12 @@ def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
                     logger: logging.Logger) -> TrainingState | None:
     """The ``TrainingState`` saved at ``path``, or None if there is none that this run can use.
 
-    A checkpoint of another format, another run config (the config was edited since) or other
-    numerical code (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates)
-    is deleted with a warning naming the reason, and the run starts from step 0. An unreadable
+    A checkpoint of another format, other numeric settings (``minnorm.plan.numeric_settings`` of
+    the two run configs differ: the config was edited since) or other numerical code
+    (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates) is deleted with a
+    warning naming the reason, and the run starts from step 0: the rule that decides whether a
+    finished run is reused. Settings that change no number (``progress_every``,
+    ``checkpoint_every``) may differ, and the resumed run still equals an uninterrupted one. An unreadable
     one raises ValueError naming the file. Loaded with ``weights_only=True`` (no pickle).
     """
     if not path.exists():
@@ -149,8 +165,8 @@ def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
         raise ValueError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from exc
     if found[0] != CHECKPOINT_FORMAT:
         reason = f"has checkpoint format {found[0]}, this code writes {CHECKPOINT_FORMAT}"
-    elif found[1] != config_json:
-        reason = "belongs to a different run config"
+    elif not _same_numeric_settings(found[1], config_json):
+        reason = "belongs to a different run config (numeric settings differ)"
     elif found[2] != fingerprint.numerics_fingerprint():
         reason = (f"was written by other numerical code (numerics fingerprint {str(found[2])[:12]}, "
                   f"now {fingerprint.numerics_fingerprint()[:12]})")
