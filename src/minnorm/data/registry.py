@@ -5,6 +5,11 @@ local files, and how many examples each class has. The schema enum of `data.name
 checks (`DatasetSpec.problems`), `make_dataset`'s dispatch and the run planning's input
 dimension all derive from this dict. This module imports neither torch nor the generators
 (they are named as "module:function"), so validating a config stays cheap.
+
+This file is not part of the numerics fingerprint (minnorm.fingerprint.NON_NUMERIC_FILES), so
+editing it retrains nothing: keep every number that makes data out of it. A generator lives in
+a hashed module (minnorm.data.datasets or another module under minnorm/data/), and an existing
+name is never re-pointed to another generator (register a new name instead).
 """
 
 from __future__ import annotations
