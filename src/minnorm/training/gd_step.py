@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -79,8 +80,27 @@ _STREAMED_INDUCTOR_OPTIONS = {
 }
 
 
+# Widths above which the streamed formula computes f block by block over m (``STREAMED_BLOCK``
+# neurons at a time): unblocked, the loop for f re-reads all of W (p m values) for each of the n
+# points, which leaves the cache once W outgrows it. Measured at n = 100, p = 6, float64, one thread
+# of an AMD EPYC, each width in its own process (`bench_fused.py --widths`, BENCHMARKS.md): unblocked
+# 138 ns per neuron and step at m = 10^4, 253 at 2^19 and 305 at 2^20; blocked by 512, 114-129 at
+# every width from 2^15 to 2^19. The threshold is the largest default width (2^14), so every run of
+# the default config keeps the unblocked formula's iterates bit for bit (blocking reorders the sum
+# over m, a ~1e-16 relative change).
+STREAMED_BLOCK_ABOVE_M = 16_384
+# 512 neurons x p <= 12 weights x 8 bytes <= 48 KiB of W per block: in L1/L2 while the block is
+# read once per point (best of 256, 512, 1024, 2048, 8192 at m = 2^19, p = 6).
+STREAMED_BLOCK = 512
+
+
 def streamed_gradient(
-    Wt: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
+    Wt: torch.Tensor,
+    Xt: torch.Tensor,
+    y: torch.Tensor,
+    a: torch.Tensor,
+    scale: torch.Tensor,
+    block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``analytic_gradient`` rewritten for small p so that, compiled, it never stores an (n, m) matrix.
 
@@ -91,17 +111,33 @@ def streamed_gradient(
     Wt), a second recomputes Z and reduces over n for each neuron, vectorised over m (the loads of
     Xt along n are strided, which steers inductor's vectorisation to m). Eager, it is slow and
     allocates many (n, m) temporaries; it is meant to be compiled.
+
+    block: None (f summed over all m at once) or a number of neurons B: f is then summed over
+    m // B blocks, block-major (Z as (m // B, n, B), so the compiled loop reads one block of W for
+    all n points before the next), plus the m % B remaining neurons; the same f up to the order of
+    the additions. The backward loop is the same either way.
     """
     p, m = Wt.shape
+    n = Xt.shape[0]
 
-    def preactivations() -> torch.Tensor:  # Z: (n, m)
-        Z = Xt[:, 0, None] * Wt[0][None, :]
+    def preactivations(V: torch.Tensor = Wt) -> torch.Tensor:  # Z: (n, m') for V: (p, m') columns of Wt
+        Z = Xt[:, 0, None] * V[0][None, :]
         for k in range(1, p):
-            Z = Z + Xt[:, k, None] * Wt[k][None, :]
+            Z = Z + Xt[:, k, None] * V[k][None, :]
         return Z
 
     c = a * m**-0.5
-    f = (torch.relu(preactivations()) * c).sum(1)
+    if block is None or block >= m:
+        f = (torch.relu(preactivations()) * c).sum(1)
+    else:
+        nb = m // block
+        head = nb * block
+        Zb = Xt[:, 0].view(1, n, 1) * Wt[0, :head].view(nb, 1, block)  # (nb, n, B)
+        for k in range(1, p):
+            Zb = Zb + Xt[:, k].view(1, n, 1) * Wt[k, :head].view(nb, 1, block)
+        f = (torch.relu(Zb) * c[:head].view(nb, 1, block)).sum(2).sum(0)
+        if head < m:
+            f = f + (torch.relu(preactivations(Wt[:, head:])) * c[head:]).sum(1)
     err = f - y
     r = err * scale
     back = torch.where(preactivations() > 0, r[:, None], 0.0)
@@ -139,13 +175,21 @@ class FusedGradient:
     laid out as a transposed (p, m) tensor: ``lay_out(model.W)`` once before stepping (the setup
     step; the constructor leaves the model alone); otherwise, and on GPUs, the formula is
     ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in
-    use; pass ``formula`` to force one (benchmarks do). Falls back to the uncompiled
+    use; pass ``formula`` to force one (benchmarks do). ``block`` is the streamed formula's block
+    size over m (None: unblocked), by default ``STREAMED_BLOCK`` for m > ``STREAMED_BLOCK_ABOVE_M``;
+    pass it to force one (tests, benchmarks; 0 means None). Falls back to the uncompiled
     ``analytic_gradient`` (with a log warning) if compilation fails, e.g. on a GPU without a
     working Triton; ``compiled`` tells which is used.
     """
 
     def __init__(
-        self, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str, formula: str | None = None
+        self,
+        model: TwoLayerReLU,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        loss: str,
+        formula: str | None = None,
+        block: int | None = None,
     ) -> None:
         self.Xt = augment_inputs(X, model.bias).contiguous()
         self.y, self.a = y, model.a
@@ -160,8 +204,16 @@ class FusedGradient:
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).
         # fullgraph: fail loudly rather than split.
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+        m = model.W.shape[0]
+        if block is None:
+            block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
+        self.block: int | None = block if self.streamed and 0 < block < m else None
         if self.streamed:
-            self._fn = torch.compile(streamed_gradient, fullgraph=True, options=_STREAMED_INDUCTOR_OPTIONS)
+            self._fn = torch.compile(
+                functools.partial(streamed_gradient, block=self.block),
+                fullgraph=True,
+                options=_STREAMED_INDUCTOR_OPTIONS,
+            )
         else:
             self._fn = torch.compile(analytic_gradient, fullgraph=True)
         self.compiled = True
