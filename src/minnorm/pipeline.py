@@ -231,6 +231,9 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
             left.append((index, job))
     counts = {"reused": len(jobs) - len(left), "trained": 0, "resumed": 0}
     if left:
+        from minnorm.compile_cache import use_compile_cache
+
+        use_compile_cache()  # compiled steps cached in .cache/torchinductor: later jobs skip inductor
         import torch
 
         from minnorm.training.progress import JobProgress
