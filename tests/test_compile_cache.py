@@ -1,0 +1,69 @@
+"""minnorm.compile_cache: torch.compile's on-disk cache in the project, one folder per machine type."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minnorm.compile_cache import CACHE_ENV, machine_key, use_compile_cache
+
+
+def test_cache_folder_is_project_local_per_machine_and_created(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    key = machine_key()
+    assert len(key) == 12 and int(key, 16) >= 0 and key == machine_key()
+    folder = use_compile_cache(tmp_path / "cc")
+    assert folder == (tmp_path / "cc" / key).resolve() and folder.is_dir()
+    assert os.environ[CACHE_ENV] == str(folder)
+
+
+def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    assert use_compile_cache(tmp_path / "cc") == tmp_path / "mine"
+    assert os.environ[CACHE_ENV] == str(tmp_path / "mine")
+    assert not (tmp_path / "cc").exists()
+
+
+_CHILD = r"""
+import hashlib, json, sys
+from minnorm.compile_cache import use_compile_cache
+use_compile_cache(sys.argv[1])
+import torch
+from torch._dynamo.utils import counters
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.gd_step import FusedGradient
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+y = torch.randn(30, generator=gen, dtype=torch.float64)
+model = TwoLayerReLU(torch.randn(300, 5, generator=gen, dtype=torch.float64),
+                     torch.randint(0, 2, (300,), generator=gen, dtype=torch.float64) * 2 - 1, True)
+step = FusedGradient(model, X, y, "half_sum")
+step.lay_out(model.W)
+grad, value = step(model.W)
+print(json.dumps({"compiled": step.compiled, "hits": counters["inductor"]["fxgraph_cache_hit"],
+                  "misses": counters["inductor"]["fxgraph_cache_miss"],
+                  "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest()}))
+"""
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch, one compiling (~15 s on 2 busy cores)
+def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
+
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "cc")], capture_output=True,
+                             text=True, check=True, env=env, cwd=tmp_path).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["compiled"] and second["compiled"]
+    assert (first["hits"], first["misses"]) == (0, 1)  # an empty folder: inductor compiles
+    assert (second["hits"], second["misses"]) == (1, 0)  # the same step in a new process: loaded
+    assert second["grad"] == first["grad"]  # the cached kernel computes the same bits
+    assert any(Path(tmp_path / "cc").rglob("*.py"))  # the entries are in the project folder
