@@ -20,7 +20,6 @@ import copy
 import hashlib
 import itertools
 import json
-from pathlib import Path
 from typing import Any
 
 from minnorm.files import format_float
@@ -264,32 +263,15 @@ def result_files(config: dict) -> list[str]:
 
 
 def local_data_files(data_cfg: dict) -> list[str]:
-    """The user's original files a data set is read from (those with a `data.path`), else [].
+    """The user's original files a data set is read from, `DATASETS[name].files(data_cfg)`
+    (minnorm.data.registry; [] without a `data.path`).
 
-    Declared as inputs of the data job, so that replacing one reruns it. For mnist and cifar10
-    these are the files the readers open (an absent one is listed under its plain name, so that
-    Snakemake names it as a missing input); for another data set that reads `data.path`, every
-    file directly in that folder.
+    Declared as inputs of the data job, so that replacing one reruns it. An absent file is
+    listed under the name it would be read from, so that Snakemake names it as a missing input.
     """
-    from minnorm.data import image_files
     from minnorm.data.registry import DATASETS
 
-    name, folder = data_cfg["name"], data_cfg.get("path")
-    if folder is None or not DATASETS[name].needs_path:
-        return []
-    root = Path(folder).expanduser()
-    if name == "mnist":
-        found = []
-        for n in (n for split in image_files.MNIST_FILES.values() for n in split):
-            gz = root / f"{n}.gz"
-            found.append(str(gz if not (root / n).is_file() and gz.is_file() else root / n))
-        return found
-    if name == "cifar10":
-        names = [n for split in image_files.CIFAR_FILES.values() for n in split]
-        if not (root / names[0]).is_file() and (root / image_files.CIFAR_SUBFOLDER).is_dir():
-            root = root / image_files.CIFAR_SUBFOLDER
-        return [str(root / n) for n in names]
-    return sorted(str(p) for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+    return [str(path) for path in DATASETS[data_cfg["name"]].files(data_cfg)]
 
 
 # --- identity -------------------------------------------------------------------------------------

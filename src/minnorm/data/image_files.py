@@ -117,11 +117,24 @@ def _check_labels(labels: np.ndarray, path: Path) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def _mnist_path(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/name.gz` when only the compressed file exists."""
+    plain, gz = folder / name, folder / f"{name}.gz"
+    return gz if not plain.is_file() and gz.is_file() else plain
+
+
+def mnist_files(folder: str | Path) -> list[Path]:
+    """The four MNIST files `read_mnist` opens in `folder` (train images, labels, test images,
+    labels); an absent one under its plain name."""
+    root = Path(folder).expanduser()
+    return [_mnist_path(root, name) for split in MNIST_FILES.values() for name in split]
+
+
 def _find_mnist_file(folder: Path, name: str) -> Path:
     """Locate `name` or `name.gz` in `folder`, preferring the uncompressed file."""
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
+    candidate = _mnist_path(folder, name)
+    if candidate.is_file():
+        return candidate
     raise DataFileError(
         f"MNIST file {name!r} (or {name + '.gz'!r}) is missing: expected at "
         f"{str(folder / name)!r}; {NO_DOWNLOAD}"
@@ -155,12 +168,22 @@ def read_mnist(folder: str | Path | None, split: str) -> tuple[np.ndarray, np.nd
     return images.reshape(images.shape[0], -1), labels, f"{str(image_path)!r} / {str(label_path)!r}"
 
 
-def _cifar_folder(folder: str | Path | None) -> Path:
-    """The folder holding the CIFAR batches: `folder` itself or its cifar-10-batches-bin/."""
-    root = _check_folder(folder, "CIFAR-10")
+def _cifar_root(root: Path) -> Path:
+    """`root` itself or its cifar-10-batches-bin/ (when the batches are not directly in root)."""
     if not (root / CIFAR_FILES["train"][0]).is_file() and (root / CIFAR_SUBFOLDER).is_dir():
         return root / CIFAR_SUBFOLDER
     return root
+
+
+def _cifar_folder(folder: str | Path | None) -> Path:
+    """The folder holding the CIFAR batches: `folder` itself or its cifar-10-batches-bin/."""
+    return _cifar_root(_check_folder(folder, "CIFAR-10"))
+
+
+def cifar10_files(folder: str | Path) -> list[Path]:
+    """The six CIFAR-10 batches `read_cifar10` opens (train batches 1-5, then the test batch)."""
+    root = _cifar_root(Path(folder).expanduser())
+    return [root / name for split in CIFAR_FILES.values() for name in split]
 
 
 def _read_cifar_file(path: Path) -> tuple[np.ndarray, np.ndarray]:

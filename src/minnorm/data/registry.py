@@ -25,6 +25,7 @@ from typing import Any
 Builder = Callable[[Mapping[str, Any]], Any]
 
 _DATASETS = "minnorm.data.datasets"
+_IMAGE_FILES = "minnorm.data.image_files"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class DatasetSpec:
     classes: the class labels of a classification data set (two are chosen with `data.classes`
       and mapped to +1 and -1); None for a regression data set (real labels, no label noise).
     needs_path: whether the data are read from local files in the folder `data.path`.
+    local_files: for a data set with `needs_path`, the function (or "module:function") that
+      lists the files its generator opens in that folder: folder (Path) -> list[Path], an absent
+      file included under the name it would be read from; None = every file directly in the
+      folder. See `files`.
     dim: fixed input dimension d; None when the config chooses it with `data.dim`.
     counts: examples per class (index = class label) of the original files, as
       {"train": (...), "test": (...)} when train and test come from separate files, or
@@ -56,6 +61,7 @@ class DatasetSpec:
     min_n_train: int = 1
     min_dim: int = 1
     schema: dict | None = None
+    local_files: Callable[[Path], list[Path]] | str | None = None
 
     @property
     def pm1_labels(self) -> bool:
@@ -65,10 +71,19 @@ class DatasetSpec:
     @property
     def builder(self) -> Builder:
         """The generator function (imported now if `build` names it)."""
-        if callable(self.build):
-            return self.build
-        module, _, attr = self.build.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.build)
+
+    def files(self, data_cfg: Mapping[str, Any]) -> list[Path]:
+        """The user's original files the data are read from (`local_files` in `data.path`);
+        [] for a data set without `needs_path` or when no path is given. Declared as inputs of
+        the data job (minnorm.plan.local_data_files), so that replacing one rebuilds the data."""
+        folder = data_cfg.get("path")
+        if not self.needs_path or folder is None:
+            return []
+        root = Path(folder).expanduser()
+        if self.local_files is None:
+            return sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+        return list(_resolve(self.local_files)(root))
 
     def input_dim(self, data_cfg: Mapping[str, Any]) -> int:
         """Input dimension d of the data (without the bias coordinate)."""
@@ -160,6 +175,14 @@ class DatasetSpec:
         return []
 
 
+def _resolve(function: Callable | str) -> Callable:
+    """`function` itself, or the function a "package.module:function" string names (imported now)."""
+    if callable(function):
+        return function
+    module, _, attr = function.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def _valid_pair(classes: Any, allowed: range) -> bool:
     return (isinstance(classes, list | tuple) and len(classes) == 2
             and all(isinstance(c, int) and c in allowed for c in classes)
@@ -196,10 +219,12 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("mnist", f"{_DATASETS}:build_mnist",
                     "MNIST from the original IDX files in data.path, two classes",
                     classes=range(10), needs_path=True, dim=28 * 28,
+                    local_files=f"{_IMAGE_FILES}:mnist_files",
                     counts={"train": MNIST_TRAIN_COUNTS, "test": MNIST_TEST_COUNTS}),
         DatasetSpec("cifar10", f"{_DATASETS}:build_cifar10",
                     "CIFAR-10 from the binary batches in data.path, two classes",
                     classes=range(10), needs_path=True, dim=32 * 32 * 3,
+                    local_files=f"{_IMAGE_FILES}:cifar10_files",
                     counts={"train": (5000,) * 10, "test": (1000,) * 10}),
     )
 }
