@@ -10,6 +10,7 @@ starts with the key path of the offending value.
 
 from __future__ import annotations
 
+from minnorm.config_schema import dataset_keys
 from minnorm.data.registry import DATASETS, pm1_datasets
 from minnorm.figures import FIGURES
 
@@ -28,6 +29,10 @@ def experiment_problems(name: str, experiment: dict) -> list[str]:
     data = experiment["data"]
     spec = DATASETS[data["name"]]
     problems = list(spec.problems(f"{where}.data", data))
+    for key, owners in dataset_keys().items():
+        if key in data and spec.name not in owners:
+            problems.append(f"{where}.data.{key}: only for {', '.join(owners)} "
+                            f"({spec.name} does not read it); remove it")
     noisy = [p for p in experiment["sweep"]["label_noise"] if p > 0]
     if noisy and not spec.pm1_labels:
         problems.append(

@@ -218,13 +218,48 @@ def read_schema_file() -> dict:
 
 
 def load_schema() -> dict:
-    """The JSON schema with `$defs.figure_name`/`$defs.dataset_name` enums from the registries."""
+    """The JSON schema completed from the registries: `$defs.figure_name`/`$defs.dataset_name`
+    enums, and each data set's own keys (`DatasetSpec.schema`) added to `$defs.data`."""
     schema = read_schema_file()
     defs = schema.get("$defs", {})
     for name, registry in (("figure_name", FIGURES), ("dataset_name", DATASETS)):
         if name in defs:
             defs[name]["enum"] = list(registry)
+    if "data" in defs:
+        merge_dataset_keys(defs["data"]["properties"])
     return schema
+
+
+def merge_dataset_keys(properties: dict) -> None:
+    """Add every data set's `DatasetSpec.schema` ({key: JSON schema of its value}) to the
+    properties of the `data:` block, in place.
+
+    A key may not have a `default` (it would be filled in for every data set; the generator
+    applies its own default), and may not redefine a common key or another data set's key
+    differently; either is a registry mistake and raises ValueError naming the data set and key.
+    Which data sets may use a key is checked by `minnorm.config_rules` (`dataset_keys`).
+    """
+    common = set(properties)
+    for name, spec in DATASETS.items():
+        for key, fragment in (spec.schema or {}).items():
+            where = f"minnorm.data.registry.DATASETS[{name!r}].schema[{key!r}]"
+            if key in common:
+                raise ValueError(f"{where}: data.{key} is a key of every data set; use another name")
+            if "default" in fragment:
+                raise ValueError(f"{where}: has a default, which would apply to every data set; "
+                                 "let the generator supply it")
+            if properties.get(key, fragment) != fragment:
+                raise ValueError(f"{where}: differs from another data set's data.{key}")
+            properties[key] = copy.deepcopy(fragment)
+
+
+def dataset_keys() -> dict[str, list[str]]:
+    """Each data-set-specific key of `data:` -> the data sets whose `schema` declares it."""
+    owners: dict[str, list[str]] = {}
+    for name, spec in DATASETS.items():
+        for key in spec.schema or {}:
+            owners.setdefault(key, []).append(name)
+    return owners
 
 
 def schema_problems(config: dict, schema: dict) -> list[str]:

@@ -47,8 +47,9 @@ class DatasetSpec:
       {"train": (...), "test": (...)} when train and test come from separate files, or
       {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
     min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
-    schema: JSON-schema fragment for data-set-specific keys; reserved (no built-in data set needs
-      one, and minnorm.config_schema does not merge it yet), so None.
+    schema: the data set's own keys of the `data:` block, {key: JSON schema of its value} (no
+      `default`), merged into the config schema by minnorm.config_schema.load_schema so that a
+      new key needs no schema edit; another data set's block may not use it. None: no own keys.
     """
 
     name: str
