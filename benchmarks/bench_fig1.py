@@ -1,0 +1,259 @@
+"""The Figure 1 experiment (ss_fig1) through the workflow against a plain PyTorch float64 loop, in one invocation.
+
+Usage: python benchmarks/bench_fig1.py [--cores 2] [--steps N] [--seeds K] [--cold-cache]
+
+1. Workflow: `snakemake --cores <cores>` on a config holding only config/config.yaml's `ss_fig1`
+   (4 widths x 5 seeds x 10^4 full-batch steps, float64; `--steps`/`--seeds` shrink it for a quick
+   look), in a temporary working directory with the repository's Snakefile: data, targets,
+   training, collection, figures and checks. torch.compile's cache is the repository's
+   `.cache/torchinductor` (what `make run` uses; the script says whether it already held entries)
+   or, with `--cold-cache`, an empty folder.
+2. Plain loop, right after in the same invocation: the same runs (the workflow's own data and
+   W0, a from its target files), one after the other in this process, as a user would write it:
+   autograd through relu(X~ W^T) a / sqrt(m), half-sum loss, `W -= lr * W.grad`, the training loss
+   read every `record.every` steps; one torch thread by default (`--plain-threads`): on these
+   shared cores two threads made the loop several times slower, not faster.
+3. Breakdown of the workflow's time: job-seconds per rule kind (Snakemake's benchmark files), and
+   for the training jobs a split from their logs: before the first run (interpreter, imports of
+   torch and minnorm, the reuse check), the first run's extra time over the job's other runs
+   (compilation of the step or its load from the cache, lazy imports of Lightning and xarray), the
+   GD steps (the compiled step timed here in a raw loop, one thread, x steps x seeds), and the
+   rest of the runs (recording, checkpoints, Lightning, file I/O). Also printed: the first call
+   of the compiled step in a fresh interpreter now that the cache holds it.
+The final training losses of the two ways are compared (they must agree to rounding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+EXPERIMENT = "ss_fig1"
+
+IMPORTS = ("import time; t = time.perf_counter(); import torch, pytorch_lightning, xarray; "
+           "import minnorm.training.train, minnorm.pipeline; print(time.perf_counter() - t)")
+
+COMPILE = r"""
+import json, sys, time
+from minnorm.compile_cache import use_compile_cache
+use_compile_cache(sys.argv[1])
+import torch
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.gd_step import FusedGradient
+from minnorm.training.resources import retain_freed_memory
+retain_freed_memory()
+torch.set_num_threads(1)
+m, steps = int(sys.argv[2]), int(sys.argv[3])
+gen = torch.Generator().manual_seed(0)
+X = torch.nn.functional.normalize(torch.randn(100, 5, generator=gen, dtype=torch.float64), dim=1)
+y = torch.randn(100, generator=gen, dtype=torch.float64)
+model = TwoLayerReLU(torch.randn(m, 6, generator=gen, dtype=torch.float64),
+                     torch.randint(0, 2, (m,), generator=gen, dtype=torch.float64) * 2 - 1, True)
+step = FusedGradient(model, X, y, "half_sum")
+step.lay_out(model.W)
+W = model.W
+t0 = time.perf_counter(); step(W); t1 = time.perf_counter(); step(W); t2 = time.perf_counter()
+for _ in range(steps):
+    g, _ = step(W)
+    with torch.no_grad():
+        W.sub_(g, alpha=1e-4)
+t3 = time.perf_counter()
+print(json.dumps({"compile_s": (t1 - t0) - (t2 - t1), "step_s": (t3 - t2) / steps}))
+"""
+
+
+def experiment_config(steps: int | None, seeds: int | None) -> dict:
+    """config/config.yaml reduced to ss_fig1 (optionally fewer steps or seeds)."""
+    full = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = {k: v for k, v in full.items() if k != "experiments"}
+    exp = copy.deepcopy(full["experiments"][EXPERIMENT])
+    if steps is not None:
+        exp["training"]["steps"] = steps
+        exp["training"]["checkpoint_every"] = min(exp["training"].get("checkpoint_every", 0), steps)
+        exp["training"]["progress_every"] = min(exp["training"].get("progress_every", 1000), steps)
+    if seeds is not None:
+        exp["sweep"]["seed"] = exp["sweep"]["seed"][:seeds]
+    config["experiments"] = {EXPERIMENT: exp}
+    return config
+
+
+def run_workflow(workdir: Path, config_file: Path, cores: int, env: dict) -> float:
+    """Wall seconds of snakemake on the config (the whole `all` target)."""
+    cmd = [str(REPO / ".venv" / "bin" / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(config_file), "--replace-workflow-config", "--cores", str(cores), "--quiet"]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return wall
+
+
+def job_seconds(workdir: Path) -> dict[str, float]:
+    """Job-seconds per rule kind from Snakemake's benchmark files (s column)."""
+    totals: dict[str, float] = defaultdict(float)
+    for tsv in (workdir / "results").rglob("benchmarks/**/*.tsv"):
+        with tsv.open() as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        kind = tsv.relative_to(workdir / "results").parts[2]  # <exp>/benchmarks/<kind>/...
+        totals[kind] += float(row["s"])
+    return dict(totals)
+
+
+def plain_loop(workdir: Path, exp: dict) -> tuple[float, dict[tuple[int, int], float]]:
+    """Seconds for all runs of the plain autograd loop, and each run's final mean-squared training loss."""
+    import torch
+    import xarray as xr
+
+    lr, steps = exp["training"]["lr"], exp["training"]["steps"]
+    every = exp["training"]["record"]["every"]
+    seed_data = exp["data"]["seed"]
+    final: dict[tuple[int, int], float] = {}
+    start = time.perf_counter()
+    for width in exp["sweep"]["width"]:
+        for seed in exp["sweep"]["seed"]:
+            base = workdir / "results" / EXPERIMENT
+            data = xr.open_dataset(next((base / "data").glob("*.nc")))
+            target = xr.open_dataset(next((base / "target").glob(f"m{width}_s{seed}_*.nc")))
+            X = torch.tensor(data["X_train"].values)
+            Xt = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype)], 1)
+            y = torch.tensor(data["y_train"].values)
+            W = torch.tensor(target["W0"].values).requires_grad_(True)
+            a = torch.tensor(target["a"].values)
+            data.close()
+            target.close()
+            losses = []
+            for k in range(steps + 1):
+                f = torch.relu(Xt @ W.T) @ a / math.sqrt(width)
+                loss = 0.5 * torch.sum((f - y) ** 2)
+                if k % every == 0 or k == steps:
+                    losses.append(float(loss.detach()) * 2 / X.shape[0])  # mean squared error, as the run files
+                if k == steps:
+                    break
+                loss.backward()
+                with torch.no_grad():
+                    W -= lr * W.grad
+                W.grad = None
+            final[(width, seed)] = losses[-1]
+    del seed_data
+    return time.perf_counter() - start, final
+
+
+def run_durations(log: Path) -> list[float]:
+    """Seconds from each "run i/N: <file>" line of a training job's log to its "run i/N trained" line."""
+    stamp = lambda line: datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # noqa: E731
+    starts: dict[str, datetime.datetime] = {}
+    durations = []
+    for line in log.read_text().splitlines():
+        words = line.split()
+        if len(words) >= 6 and words[4] == "run" and words[5].endswith(":"):
+            starts[words[5][:-1]] = stamp(line)
+        elif len(words) >= 7 and words[4] == "run" and words[6] in ("trained", "resumed") and words[5] in starts:
+            durations.append((stamp(line) - starts[words[5]]).total_seconds())
+    return durations
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None, help="override training.steps (quick look)")
+    parser.add_argument("--seeds", type=int, default=None, help="keep only the first K seeds (quick look)")
+    parser.add_argument("--cold-cache", action="store_true", help="an empty torch.compile cache for the workflow")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
+    parser.add_argument("--plain-threads", type=int, default=1, help="torch threads of the plain loop")
+    args = parser.parse_args()
+    config = experiment_config(args.steps, args.seeds)
+    exp = config["experiments"][EXPERIMENT]
+    widths, seeds, steps = exp["sweep"]["width"], exp["sweep"]["seed"], exp["training"]["steps"]
+    workdir = Path(tempfile.mkdtemp(prefix="minnorm-fig1-"))
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    from minnorm.compile_cache import CACHE_ENV, machine_key
+
+    cache = (workdir / ".cache-cold" if args.cold_cache else REPO / ".cache" / "torchinductor") / machine_key()
+    warm_before = any(cache.rglob("*.py")) if cache.exists() else False
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, CACHE_ENV: str(cache)}
+    load = os.getloadavg()
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
+    import torch
+
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{EXPERIMENT}: widths {widths} x seeds {seeds} x {steps} steps, float64; snakemake --cores {args.cores}; "
+          f"compile cache {'cold (empty)' if args.cold_cache else 'repository .cache/torchinductor'}"
+          f"{' (held entries before)' if warm_before and not args.cold_cache else ' (empty before)'}\n", flush=True)
+
+    wf_wall = run_workflow(workdir, config_file, args.cores, env)
+    print(f"workflow: {wf_wall:.1f} s wall", flush=True)
+    torch.set_num_threads(args.plain_threads)
+    threads = torch.get_num_threads()
+    plain_wall, plain_final = plain_loop(workdir, exp)
+    print(f"plain PyTorch float64 loop ({threads} torch threads, runs one after another): {plain_wall:.1f} s", flush=True)
+    ratio = plain_wall / wf_wall
+    print(f"\nratio plain / workflow: {ratio:.2f}x (target >= 10x: {'met' if ratio >= 10 else 'not met'}); "
+          f"workflow under 60 s: {'yes' if wf_wall < 60 else 'no'} ({wf_wall:.1f} s)")
+
+    import xarray as xr
+
+    worst = 0.0
+    for (width, seed), value in plain_final.items():
+        run = next((workdir / "results" / EXPERIMENT / "runs" / f"m{width}").glob(f"s{seed}_*.nc"))
+        with xr.open_dataset(run) as ds:
+            stored = float(ds["train_loss"].values[-1])
+        worst = max(worst, abs(stored - value) / abs(stored))
+    print(f"final training losses, workflow (fused) vs plain loop (autograd): max relative difference {worst:.1e}")
+
+    kinds = job_seconds(workdir)
+    print("\n| part of the workflow | seconds |\n|---|---|")
+    print(f"| wall, whole workflow ({args.cores} cores) | {wf_wall:.1f} |")
+    for kind, secs in sorted(kinds.items()):
+        print(f"| job-seconds, {kind} jobs (Snakemake benchmark files) | {secs:.1f} |")
+    compile_warm = step_s = 0.0
+    for width in widths:
+        out = subprocess.run([sys.executable, "-c", COMPILE, str(cache.parent), str(width), "200"],
+                             capture_output=True, text=True, check=True, env=env).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        compile_warm += r["compile_s"]
+        step_s += r["step_s"] * steps * len(seeds)
+    before = first_extra = in_runs = 0.0
+    for log in sorted((workdir / "results" / EXPERIMENT / "logs" / "runs").glob("m*.log")):
+        job_s = float(next(csv.DictReader((workdir / "results" / EXPERIMENT / "benchmarks" / "runs" /
+                                           f"{log.stem}.tsv").open(), delimiter="\t"))["s"])
+        durations = run_durations(log)
+        before += job_s - sum(durations)
+        others = sorted(durations[1:])
+        first_extra += durations[0] - (others[len(others) // 2] if others else 0.0)
+        in_runs += sum(durations)
+    print(f"| training jobs: before the first run (interpreter, imports, reuse check) | {before:.1f} |")
+    print(f"| training jobs: first run's extra time (compilation or cache load, lazy imports) | {first_extra:.1f} |")
+    print(f"| training jobs: GD steps (compiled step, raw loop, 1 thread, x {steps} steps x {len(seeds)} seeds) "
+          f"| {step_s:.1f} |")
+    print(f"| training jobs: rest of the runs (recording, checkpoints, Lightning, file I/O) "
+          f"| {in_runs - first_extra - step_s:.1f} |")
+    print(f"\nfirst call of the compiled step in a fresh interpreter with the cache warm, sum over the "
+          f"{len(widths)} widths: {compile_warm:.1f} s")
+    print(f"\nworkdir: {workdir}" if args.keep else "")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
