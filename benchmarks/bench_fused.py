@@ -1,13 +1,18 @@
 """Fused against eager GD steps, each timed alone (not interleaved) on a quiet machine.
 
 Usage: python benchmarks/bench_fused.py [--repeats 5] [--steps 300] [--threads 1] [--crossover]
+       python benchmarks/bench_fused.py --widths [--repeats 3]
 bench_train.py interleaves short bursts of the raw loop with the system's chunks so that both see
 the same load; at n = 100, m = 10^4 each burst then starts with the other's (n, m) data evicted
 from cache, which penalises the cache-friendlier fused step. This script times each variant over
 whole runs of `--steps` steps, one after the other, in the same process, and reports medians of
 `--repeats` repetitions; run it when nothing else uses the cores. `--crossover` adds a table of the
 two compiled formulas (streamed, matmul) against p at n = 100, m = 10^4, which sets
-`minnorm.training.gd_step.STREAMED_MAX_P`.
+`minnorm.training.gd_step.STREAMED_MAX_P`. `--widths` (alone) times the streamed step per neuron
+from m = 10^4 to 2^20 (n = 100, p = 6, float64, one thread), unblocked and as training runs it
+(blocked over m above `STREAMED_BLOCK_ABOVE_M`), each width in a fresh process as in a training
+job (a second shape in one process makes dynamo compile a slower dynamic-shape graph), and checks
+that the time per step per neuron at m = 2^17 is within 1.3x of that at m = 10^4.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import argparse
 import datetime
 import statistics
 import subprocess
+import sys
 import time
 
 import pytorch_lightning as pl
 import torch
 
-from minnorm.training.gd_step import STREAMED_MAX_P, FusedGradient, eager_gradient_fn
+from minnorm.training.gd_step import STREAMED_BLOCK_ABOVE_M, STREAMED_MAX_P, FusedGradient, eager_gradient_fn
 from minnorm.core.model import TwoLayerReLU
 from minnorm.training.resources import retain_freed_memory
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
@@ -40,14 +46,15 @@ def problem(n: int, d: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, t
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), True), X.to(dtype), y.to(dtype)
 
 
-def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int, formula: str | None = None) -> float:
-    """ms per step of a plain loop `W -= lr * grad` over the eager or fused gradient (`formula`:
-    the fused step's, default as in training)."""
+def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int, formula: str | None = None,
+           block: int | None = None) -> float:
+    """ms per step of a plain loop `W -= lr * grad` over the eager or fused gradient (`formula`,
+    `block`: the fused step's, default as in training)."""
     model, X, y = problem(n, d, m, dtype)
     if impl == "eager":
         gradient = eager_gradient_fn(model, X, y, "half_sum")
     else:
-        gradient = FusedGradient(model, X, y, "half_sum", formula)
+        gradient = FusedGradient(model, X, y, "half_sum", formula, block)
         gradient.lay_out(model.W)  # the setup step training does
     W = model.W
     for _ in range(3):  # warm-up (compilation, allocator)
@@ -91,12 +98,58 @@ def crossover(repeats: int, steps: int) -> None:
           f"streamed for p <= {STREAMED_MAX_P} (minnorm.training.gd_step.STREAMED_MAX_P).")
 
 
+WIDTHS = (10_000, 2**14, 2**15, 2**17, 2**19, 2**20)
+
+
+def one_width(m: int, block: int | None, repeats: int) -> float:
+    """ns per step and neuron of the raw fused loop at n = 100, p = 6, float64 (best of `repeats`
+    runs of ~3 x 10^6 neuron-steps each; this process sees one shape)."""
+    steps = max(10, 3_000_000 // m)
+    return min(raw_ms("fused", 100, 5, m, torch.float64, steps, block=block) for _ in range(repeats)) / m * 1e6
+
+
+def widths(repeats: int, threads: int) -> None:
+    """Per-neuron step time against m, each (width, variant) in its own process."""
+    print("| m | unblocked (ns/neuron/step) | as trained (ns/neuron/step) | block | as trained / as trained at m = 10^4 |")
+    print("|---|---|---|---|---|")
+    base, results = None, {}
+    for m in WIDTHS:
+        ns = {}
+        for name, block in (("unblocked", 0), ("trained", None)):
+            if name == "trained" and m <= STREAMED_BLOCK_ABOVE_M:
+                ns[name] = ns["unblocked"]  # the same formula: training does not block these widths
+                continue
+            out = subprocess.run([sys.executable, __file__, "--one-width", str(m), "--block", str(block),
+                                  "--repeats", str(repeats), "--threads", str(threads)],
+                                 capture_output=True, text=True, check=True).stdout
+            ns[name] = float(out.split()[-1])
+        base = base or ns["trained"]
+        results[m] = ns["trained"] / base
+        used = FusedGradient(*problem(2, 5, m, torch.float64), "half_sum").block
+        print(f"| {m} | {ns['unblocked']:.1f} | {ns['trained']:.1f} | {used or '-'} | {results[m]:.2f} |", flush=True)
+    verdict = "met" if results[2**17] <= 1.3 else "NOT met"
+    print(f"\nm = 2^17 against m = 10^4, per neuron: {results[2**17]:.2f}x (target <= 1.3x: {verdict})")
+
+
 def main() -> None:
+    if "--one-width" in sys.argv:  # child process of --widths
+        child = argparse.ArgumentParser()
+        child.add_argument("--one-width", type=int)
+        child.add_argument("--block", type=lambda v: None if v == "None" else int(v))
+        child.add_argument("--repeats", type=int)
+        child.add_argument("--threads", type=int)
+        a = child.parse_args()
+        retain_freed_memory()
+        torch.set_num_threads(a.threads)
+        print(one_width(a.one_width, a.block, a.repeats))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--crossover", action="store_true", help="also time both compiled formulas against p")
+    parser.add_argument("--widths", action="store_true",
+                        help="only the per-neuron step time against m (blocked streamed step), one process per width")
     parser.add_argument("--default-malloc", action="store_true",
                         help="do not call retain_freed_memory() as training jobs do (glibc default)")
     args = parser.parse_args()
@@ -104,6 +157,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+    if args.widths:
+        print(f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), n = 100, "
+              f"p = 6, float64, best of {args.repeats} runs per width, one process per width\n")
+        widths(args.repeats, args.threads)
+        return
     print(f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), m = 10000, {malloc}\n")
     print("| dtype | raw eager | system eager | raw fused | system fused | system eager / raw eager "
