@@ -13,7 +13,7 @@ import torch
 from minnorm.training import run_record, train
 from minnorm.training.run_record import TRAJECTORIES, TrainingState
 from minnorm.training.train import train_run
-from test_train import _same_run, build, run_config, sphere_data
+from test_train import _same_run, build, run_config, sphere_data, train_killed_at
 
 
 def _save(path, cfg):
@@ -55,17 +55,7 @@ def test_resume_with_other_intervals_is_bit_identical(tmp_path, monkeypatch):
     full = train_run(data, target, cfg, iterates=full_iterates)
 
     checkpoint = tmp_path / "run.ckpt"
-    real_save = train.save_checkpoint
-
-    def save_then_die(path, state, config_json):
-        real_save(path, state, config_json)
-        if state.step == 40:
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(data, target, cfg, checkpoint=checkpoint)
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    train_killed_at(40, monkeypatch, data, target, cfg, checkpoint)
 
     # The user changed the log and checkpoint intervals before restarting the job.
     edited = copy.deepcopy(cfg)

@@ -201,6 +201,21 @@ def _same_run(a: xr.Dataset, b: xr.Dataset) -> None:
     assert a.attrs == b.attrs
 
 
+
+def train_killed_at(step, monkeypatch, data, target, cfg, checkpoint):
+    """Train `cfg` with checkpoints until the one of `step` is written, then die as a kill would."""
+    real_save = train.save_checkpoint
+
+    def save_then_die(path, state, config_json):
+        real_save(path, state, config_json)
+        if state.step == step:
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_run(data, target, cfg, checkpoint=checkpoint)
+    monkeypatch.setattr(train, "save_checkpoint", real_save)
+
 def test_same_seed_gives_identical_files(tmp_path):
     data_cfg, data = sphere_data()
     cfg = run_config(data_cfg, width=64, steps=30)
@@ -268,18 +283,8 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch):
     full = train_run(data, target, cfg, iterates=full_iterates)
 
     checkpoint = tmp_path / "ckpt" / "run.pt"
-    real_save = train.save_checkpoint
-
-    def save_then_die(path, state, config_json):
-        real_save(path, state, config_json)
-        if state.step == 40:
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(data, target, cfg, checkpoint=checkpoint)
+    train_killed_at(40, monkeypatch, data, target, cfg, checkpoint)
     assert checkpoint.exists() and not list(checkpoint.parent.glob("*.tmp-*"))
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
 
     resumed_iterates: dict[int, torch.Tensor] = {}
     resumed = train_run(data, target, cfg, checkpoint=checkpoint, iterates=resumed_iterates)
@@ -314,17 +319,7 @@ def test_checkpoint_of_other_numerical_code_is_discarded(tmp_path, monkeypatch, 
     target = build(data_cfg, data, cfg)
     old_code = train_run(data, target, cfg)
     checkpoint = tmp_path / "run.ckpt"
-    real_save = train.save_checkpoint
-
-    def save_then_die(path, state, config_json):
-        real_save(path, state, config_json)
-        if state.step == 40:
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train_run(data, target, cfg, checkpoint=checkpoint)
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    train_killed_at(40, monkeypatch, data, target, cfg, checkpoint)
     assert checkpoint.exists()
 
     # "Edit" the numerical code: another fingerprint, and a loss (hence every step) scaled by 1.5.
