@@ -19,7 +19,9 @@ for exp in EXPERIMENTS:
             CONDA_ENV
         threads: 1
         resources:
-            mem_mb=lambda w, exp=exp: resource_requests.width_mem_mb(config, exp, w.width),
+            mem_mb=lambda w, exp=exp: resource_requests.width_mem_mb(
+                config, exp, w.width
+            ),
             runtime=resource_requests.TARGET_RUNTIME_MIN,
         params:
             exp=exp,

@@ -29,8 +29,12 @@ for exp in EXPERIMENTS:
             CONDA_ENV
         threads: TRAIN_THREADS
         resources:
-            mem_mb=lambda w, exp=exp: resource_requests.width_mem_mb(config, exp, w.width),
-            runtime=lambda w, exp=exp: resource_requests.width_runtime_min(config, exp, w.width),
+            mem_mb=lambda w, exp=exp: resource_requests.width_mem_mb(
+                config, exp, w.width
+            ),
+            runtime=lambda w, exp=exp: resource_requests.width_runtime_min(
+                config, exp, w.width
+            ),
             gpu=resource_requests.gpus(config, exp),
         params:
             # Checkpoints and completed-run links are deliberately not outputs (Snakemake would
