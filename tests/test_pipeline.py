@@ -14,6 +14,7 @@ import xarray as xr
 import yaml
 
 from minnorm import integrity, pipeline, plan
+from minnorm.checks import experiment_checks, write_checks
 from minnorm.fingerprint import numerics_fingerprint
 from minnorm.config import validate_config
 from minnorm.plan import data_settings, run_settings, target_settings
@@ -191,11 +192,12 @@ def test_collected_file_has_the_swept_dims(collected_file: Path) -> None:
 
 
 def test_checks_write_csv_and_markdown(collected_file: Path, tmp_path: Path) -> None:
-    csv, md = tmp_path / "checks.csv", tmp_path / "checks.md"
-    pipeline.make_checks({"synth": collected_file}, csv, md)
+    csv, md, html = (tmp_path / f"checks.{ext}" for ext in ("csv", "md", "html"))
+    write_checks(experiment_checks("synth", collected_file), csv, md, html)
     header = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header == ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
     assert "synth" in md.read_text(encoding="utf-8")
+    assert "synth" in html.read_text(encoding="utf-8")
 
 
 def test_checks_leave_no_file_when_rendering_fails(
@@ -207,10 +209,10 @@ def test_checks_leave_no_file_when_rendering_fails(
         raise RuntimeError("markdown rendering failed")
 
     monkeypatch.setattr(minnorm.checks, "checks_markdown", broken)
-    csv, md = tmp_path / "checks.csv", tmp_path / "checks.md"
+    csv, md, html = (tmp_path / f"checks.{ext}" for ext in ("csv", "md", "html"))
     with pytest.raises(RuntimeError, match="markdown rendering failed"):
-        pipeline.make_checks({"synth": collected_file}, csv, md)
-    assert not csv.exists() and not md.exists()
+        write_checks(experiment_checks("synth", collected_file), csv, md, html)
+    assert not csv.exists() and not md.exists() and not html.exists()
 
 
 @pytest.mark.slow

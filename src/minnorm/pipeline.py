@@ -12,7 +12,7 @@ from typing import Any
 import xarray as xr
 
 from minnorm import __version__
-from minnorm.files import atomic_copy, atomic_write_netcdf, write_text_atomic
+from minnorm.files import atomic_copy, atomic_write_netcdf
 from minnorm.fingerprint import numerics_fingerprint
 from minnorm.plan import IDENTITY_ATTR, run_identity_digest
 
@@ -265,23 +265,6 @@ def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:
 
     ds = collect_experiment([Path(p) for p in run_files])
     atomic_write_netcdf(ds, out)
-
-
-def make_checks(
-    collected_files: dict[str, Path], out_csv: PathLike, out_md: PathLike
-) -> None:
-    """Theorem checks over all experiments (keys: experiment names) as CSV and markdown."""
-    from minnorm.checks import checks_markdown, theorem_checks
-
-    collected = {exp: _read_netcdf(path) for exp, path in collected_files.items()}
-    table = theorem_checks(collected)
-    failed = int((table["verdict"] == "fail").sum())
-    logger.info("%d checks, %d failed", len(table), failed)
-    # Render both before writing either, so that an error leaves neither file behind.
-    csv_text = table.to_csv(index=False)
-    md_text = checks_markdown(table)
-    write_text_atomic(csv_text, out_csv)
-    write_text_atomic(md_text, out_md)
 
 
 def make_figure(
