@@ -36,6 +36,14 @@ def _leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if ".tmp-" in p.name]
 
 
+def _sphere_inputs(tiny_config: dict, folder: Path) -> tuple[Path, Path]:
+    """Data and target files of tiny_sphere at width 64, seed 0, in `folder`."""
+    data_file, target_file = folder / "data.nc", folder / "target.nc"
+    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    return data_file, target_file
+
+
 def test_data_then_target_file(tiny_config: dict, tmp_path: Path) -> None:
     data_file = tmp_path / "data" / "s1_p0.nc"
     pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 1, 0.0), data_file)
@@ -86,9 +94,7 @@ def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
     tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
     assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "trained"
     content = out.read_bytes()
@@ -116,9 +122,7 @@ def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
 
 def test_damaged_completed_run_is_trained_again(tiny_config: dict, tmp_path: Path) -> None:
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
     pipeline.make_run_file(settings, data_file, target_file, out, done=done)
     # The run file and its completed-run link share an inode: truncating one truncates both.
@@ -155,11 +159,8 @@ def test_run_files_reuse_before_importing_torch(tiny_config: dict, tmp_path: Pat
 
 @pytest.mark.slow
 def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
-    pytest.importorskip("minnorm.training.train")  # written in parallel; this test runs once it exists
     settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, checkpoint = tmp_path / "run.nc", tmp_path / "ckpt" / "run.ckpt"
     pipeline.make_run_file(settings, data_file, target_file, out, checkpoint=checkpoint)
     with xr.open_dataset(out) as run:
@@ -293,9 +294,7 @@ def test_retained_memory_stops_per_step_page_faults() -> None:
 def test_log_and_checkpoint_intervals_change_no_number(tiny_config: dict, tmp_path: Path) -> None:
     # The claim behind leaving them out of a run's identity, checked: two trainings that differ
     # only in progress_every and checkpoint_every store the same bytes in every variable.
-    data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file)
+    data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     files = []
     for progress, every in ((25, 20), (1, 7)):
         settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
