@@ -219,6 +219,21 @@ def test_killed_workflow_resumes_to_identical_run_files(finished: Path, tmp_path
 _PLANNED_JOB = re.compile(r"rule (\w+):\n(?:\s+input: [^\n]*\n)?\s+output: ([^\n]*)")
 
 
+def _parsed_plan(result: subprocess.CompletedProcess) -> tuple[dict[str, int], dict[str, set[str]], str]:
+    """A successful dry run's jobs per rule ({} when nothing is to be done), the outputs each rule
+    would write, and the whole text."""
+    assert result.returncode == 0, result.stderr[-5000:]
+    text = result.stdout + result.stderr
+    outputs: dict[str, set[str]] = {}
+    for rule, listed in _PLANNED_JOB.findall(text):
+        outputs.setdefault(rule, set()).update(listed.split(", "))
+    if "Nothing to be done" in text:
+        return {}, outputs, text
+    stats = _job_stats(text)
+    stats.pop("total")
+    return stats, outputs, text
+
+
 def _plan(root: Path, config: dict, *, sort_keys: bool = False) -> tuple[dict[str, int], dict[str, set[str]]]:
     """Dry run of `config` in `root`: jobs per rule, and the outputs each rule would write.
 
@@ -228,15 +243,7 @@ def _plan(root: Path, config: dict, *, sort_keys: bool = False) -> tuple[dict[st
     (root / "changed.yaml").write_text(text, encoding="utf-8")
     result = _snakemake(root, "--dry-run", "--cores", "2", "--configfile", "changed.yaml",
                         "--replace-workflow-config")
-    assert result.returncode == 0, result.stderr[-5000:]
-    text = result.stdout + result.stderr
-    outputs: dict[str, set[str]] = {}
-    for rule, listed in _PLANNED_JOB.findall(text):
-        outputs.setdefault(rule, set()).update(listed.split(", "))
-    if "Nothing to be done" in text:
-        return {}, outputs
-    stats = _job_stats(text)
-    stats.pop("total")
+    stats, outputs, _ = _parsed_plan(result)
     return stats, outputs
 
 
@@ -518,16 +525,7 @@ def _fork(finished_root: Path, tmp_path: Path) -> Path:
 
 def _dry_plan(root: Path, config: dict) -> tuple[dict[str, int], dict[str, set[str]], str]:
     result = _run_in(root, "--dry-run", *TINY_ARGS, config=config)
-    assert result.returncode == 0, result.stderr[-5000:]
-    text = result.stdout + result.stderr
-    outputs: dict[str, set[str]] = {}
-    for rule, listed in _PLANNED_JOB.findall(text):
-        outputs.setdefault(rule, set()).update(listed.split(", "))
-    if "Nothing to be done" in text:
-        return {}, outputs, text
-    stats = _job_stats(text)
-    stats.pop("total")
-    return stats, outputs, text
+    return _parsed_plan(result)
 
 
 @pytest.mark.slow
