@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,8 @@ import pandas as pd
 import xarray as xr
 from scipy.stats import rankdata
 
+from minnorm.beyond import BEYOND_CHECKS
+from minnorm.check_spec import COLUMNS, NOT_ENOUGH_SEEDS, VERDICTS, CheckSpec, Outcome
 from minnorm.collect import converged, diverged_runs, final_values, first_lr, initial_values
 from minnorm.powerlaw import CI_LEVEL, MIN_SEEDS_FOR_CI, N_BOOT, PowerLawFit, fit_power_law
 
@@ -43,52 +44,8 @@ ERROR_BOUND_MAX_RATIO = 1.0
 # O(kappa) and finite-m terms.
 DIST_FROM_INIT_BOUND_SLACK = 1.1
 
-COLUMNS = ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
-# A verdict that rests on a bootstrap CI cannot be given from one seed per width.
-NOT_ENOUGH_SEEDS = "not enough seeds"
-VERDICTS = ("pass", "fail", "n/a", NOT_ENOUGH_SEEDS)
-
 __all__ = ["CHECKS", "CI_LEVEL", "COLUMNS", "CheckSpec", "N_BOOT", "NOT_ENOUGH_SEEDS", "Outcome",
            "PowerLawFit", "checks_markdown", "fit_power_law", "theorem_checks"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a check measured on one experiment: the statistic, the verdict and a detail line."""
-
-    measured: float
-    verdict: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class CheckSpec:
-    """One theorem check.
-
-    name: short identifier. claim: the claim with the measured statistic in parentheses, as
-    shown in the table. statistic: what `measured` is. threshold: the pass condition, as shown.
-    applies_to: in words, which experiments get this row; `applies(ds)` decides it from the
-    collected Dataset. evaluate(ds) -> Outcome gets the whole collected Dataset (diverged runs
-    included; each check masks them itself). uses_ci: whether the verdict needs a bootstrap CI
-    (then it is NOT_ENOUGH_SEEDS with fewer than two seeds per width).
-    """
-
-    name: str
-    claim: str
-    statistic: str
-    threshold: str
-    applies_to: str
-    applies: Callable[[xr.Dataset], bool]
-    evaluate: Callable[[xr.Dataset], Outcome]
-    uses_ci: bool = False
-
-    def row(self, experiment: str, ds: xr.Dataset) -> dict:
-        """The table row of this check on `ds` (columns COLUMNS)."""
-        out = self.evaluate(ds)
-        if out.verdict not in VERDICTS:
-            raise ValueError(f"check {self.name!r}: verdict {out.verdict!r} not in {VERDICTS}")
-        return dict(zip(COLUMNS, (experiment, self.claim, float(out.measured), self.threshold,
-                                  out.verdict, out.detail)))
 
 
 def every_experiment(_ds: xr.Dataset) -> bool:
@@ -255,6 +212,8 @@ CHECKS: dict[str, CheckSpec] = {
                   several_noise_levels,
                   _ratio(lambda s: _mean_final(s, "dist_from_init") / np.sqrt(_mean_final(s, "yHy")),
                          DIST_FROM_INIT_BOUND_SLACK)),
+        # Beyond the paper: the studies' claims (minnorm.beyond), after the papers' own.
+        *BEYOND_CHECKS,
     )
 }
 

@@ -11,8 +11,12 @@ import xarray as xr
 
 from minnorm.files import CF_CONVENTIONS
 
-# The swept values, in the order of the collected dims (ARCHITECTURE.md, file 4).
+# The swept values every run has, in the order of the collected dims (ARCHITECTURE.md, file 4).
 RUN_DIMS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
+# A swept setting of the config (`sweep: {model.kappa: [...]}`) is one more scalar coordinate
+# of each run file, named like the key with "_" for "." (`model_kappa`), and carries the key
+# in this attribute; collected, it becomes a dim after RUN_DIMS (sorted by name).
+SETTING_ATTR = "sweep_key"
 # A run file without these is not a run file.
 REQUIRED_VARIABLES: tuple[str, ...] = ("train_loss", "diverged")
 
@@ -32,6 +36,9 @@ def _read_run(path: Path) -> xr.Dataset:
     for name in RUN_DIMS:
         if name not in ds.coords or ds[name].ndim != 0:
             raise CollectError(f"run file {path}: lacks the scalar coordinate {name!r}")
+    for name in _setting_coords(ds):
+        if ds[name].ndim != 0:
+            raise CollectError(f"run file {path}: swept setting {name!r} is not a scalar")
     missing = [name for name in REQUIRED_VARIABLES if name not in ds.data_vars]
     if missing:
         raise CollectError(f"run file {path}: lacks variables {missing}")
@@ -76,14 +83,31 @@ def _shared_attrs(runs: list[xr.Dataset]) -> dict[str, Any]:
     return attrs
 
 
-def _run_key(ds: xr.Dataset) -> tuple:
-    return tuple(ds[name].item() for name in RUN_DIMS)
+def _setting_coords(ds: xr.Dataset) -> list[str]:
+    """The coordinates of `ds` that hold a swept setting (attr SETTING_ATTR), sorted by name."""
+    return sorted(str(name) for name, c in ds.coords.items() if SETTING_ATTR in c.attrs)
+
+
+def setting_dims(ds: xr.Dataset) -> tuple[str, ...]:
+    """The dims of a collected Dataset that come from swept settings (`model_kappa`, ...)."""
+    return tuple(str(d) for d in ds.dims if d in ds.coords and SETTING_ATTR in ds[d].attrs)
+
+
+def setting_key(ds: xr.Dataset, dim: str) -> str:
+    """The config key (`model.kappa`) of the swept-setting dim `dim` of `ds`."""
+    return str(ds[dim].attrs[SETTING_ATTR])
+
+
+def _run_key(ds: xr.Dataset, dims: tuple[str, ...]) -> tuple:
+    return tuple(ds[name].item() for name in dims)
 
 
 def collect_experiment(run_files: list[Path]) -> xr.Dataset:
-    """Combine run files into one Dataset with dims (width, seed, label_noise, lr, step [, eig]).
+    """Combine run files into one Dataset with dims (width, seed, label_noise, lr, [settings,]
+    step [, eig]).
 
-    Every run variable gets the swept dims in front of its own dims. Steps are the union over
+    Every run variable gets the swept dims in front of its own dims; a swept setting (a scalar
+    coordinate with attr SETTING_ATTR, e.g. `model_kappa`) is a dim after lr, sorted by name. Steps are the union over
     runs; a run without a step (stopped early) has NaN there. Missing (width, seed, label_noise,
     lr) combinations are NaN too; integer variables keep their dtype only when nothing is
     missing (else float64 with NaN). Attrs are those equal in all runs, plus `n_runs`.
@@ -94,11 +118,17 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
     if not paths:
         raise CollectError("collect_experiment: no run files given")
     runs = [_read_run(p) for p in paths]
+    settings = _setting_coords(runs[0])
+    for path, ds in zip(paths, runs):
+        if _setting_coords(ds) != settings:
+            raise CollectError(f"run file {path}: swept settings {_setting_coords(ds)} differ from "
+                               f"{settings} in {paths[0]}")
+    run_dims = RUN_DIMS + tuple(settings)
     seen: dict[tuple, Path] = {}
     for path, ds in zip(paths, runs):
-        key = _run_key(ds)
+        key = _run_key(ds, run_dims)
         if key in seen:
-            raise CollectError(f"run file {path}: duplicate run {dict(zip(RUN_DIMS, key))}, "
+            raise CollectError(f"run file {path}: duplicate run {dict(zip(run_dims, key))}, "
                                f"also in {seen[key]}")
         seen[key] = path
 
@@ -113,17 +143,17 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
                 raise CollectError(f"run file {path}: dimension {dim!r} has length {size}, "
                                    f"expected {other_sizes.get(dim)} as in {paths[0]}")
 
-    coords = {dim: np.unique([ds[dim].values for ds in runs]) for dim in RUN_DIMS}
+    coords = {dim: np.unique([ds[dim].values for ds in runs]) for dim in run_dims}
     steps = np.unique(np.concatenate([ds["step"].values for ds in runs]))
-    grid = tuple(len(coords[d]) for d in RUN_DIMS)
+    grid = tuple(len(coords[d]) for d in run_dims)
     complete = int(np.prod(grid)) == len(runs)
-    cells = [tuple(int(np.searchsorted(coords[d], ds[d].values)) for d in RUN_DIMS) for ds in runs]
+    cells = [tuple(int(np.searchsorted(coords[d], ds[d].values)) for d in run_dims) for ds in runs]
     step_index = [np.searchsorted(steps, ds["step"].values) for ds in runs]
 
     data_vars = {}
     for name in names:
         template = runs[0][name]
-        dims = RUN_DIMS + template.dims
+        dims = run_dims + template.dims
         shape = grid + tuple(len(steps) if d == "step" else other_sizes[d] for d in template.dims)
         dtype = template.dtype
         integer = np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
@@ -144,7 +174,7 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
             var_attrs["flag_values"] = np.asarray(var_attrs["flag_values"]).astype(values.dtype)
         data_vars[name] = (dims, values, var_attrs)
 
-    out_coords: dict[str, Any] = {d: (d, coords[d], dict(runs[0][d].attrs)) for d in RUN_DIMS}
+    out_coords: dict[str, Any] = {d: (d, coords[d], dict(runs[0][d].attrs)) for d in run_dims}
     out_coords["step"] = ("step", steps, dict(runs[0]["step"].attrs))
     # Other dims (eig) keep the first run's coordinate; equal lengths were checked above.
     for dim in other_sizes:
@@ -158,10 +188,14 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
 # ---- reading a collected Dataset (shared by checks and figures) ----
 
 def first_lr(collected: xr.Dataset) -> xr.Dataset:
-    """The collected Dataset at its first (smallest) learning rate; `lr` stays a scalar coord."""
-    if "lr" in collected.dims:
-        return collected.isel(lr=0)
-    return collected
+    """The collected Dataset at its first (smallest) learning rate and at the first value of
+    every swept setting (`setting_dims`); these stay scalar coords.
+
+    The paper's figures and checks read one slice like this; the studies of swept settings
+    (minnorm.beyond) read the whole grid.
+    """
+    index = {d: 0 for d in ("lr", *setting_dims(collected)) if d in collected.dims}
+    return collected.isel(index) if index else collected
 
 
 def diverged_mask(collected: xr.Dataset) -> xr.DataArray:

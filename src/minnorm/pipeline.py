@@ -268,13 +268,29 @@ def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:
 
 
 def make_figure(
-    name: str, collected_file: PathLike, out_png: PathLike, out_pdf: PathLike
+    name: str,
+    collected_file: PathLike,
+    out_png: PathLike,
+    out_pdf: PathLike,
+    out_summary: PathLike | None = None,
 ) -> None:
-    """Draw figure `name` from a collected file into PNG and PDF, each replaced atomically."""
+    """Draw figure `name` from a collected file into PNG and PDF, each replaced atomically.
+
+    With `out_summary`, the figure's numeric summary (the lines its plot function returns) is
+    written there as an HTML list, which the figure's report caption includes.
+    """
+    import html
+
+    from minnorm.files import write_text_atomic
     from minnorm.figures import FIGURES
 
     if name not in FIGURES:
         raise KeyError(f"unknown figure {name!r}; known: {', '.join(sorted(FIGURES))}")
     collected = _read_netcdf(collected_file)
     # The figure functions write each file through files.atomic_write (figures.style.save_figure).
-    FIGURES[name](collected, Path(out_png), Path(out_pdf))
+    lines = FIGURES[name](collected, Path(out_png), Path(out_pdf))
+    for line in lines:
+        logger.info("%s: %s", name, line)
+    if out_summary is not None:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+        write_text_atomic(f"<ul>{items}</ul>\n" if lines else "<p></p>\n", out_summary)

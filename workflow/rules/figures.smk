@@ -1,6 +1,7 @@
 # One rule per registered figure (minnorm.figures.FIGURES, named after the figure): each reads
 # its experiment's collected file and writes PNG + PDF. The PNG goes into the report with the
-# figure's caption (FigureSpec.caption, src/minnorm/figures/captions/<figure>.rst).
+# figure's caption (FigureSpec.caption, src/minnorm/figures/captions/<figure>.rst); the numbers
+# the figure measured (<figure>.summary.html) can be included in that caption.
 
 from minnorm.figures import FIGURES
 
@@ -19,6 +20,7 @@ for figure, spec in FIGURES.items():
                 subcategory="{exp}",
             ),
             pdf=f"results/{{exp}}/figures/{figure}.pdf",
+            summary=f"results/{{exp}}/figures/{figure}.summary.html",
         log:
             f"results/{{exp}}/logs/figures/{figure}.log",
         conda:

@@ -1,4 +1,5 @@
-"""Snakemake adapter: draw one figure of one experiment (results/{exp}/figures/<name>.png/.pdf)."""
+"""Snakemake adapter: draw one figure of one experiment (results/{exp}/figures/<name>.png/.pdf)
+and write its numeric summary (<name>.summary.html, shown under the report caption)."""
 
 import matplotlib
 
@@ -12,4 +13,5 @@ make_figure(
     snakemake.input[0],
     snakemake.output.png,
     snakemake.output.pdf,
+    snakemake.output.summary,
 )

@@ -16,6 +16,8 @@ from minnorm.figures.spec import FigureSpec
 
 _PAPER = "minnorm.figures.paper"
 _DIAGNOSTICS = "minnorm.figures.diagnostics"
+_RATES = "minnorm.figures.rates"
+_VARIANTS = "minnorm.figures.variants"
 
 # A power law needs at least three widths to be a fit rather than a line through two points;
 # comparisons across widths need two. Every figure uses the first (smallest) learning rate when
@@ -40,6 +42,22 @@ FIGURES: dict[str, FigureSpec] = {
         FigureSpec("lazy_regime", f"{_DIAGNOSTICS}:plot_lazy_regime",
                    "fraction of flipped activations against width (lazy regime)",
                    min_widths=2),
+        # Beyond the paper (config/beyond.yaml, README "Beyond the paper").
+        FigureSpec("rate_tightness", f"{_RATES}:plot_rate_tightness",
+                   "local slopes of ||W(T) - W*|| between neighbouring widths, with bootstrap CIs",
+                   min_widths=4),
+        FigureSpec("gd_vs_flow", f"{_RATES}:plot_gd_vs_flow",
+                   "final ||W(T) - W*|| against width, one line per learning rate at fixed lr * T",
+                   min_widths=3, needs_sweep=("lr",)),
+        FigureSpec("lazy_phase", f"{_VARIANTS}:plot_lazy_phase",
+                   "kappa x m phase diagram of the relative distance and the flipped activations",
+                   min_widths=2, needs_sweep=("model.kappa",)),
+        FigureSpec("fig1_variants", f"{_VARIANTS}:plot_fig1_variants",
+                   "Figure 1 variants ranked by their distance to the paper's read-off values",
+                   min_widths=1),
+        FigureSpec("fig1_readoffs", f"{_VARIANTS}:plot_fig1_readoffs",
+                   "Figure 1 panels of the closest variant and of the default, with the read-offs",
+                   min_widths=1),
     )
 }
 
@@ -47,6 +65,8 @@ _PLOT_FUNCTIONS = {
     "plot_ss_fig1": _PAPER, "plot_arora_fig1": _PAPER, "plot_arora_fig2": _PAPER,
     "plot_width_scaling": _DIAGNOSTICS, "plot_function_space": _DIAGNOSTICS,
     "plot_lazy_regime": _DIAGNOSTICS,
+    "plot_rate_tightness": _RATES, "plot_gd_vs_flow": _RATES,
+    "plot_lazy_phase": _VARIANTS, "plot_fig1_variants": _VARIANTS, "plot_fig1_readoffs": _VARIANTS,
 }
 
 

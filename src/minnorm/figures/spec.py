@@ -21,8 +21,11 @@ from minnorm.data.registry import DATASETS, pm1_datasets
 CAPTIONS = Path(__file__).resolve().parent / "captions"
 
 # Every plot function takes (collected Dataset, out_png: Path, out_pdf: Path), writes both files
-# and raises ValueError naming the figure when the Dataset lacks what it needs.
-PlotFunction = Callable[[Any, Path, Path], None]
+# and raises ValueError naming the figure when the Dataset lacks what it needs. It may return a
+# few lines of text with the numbers it measured (fitted exponents, rankings, ...): the workflow
+# writes them next to the figure (`<name>.summary.html`) and the report shows them under the
+# caption. None (the paper's figures) gives an empty summary.
+PlotFunction = Callable[[Any, Path, Path], "list[str] | None"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class FigureSpec:
     min_widths: smallest number of widths in `sweep.width` the figure can be drawn from.
     needs_pm1: whether the figure needs +-1 labels (a classification data set).
     min_noise_levels: smallest number of values in `sweep.label_noise`.
+    needs_sweep: sweep keys (`lr`, `model.kappa`, ...) the figure compares across; each must be
+      swept with at least two values.
     """
 
     name: str
@@ -48,6 +53,7 @@ class FigureSpec:
     min_widths: int = 1
     needs_pm1: bool = False
     min_noise_levels: int = 1
+    needs_sweep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         caption = CAPTIONS / f"{self.name}.rst" if self.caption is None else Path(self.caption)
@@ -61,9 +67,10 @@ class FigureSpec:
         module, _, attr = self.plot.partition(":")
         return getattr(importlib.import_module(module), attr)
 
-    def __call__(self, collected: Any, out_png: Path, out_pdf: Path) -> None:
-        """Draw the figure from a collected Dataset into `out_png` and `out_pdf`."""
-        self.function(collected, out_png, out_pdf)
+    def __call__(self, collected: Any, out_png: Path, out_pdf: Path) -> list[str]:
+        """Draw the figure from a collected Dataset into `out_png` and `out_pdf`; return the
+        lines of its numeric summary ([] when the plot function gives none)."""
+        return list(self.function(collected, out_png, out_pdf) or [])
 
     def problems(self, where: str, experiment: dict) -> list[str]:
         """Why this figure cannot be drawn from a (schema-valid) experiment; [] when it can.
@@ -89,4 +96,9 @@ class FigureSpec:
             problems.append(f"{at}: {self.name} plots against the label-noise fraction; "
                             f"{where}.sweep.label_noise needs at least {self.min_noise_levels} "
                             f"values, found {noise}")
+        for key in self.needs_sweep:
+            values = sweep.get(key, [])
+            if len(values) < 2:
+                problems.append(f"{at}: {self.name} compares runs across {key}; "
+                                f"{where}.sweep.{key} needs at least 2 values, found {len(values)}")
         return problems

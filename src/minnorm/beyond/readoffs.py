@@ -1,0 +1,5 @@
+"""Stub: to be written."""
+
+from minnorm.check_spec import CheckSpec
+
+CHECKS: tuple[CheckSpec, ...] = ()
