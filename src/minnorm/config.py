@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import copy
 
-from minnorm.config_rules import experiment_problems, name_problems
+from minnorm.config_rules import experiment_problems, name_problems, sweep_setting_problems
 from minnorm.config_schema import ConfigError, describe_type, key_path, load_schema, schema_problems
 
 __all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
+
+
+def _steps_and_horizon(config: dict) -> list[str]:
+    """`training.steps` and `training.horizon` both written: one would silently win."""
+    problems = []
+    experiments = config.get("experiments")
+    for name, experiment in (experiments.items() if isinstance(experiments, dict) else ()):
+        training = experiment.get("training") if isinstance(experiment, dict) else None
+        if isinstance(training, dict) and "steps" in training and training.get("horizon") is not None:
+            problems.append(f"experiments.{name}.training.horizon: sets the steps of each run "
+                            "(round(horizon / lr)); remove training.steps or the horizon")
+    return problems
 
 
 def validate_config(config: dict) -> dict:
@@ -27,13 +39,16 @@ def validate_config(config: dict) -> dict:
             f"<top level>: the config must be a mapping, got a {describe_type(config)}"
         )
     resolved = copy.deepcopy(config)
-    problems = schema_problems(resolved, load_schema())
+    schema = load_schema()
+    problems = schema_problems(resolved, schema)
+    problems.extend(_steps_and_horizon(config))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
     problems.extend(name_problems(list(resolved["experiments"])))
     for name, experiment in resolved["experiments"].items():
         experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
         problems.extend(experiment_problems(name, experiment))
+        problems.extend(sweep_setting_problems(name, experiment, schema))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
     return resolved

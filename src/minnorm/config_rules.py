@@ -10,7 +10,10 @@ starts with the key path of the offending value.
 
 from __future__ import annotations
 
-from minnorm.config_schema import dataset_keys
+import copy
+import re
+
+from minnorm.config_schema import dataset_keys, schema_problems
 from minnorm.data.registry import DATASETS, pm1_datasets
 from minnorm.figures import FIGURES
 
@@ -18,6 +21,17 @@ from minnorm.figures import FIGURES
 # job lists these steps up front, and a recorded step keeps eleven float64 values in memory (and
 # in the run file), so steps / interval must stay well below what a host holds.
 MAX_POINTS_PER_INTERVAL = 1_000_000
+# Sweep keys every experiment has; any other sweep key is a setting's key path (`model.kappa`).
+RUN_SWEEP_KEYS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
+# Settings a sweep may not name, and why.
+NOT_SWEEPABLE: dict[str, str] = {
+    "training.lr": "sweep the learning rate with sweep.lr",
+    "data.name": "a data set is chosen per experiment; define one experiment per data set",
+    "training.progress_every": "changes no number; the runs would repeat each other",
+    "training.checkpoint_every": "changes no number; the runs would repeat each other",
+}
+# A swept text value becomes part of file names (`data_labels=center`): plain characters only.
+SWEEP_TEXT = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 # The schema's default of training.record.log_points: accepted even for shorter runs, where the
 # extra log-spaced points only repeat steps.
 DEFAULT_LOG_POINTS = 40
@@ -41,7 +55,66 @@ def experiment_problems(name: str, experiment: dict) -> list[str]:
         )
     for figure in experiment["figures"]:
         problems.extend(FIGURES[figure].problems(where, experiment))
-    problems.extend(training_problems(f"{where}.training", experiment["training"]))
+    training = experiment["training"]
+    for lr in experiment["sweep"].get("lr", [training["lr"]]):
+        per_lr = dict(training, steps=run_steps(training, lr))
+        problems.extend(p for p in training_problems(f"{where}.training", per_lr)
+                        if p not in problems)
+    return problems
+
+
+def setting_sweeps(experiment: dict) -> dict[str, list]:
+    """The swept settings of an experiment: `{key path: values}` for every sweep key other than
+    RUN_SWEEP_KEYS (`{"model.kappa": [0.1, 1.0]}`)."""
+    return {k: v for k, v in experiment["sweep"].items() if k not in RUN_SWEEP_KEYS}
+
+
+def run_steps(training: dict, lr: float) -> int:
+    """The number of GD steps of a run at learning rate `lr`: `training.steps`, or
+    round(horizon / lr) (at least 1) when `training.horizon` is set."""
+    horizon = training.get("horizon")
+    return int(training["steps"]) if horizon is None else max(1, round(horizon / lr))
+
+
+def sweep_setting_problems(name: str, experiment: dict, schema: dict) -> list[str]:
+    """Mistakes in the swept settings of one schema-valid experiment (defaults filled).
+
+    A key must name a scalar setting of data, model or training that changes numbers; each of
+    its values is checked as if it were written at that key (schema and domain rules), and a
+    problem it causes is reported at `sweep.<key>[i]`.
+    """
+    where = f"experiments.{name}"
+    base = set(experiment_problems(name, experiment))
+    problems = []
+    for key, values in setting_sweeps(experiment).items():
+        section, field = key.split(".", 1)
+        at = f"{where}.sweep.{key}"
+        known = schema["$defs"][section]["properties"]
+        if key in NOT_SWEEPABLE:
+            problems.append(f"{at}: cannot be swept: {NOT_SWEEPABLE[key]}")
+            continue
+        if field not in known:
+            problems.append(f"{at}: {section} has no setting {field!r}; settings: "
+                            f"{', '.join(sorted(known))}")
+            continue
+        if "properties" in known[field] or known[field].get("type") in ("object", "array"):
+            problems.append(f"{at}: {section}.{field} is not a single value and cannot be swept")
+            continue
+        if key == "training.steps" and experiment["training"].get("horizon") is not None:
+            problems.append(f"{at}: training.horizon sets the steps of every run; sweep one of them")
+            continue
+        for i, value in enumerate(values):
+            if isinstance(value, str) and not SWEEP_TEXT.fullmatch(value):
+                problems.append(f"{at}[{i}]: {value!r} must be 1-64 letters, digits or _.+- "
+                                "(it becomes part of file names)")
+                continue
+            trial = copy.deepcopy(experiment)
+            trial[section][field] = value
+            found = schema_problems({"experiments": {name: trial}}, schema)
+            found = found or [p for p in experiment_problems(name, trial) if p not in base]
+            target = f"{where}.{section}.{field}"
+            problems.extend(p.replace(target, f"{at}[{i}]", 1) if p.startswith(target)
+                            else f"{at}[{i}] = {value!r}: {p}" for p in found)
     return problems
 
 

@@ -22,18 +22,22 @@ import itertools
 import json
 from typing import Any
 
+from minnorm.config_rules import RUN_SWEEP_KEYS, run_steps
 from minnorm.files import format_float
 from minnorm.fingerprint import numerics_fingerprint
 
-# --- file templates (ARCHITECTURE.md, "Files"); wildcards exp, width, seed, noise, lr, figure, ext
-DATA_FILE = "results/{exp}/data/s{seed}_p{noise}.nc"
-TARGET_FILE = "results/{exp}/target/m{width}_s{seed}_p{noise}.nc"
-RUN_FILE = "results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc"
+# --- file templates (ARCHITECTURE.md, "Files"); wildcards exp, width, seed, noise, lr, figure, ext.
+# {tag} holds the run's swept settings (`sweep: {model.kappa: [...]}`), "" when there are none:
+# "_model_kappa=0.1" and so on, sorted by key; data files name only the data settings, target
+# files the data and model settings (see `setting_tag`).
+DATA_FILE = "results/{exp}/data/s{seed}_p{noise}{tag}.nc"
+TARGET_FILE = "results/{exp}/target/m{width}_s{seed}_p{noise}{tag}.nc"
+RUN_FILE = "results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}{tag}.nc"
 # Resumable state of a running training run; not an output, so a killed job keeps it.
-CHECKPOINT_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}.ckpt"
+CHECKPOINT_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}{tag}.ckpt"
 # A hard link to each finished run file: a rerun of a width's job restores the runs whose
 # identity is unchanged instead of training them again.
-DONE_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}.done.nc"
+DONE_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}{tag}.done.nc"
 COLLECTED_FILE = "results/{exp}/{exp}.nc"
 FIGURE_FILE = "results/{exp}/figures/{figure}.{ext}"
 FIGURE_FORMATS = ("png", "pdf")
@@ -69,25 +73,56 @@ def experiment(config: dict, exp: str) -> dict:
 
 
 def sweep(config: dict, exp: str) -> dict[str, list]:
-    """The sweep lists of `exp`, each sorted ascending: `{width, seed, label_noise, lr}`.
+    """The sweep lists of `exp`, each sorted ascending: `{width, seed, label_noise, lr}` and then
+    every swept setting (`model.kappa`, ...) by key.
 
     `sweep.lr` defaults to `[training.lr]` and `label_noise` to `[0.0]` (the validator fills
     both; the defaults here only matter for a hand-made config).
     """
     e = experiment(config, exp)
     raw = e["sweep"]
-    return {
+    lists = {
         "width": sorted(int(w) for w in raw["width"]),
         "seed": sorted(int(s) for s in raw["seed"]),
         "label_noise": sorted(float(p) for p in raw.get("label_noise", [0.0])),
         "lr": sorted(float(lr) for lr in raw.get("lr", [e["training"]["lr"]])),
     }
+    for key in sorted(k for k in raw if k not in RUN_SWEEP_KEYS):
+        lists[key] = sorted(raw[key])
+    return lists
+
+
+def setting_keys(config: dict, exp: str) -> list[str]:
+    """The swept settings of `exp` (`["data.labels", "model.kappa"]`), sorted."""
+    return [key for key in sweep(config, exp) if key not in RUN_SWEEP_KEYS]
+
+
+def setting_dim(key: str) -> str:
+    """The collected-dataset dim and file-name part of a swept setting: `model.kappa` -> `model_kappa`."""
+    return key.replace(".", "_")
+
+
+def setting_text(value: Any) -> str:
+    """A swept value as written in file names: true/false, 0.1 (format_float), 3, center."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format_float(value)
+    return str(value)
+
+
+def setting_tag(settings: dict[str, Any], sections: tuple[str, ...] = ("data", "model", "training")) -> str:
+    """The file-name part of a run's swept settings in `sections`: "_model_kappa=0.1" ..., "" for none."""
+    return "".join(f"_{setting_dim(key)}={setting_text(value)}"
+                   for key, value in sorted(settings.items()) if key.split(".")[0] in sections)
 
 
 def experiment_runs(config: dict, exp: str, width: int | str | None = None) -> list[dict]:
-    """One dict `{width, seed, label_noise, lr}` per run of `exp` (of one width if given).
+    """One dict `{width, seed, label_noise, lr, settings}` per run of `exp` (of one width if
+    given); `settings` maps each swept setting's key to the run's value ({} when none is swept).
 
-    The sweep's product in canonical order: width, then seed, label noise, lr, each ascending.
+    The sweep's product in canonical order: width, then seed, label noise, lr and the swept
+    settings by key, each ascending.
     `width` may be a wildcard spelling ("64") of a configured width; `WIDTH_WILDCARD` keeps it a
     wildcard (for file patterns only).
     """
@@ -98,9 +133,12 @@ def experiment_runs(config: dict, exp: str, width: int | str | None = None) -> l
         widths = [WIDTH_WILDCARD]
     else:
         widths = [int(sweep_value(config, exp, "width", str(width)))]
+    keys = setting_keys(config, exp)
     return [
-        {"width": w, "seed": seed, "label_noise": noise, "lr": lr}
-        for w, seed, noise, lr in itertools.product(widths, s["seed"], s["label_noise"], s["lr"])
+        {"width": w, "seed": seed, "label_noise": noise, "lr": lr,
+         "settings": dict(zip(keys, values))}
+        for w, seed, noise, lr, *values in itertools.product(
+            widths, s["seed"], s["label_noise"], s["lr"], *(s[key] for key in keys))
     ]
 
 
@@ -134,32 +172,55 @@ def _key_sorted(value: Any) -> Any:
     return value
 
 
+def _sections(config: dict, exp: str, settings: dict[str, Any] | None,
+              names: tuple[str, ...]) -> dict[str, dict]:
+    """Copies of the experiment's sections `names` with the run's swept settings applied."""
+    e = experiment(config, exp)
+    out = {name: copy.deepcopy(e[name]) for name in names}
+    for key, value in (settings or {}).items():
+        section, field = key.split(".", 1)
+        if section in out:
+            out[section][field] = value
+    return out
+
+
+def _swept(settings: dict[str, Any] | None, sections: tuple[str, ...]) -> dict[str, Any]:
+    """`{"sweep": {key: value}}` for the run's swept settings in `sections`; {} when none."""
+    chosen = {k: v for k, v in (settings or {}).items() if k.split(".")[0] in sections}
+    return {"sweep": chosen} if chosen else {}
+
+
 def run_settings(
-    config: dict, exp: str, width: int, seed: int, label_noise: float, lr: float
+    config: dict, exp: str, width: int, seed: int, label_noise: float, lr: float,
+    settings: dict[str, Any] | None = None,
 ) -> dict:
     """The resolved run config: experiment name, data/model/training sections and the run's values.
 
-    `training.lr` is set to `lr`. The result is a fresh, JSON-serialisable dict with sorted keys.
+    `training.lr` is set to `lr`, each swept setting (`settings`, `{"model.kappa": 0.1}`) is
+    written at its key and listed under `sweep`, and with `training.horizon` the steps are
+    round(horizon / lr). The result is a fresh, JSON-serialisable dict with sorted keys.
     """
-    e = experiment(config, exp)
-    training = copy.deepcopy(e["training"])
+    sections = _sections(config, exp, settings, ("data", "model", "training"))
+    training = sections["training"]
     training["lr"] = float(lr)
+    training["steps"] = run_steps(training, float(lr))
     return _key_sorted(
         {
             "experiment": exp,
-            "data": copy.deepcopy(e["data"]),
-            "model": copy.deepcopy(e["model"]),
-            "training": training,
+            **sections,
             "width": int(width),
             "seed": int(seed),
             "label_noise": float(label_noise),
             "lr": float(lr),
+            **_swept(settings, ("data", "model", "training")),
         }
     )
 
 
-def data_settings(config: dict, exp: str, seed: int, label_noise: float) -> dict:
-    """What determines a data file: `{experiment, data, seed, label_noise}`.
+def data_settings(config: dict, exp: str, seed: int, label_noise: float,
+                  settings: dict[str, Any] | None = None) -> dict:
+    """What determines a data file: `{experiment, data, seed, label_noise}` (and the swept data
+    settings under `sweep`).
 
     Narrower than `run_settings` on purpose: adding a width or changing a training value must
     not rebuild (and thereby invalidate) the data files.
@@ -167,19 +228,22 @@ def data_settings(config: dict, exp: str, seed: int, label_noise: float) -> dict
     return _key_sorted(
         {
             "experiment": exp,
-            "data": copy.deepcopy(experiment(config, exp)["data"]),
+            **_sections(config, exp, settings, ("data",)),
             "seed": int(seed),
             "label_noise": float(label_noise),
+            **_swept(settings, ("data",)),
         }
     )
 
 
-def target_settings(config: dict, exp: str, width: int, seed: int, label_noise: float) -> dict:
+def target_settings(config: dict, exp: str, width: int, seed: int, label_noise: float,
+                    settings: dict[str, Any] | None = None) -> dict:
     """What determines a target file: `data_settings` plus `model` and `width` (no training)."""
-    settings = data_settings(config, exp, seed, label_noise)
-    settings["model"] = copy.deepcopy(experiment(config, exp)["model"])
-    settings["width"] = int(width)
-    return _key_sorted(settings)
+    out = data_settings(config, exp, seed, label_noise, settings)
+    out["model"] = _sections(config, exp, settings, ("model",))["model"]
+    out["width"] = int(width)
+    out.update(_swept(settings, ("data", "model")))
+    return _key_sorted(out)
 
 
 # --- file names -----------------------------------------------------------------------------------
@@ -196,14 +260,17 @@ def _names(exp: str, run: dict) -> dict[str, Any]:
 
 
 def run_paths(exp: str, run: dict) -> dict[str, str]:
-    """The files of one run `{width, seed, label_noise, lr}`: data, target, out, checkpoint, done."""
+    """The files of one run `{width, seed, label_noise, lr[, settings]}`: data, target, out,
+    checkpoint, done."""
     names = _names(exp, run)
+    settings = run.get("settings", {})
+    everything = setting_tag(settings)
     return {
-        "data": DATA_FILE.format(**names),
-        "target": TARGET_FILE.format(**names),
-        "out": RUN_FILE.format(**names),
-        "checkpoint": CHECKPOINT_FILE.format(**names),
-        "done": DONE_FILE.format(**names),
+        "data": DATA_FILE.format(**names, tag=setting_tag(settings, ("data",))),
+        "target": TARGET_FILE.format(**names, tag=setting_tag(settings, ("data", "model"))),
+        "out": RUN_FILE.format(**names, tag=everything),
+        "checkpoint": CHECKPOINT_FILE.format(**names, tag=everything),
+        "done": DONE_FILE.format(**names, tag=everything),
     }
 
 
@@ -318,7 +385,8 @@ def data_jobs(config: dict, exp: str) -> list[dict]:
     jobs: dict[str, dict] = {}
     for run in experiment_runs(config, exp):
         out = run_paths(exp, run)["data"]
-        jobs[out] = dict(config=data_settings(config, exp, run["seed"], run["label_noise"]), out=out)
+        jobs[out] = dict(config=data_settings(config, exp, run["seed"], run["label_noise"],
+                                              run["settings"]), out=out)
     return list(jobs.values())
 
 
@@ -328,7 +396,8 @@ def target_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
     for run in experiment_runs(config, exp, width):
         files = run_paths(exp, run)
         jobs[files["target"]] = dict(
-            config=target_settings(config, exp, run["width"], run["seed"], run["label_noise"]),
+            config=target_settings(config, exp, run["width"], run["seed"], run["label_noise"],
+                                   run["settings"]),
             data=files["data"],
             out=files["target"],
         )
@@ -342,7 +411,7 @@ def train_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
     jobs = []
     for run in experiment_runs(config, exp, width):
         settings = run_settings(
-            config, exp, run["width"], run["seed"], run["label_noise"], run["lr"]
+            config, exp, run["width"], run["seed"], run["label_noise"], run["lr"], run["settings"]
         )
         jobs.append(
             dict(config=settings, identity=run_identity_digest(settings), **run_paths(exp, run))

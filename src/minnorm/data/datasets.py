@@ -136,16 +136,31 @@ def _base_meta(
     }
 
 
-def sphere_quadratic(n_train: int, n_test: int, dim: int, *, data_seed: int) -> Dataset:
+# Label scalings of sphere_quadratic (`data.labels`): the paper says its labels are standardised
+# (our reading); centred and raw labels are the alternatives its Figure 1 values suggest.
+LABEL_SCALINGS: tuple[str, ...] = ("standardize", "center", "none")
+# Distributions of the raw inputs of sphere_quadratic (`data.inputs`) before scaling to unit
+# norm: uniform in the cube [-1, 1]^d (the paper), or standard Gaussian (uniform on the sphere).
+INPUT_DISTRIBUTIONS: tuple[str, ...] = ("cube", "gaussian")
+
+
+def sphere_quadratic(n_train: int, n_test: int, dim: int, *, data_seed: int,
+                     labels: str = "standardize", inputs: str = "cube") -> Dataset:
     """Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised.
 
     From one generator `make_generator("data", data_seed)`, in this order: beta uniform in
-    [-1, 1]^dim, the train points, then the test points (each uniform in [-1, 1]^dim, then scaled to
-    unit norm). Labels are standardised with the train mean and population std (ddof 0), which the
-    test labels share; meta holds beta, y_mean and y_std.
+    [-1, 1]^dim, the train points, then the test points (each uniform in [-1, 1]^dim, or standard
+    Gaussian with `inputs="gaussian"`, then scaled to unit norm). Labels are standardised with
+    the train mean and population std (ddof 0), which the test labels share; `labels="center"`
+    only subtracts the train mean, `labels="none"` keeps (x . beta)^2. meta holds beta, y_mean,
+    y_std, labels and inputs.
     """
     n_train, n_test = _check_count(n_train, "data.n_train"), _check_count(n_test, "data.n_test")
     dim = _check_count(dim, "data.dim")
+    if labels not in LABEL_SCALINGS:
+        raise ValueError(f"data.labels must be one of {list(LABEL_SCALINGS)}, got {labels!r}")
+    if inputs not in INPUT_DISTRIBUTIONS:
+        raise ValueError(f"data.inputs must be one of {list(INPUT_DISTRIBUTIONS)}, got {inputs!r}")
     if n_train < 2:
         raise ValueError(
             "data.n_train must be at least 2 to standardise the labels of sphere_quadratic"
@@ -157,21 +172,27 @@ def sphere_quadratic(n_train: int, n_test: int, dim: int, *, data_seed: int) -> 
         )
     gen = make_generator("data", data_seed)
     beta = torch.rand(dim, generator=gen, dtype=torch.float64) * 2 - 1
-    X_train = _unit_rows(
-        torch.rand(n_train, dim, generator=gen, dtype=torch.float64) * 2 - 1, "sphere_quadratic"
-    )
-    X_test = _unit_rows(
-        torch.rand(n_test, dim, generator=gen, dtype=torch.float64) * 2 - 1, "sphere_quadratic"
-    )
+
+    def points(n: int) -> torch.Tensor:
+        if inputs == "gaussian":
+            raw = torch.randn(n, dim, generator=gen, dtype=torch.float64)
+        else:
+            raw = torch.rand(n, dim, generator=gen, dtype=torch.float64) * 2 - 1
+        return _unit_rows(raw, "sphere_quadratic")
+
+    X_train = points(n_train)
+    X_test = points(n_test)
     raw_train, raw_test = (X_train @ beta) ** 2, (X_test @ beta) ** 2
     y_mean, y_std = float(raw_train.mean()), float(raw_train.std(correction=0))
     if y_std == 0.0:
         raise ValueError(
             "sphere_quadratic train labels are constant; cannot standardise (increase data.n_train)"
         )
+    shift = 0.0 if labels == "none" else y_mean
+    scale = y_std if labels == "standardize" else 1.0
     meta = _base_meta("sphere_quadratic", data_seed, n_train, n_test, dim, pm1=False)
-    meta.update(beta=beta.tolist(), y_mean=y_mean, y_std=y_std)
-    return Dataset(X_train, (raw_train - y_mean) / y_std, X_test, (raw_test - y_mean) / y_std, meta)
+    meta.update(beta=beta.tolist(), y_mean=y_mean, y_std=y_std, labels=labels, inputs=inputs)
+    return Dataset(X_train, (raw_train - shift) / scale, X_test, (raw_test - shift) / scale, meta)
 
 
 def _pm1(labels: np.ndarray, positive: int) -> torch.Tensor:
@@ -318,9 +339,11 @@ def _require(cfg: Mapping[str, Any], key: str) -> Any:
 
 
 def build_sphere_quadratic(cfg: Mapping[str, Any]) -> Dataset:
-    """`sphere_quadratic` from a `data:` block (keys n_train, n_test, dim, seed)."""
+    """`sphere_quadratic` from a `data:` block (keys n_train, n_test, dim, seed; optional labels
+    and inputs, default "standardize" and "cube")."""
     return sphere_quadratic(_require(cfg, "n_train"), _require(cfg, "n_test"), _require(cfg, "dim"),
-                            data_seed=_require(cfg, "seed"))
+                            data_seed=_require(cfg, "seed"),
+                            labels=cfg.get("labels", "standardize"), inputs=cfg.get("inputs", "cube"))
 
 
 def build_digits(cfg: Mapping[str, Any]) -> Dataset:

@@ -213,7 +213,15 @@ DATASETS: dict[str, DatasetSpec] = {
         # labels needs two points at least.
         DatasetSpec("sphere_quadratic", f"{_DATASETS}:build_sphere_quadratic",
                     "Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised",
-                    min_n_train=2, min_dim=2),
+                    min_n_train=2, min_dim=2,
+                    schema={
+                        "labels": {"description": "label scaling: standardize (default; mean 0, "
+                                                  "std 1), center (mean 0) or none",
+                                   "enum": ["standardize", "center", "none"]},
+                        "inputs": {"description": "raw inputs before unit-norm scaling: cube "
+                                                  "(default; uniform in [-1, 1]^d) or gaussian",
+                                   "enum": ["cube", "gaussian"]},
+                    }),
         DatasetSpec("digits", f"{_DATASETS}:build_digits",
                     "scikit-learn's bundled 8x8 digits, two classes, unit-norm rows",
                     classes=range(10), dim=64, counts={"all": DIGITS_COUNTS}),

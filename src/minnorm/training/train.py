@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 import xarray as xr
 
+from minnorm.collect import SETTING_ATTR
 from minnorm.data.datasets import Dataset
 from minnorm.files import CF_CONVENTIONS, flag_attrs, provenance_attrs
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
@@ -281,6 +282,22 @@ def train_run(
                         wall_time, _device_name(device), config_json)
 
 
+def _setting_coords(swept: dict[str, Any]) -> dict[str, tuple]:
+    """Scalar coordinates of the run's swept settings (`{"model.kappa": 0.1}` -> `model_kappa`),
+    each marked with its key in attr `sweep_key` (minnorm.collect.SETTING_ATTR)."""
+    coords = {}
+    for key, value in sorted(swept.items()):
+        attrs = {"long_name": f"swept setting {key}", SETTING_ATTR: key}
+        if isinstance(value, bool):
+            array = np.bool_(value)
+        elif isinstance(value, (int, float)):
+            array, attrs["units"] = np.float64(value) if isinstance(value, float) else np.int64(value), "1"
+        else:
+            array = np.str_(value)
+        coords[key.replace(".", "_")] = ((), array, attrs)
+    return coords
+
+
 def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset, run_config: dict[str, Any],
                  settings: TrainSettings, diverged_step: int | None, wall_time: float, device: str,
                  config_json: str) -> xr.Dataset:
@@ -313,6 +330,7 @@ def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset
         "label_noise": ((), np.float64(run_config["label_noise"]),
                         {"long_name": "label noise fraction", "units": "1"}),
         "lr": ((), np.float64(settings.lr), {"long_name": "learning rate", "units": "1"}),
+        **_setting_coords(run_config.get("sweep", {})),
     }
     attrs = {"Conventions": CF_CONVENTIONS, "experiment": str(run_config.get("experiment", "")),
              "loss": settings.loss}
