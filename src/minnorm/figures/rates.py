@@ -65,8 +65,9 @@ def _slope_panel(ax: Axes, r: RateTightness) -> None:
     ax.errorbar(loc.midpoints, loc.slopes, yerr=yerr, fmt="o", color=MEAN_COLOR, ms=4,
                 capsize=3, label=label, zorder=3)
     if np.isfinite(loc.trend):
+        ci = (f" [{loc.trend_ci_low:+.3f}, {loc.trend_ci_high:+.3f}]" if loc.ci_defined else "")
         ax.plot(loc.midpoints, loc.trend_line(loc.midpoints), color="C0", lw=1.0,
-                label=f"trend {loc.trend:+.3f} per doubling")
+                label=f"trend {loc.trend:+.3f}{ci} per doubling")
     for slope, text, ls in REFERENCES:
         ax.axhline(slope, ls=ls, color="0.35", lw=1.1, label=text)
     up, span = r.upper, (r.upper_widths[0], r.upper_widths[-1])
@@ -79,7 +80,7 @@ def _slope_panel(ax: Axes, r: RateTightness) -> None:
     ax.tick_params(axis="x", labelrotation=45)
     ax.set(ylabel="local exponent $d \\log \\|W(T)-W^*\\| / d \\log m$",
            title="(b) local slopes between neighbouring widths")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="x-small", loc="best")
 
 
 def plot_rate_tightness(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list[str]:
