@@ -226,11 +226,11 @@ def plot_fig1_variants(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
     colors = [DEFAULT_COLOR if d else OTHER_COLOR for d in frame.is_default]
     with figure_style():
         fig, (ax_s, ax_0) = new_figure(2)
-        fig.set_size_inches(PANEL_SIZE[0] * 3.2, max(PANEL_SIZE[1], 1.2 + 0.3 * n))
+        fig.set_size_inches(PANEL_SIZE[0] * 3.2, max(PANEL_SIZE[1], 1.2 + 0.3 * n) + 0.6)
         ax_s.barh(y, frame.score, color=colors, height=0.7)
         for panel, marker in (("start", "o"), ("a", "^"), ("b", "s"), ("c", "v")):
-            ax_s.scatter(frame[f"score_{panel}"], y, marker=marker, s=18, color="black",
-                         facecolor="none" if panel != "start" else "black", lw=0.8, zorder=4,
+            ax_s.scatter(frame[f"score_{panel}"], y, marker=marker, s=18, edgecolors="black",
+                         facecolors="none" if panel != "start" else "black", lw=0.8, zorder=4,
                          label=f"panel {panel}" if panel != "start" else "start of (b)")
         for yy, (_, r) in zip(y, frame.iterrows()):
             if np.isfinite(r.score):
@@ -245,7 +245,10 @@ def plot_fig1_variants(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
                 tick.set_fontweight("bold")
         ax_s.set(xlabel="score: mean $|\\log(\\mathrm{ours} / \\mathrm{paper})|$",
                  title="(a) distance to the read-offs (default in red)")
-        ax_s.legend(fontsize="x-small", loc="lower right")
+        finite = np.concatenate([frame[c].to_numpy(float) for c in frame if c.startswith("score")])
+        finite = finite[np.isfinite(finite)]
+        ax_s.set_xlim(0, max(finite.max(), np.log(readoffs.READOFF_MAX_FACTOR)) * 1.18)
+        ax_s.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5)
         ax_0.axvspan(*readoffs.PAPER_START_BAND, color="C2", alpha=0.25, lw=0,
                      label=f"paper {readoffs.PAPER_START_BAND[0]:g}-{readoffs.PAPER_START_BAND[1]:g}")
         ax_0.scatter(frame.start, y, color=colors, s=30, zorder=3)
