@@ -19,7 +19,7 @@ SNAKEMAKE_ARGS ?=
 # The config of the last run (written by the workflow when a run starts): `make report` uses it.
 LAST_RUN_CONFIG := results/last_run_config.yaml
 
-.PHONY: venv run status test report lint lock docs-figures
+.PHONY: venv run beyond beyond-plan status test report lint lock docs-figures
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,19 @@ run: venv
 	@$(BIN)/python -m minnorm.config_yaml $(SNAKEMAKE_ARGS)
 	@if $(BIN)/python -m minnorm.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
+
+# The studies beyond the paper (config/beyond.yaml; README "Beyond the paper"): `make run` with
+# that config in place of the default one. About 30 minutes on 2 cores (BENCHMARKS.md); `make
+# report` afterwards covers them. Extra flags go in SNAKEMAKE_ARGS as for `make run`.
+BEYOND_ARGS := --configfile config/beyond.yaml --replace-workflow-config
+beyond:
+	$(MAKE) run SNAKEMAKE_ARGS="$(BEYOND_ARGS) $(SNAKEMAKE_ARGS)"
+
+# The plan of the cluster-scale studies (config/beyond_cluster.yaml) through the SLURM profile,
+# as a dry run: no SLURM needed. See README "Running on a SLURM cluster" to submit it.
+beyond-plan: venv
+	$(BIN)/snakemake --profile profiles/slurm --workflow-profile none \
+	  --configfile config/beyond_cluster.yaml --replace-workflow-config -n $(SNAKEMAKE_ARGS)
 
 # How far the run in this directory has got (run files present per experiment, runs started,
 # the latest training log line, whether snakemake still runs); from another terminal, any time.

@@ -56,15 +56,18 @@ def run_mem_mb(run_config: dict) -> int:
 
 
 def run_runtime_min(run_config: dict) -> int:
-    """Generous wall-time request (minutes) for one run from its steps and size."""
-    data = run_config["data"]
-    work = data["n_train"] + data["n_test"]
-    multiply_adds = (
-        run_config["training"]["steps"]
-        * PRODUCTS_PER_STEP
-        * work
-        * run_config["width"]
-        * input_dim(run_config)
+    """Generous wall-time request (minutes) for one run from its steps, records and size.
+
+    A step computes on the training points only (about PRODUCTS_PER_STEP products of n_train x
+    m x p); the test points are evaluated at the recorded steps alone.
+    """
+    data, training = run_config["data"], run_config["training"]
+    steps, record = training["steps"], training["record"]
+    records = 2 + record["log_points"] + (steps // record["every"] if record["every"] else 0)
+    per_product = run_config["width"] * input_dim(run_config)
+    multiply_adds = per_product * (
+        steps * PRODUCTS_PER_STEP * data["n_train"]
+        + records * PRODUCTS_PER_STEP * (data["n_train"] + data["n_test"])
     )
     seconds = multiply_adds / CPU_MULTIPLY_ADDS_PER_S
     return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * seconds / 60)
