@@ -10,6 +10,7 @@ from minnorm.checks import (CHECKS, COLUMNS, DIST_FROM_INIT_MAX_ABS_EXPONENT, NO
                             fit_power_law, read_checks_csv, summary_checks, theorem_checks,
                             write_checks)
 from minnorm.checks import _NOISE as _NOISE_TEXT, _WIDTHS as _WIDTH_TEXT
+from minnorm.beyond import BEYOND_CHECKS
 from minnorm.collect import collect_experiment
 from synthetic_runs import Truth, write_runs
 
@@ -80,8 +81,16 @@ def _verdict(df: pd.DataFrame, claim_start: str) -> str:
     return rows.verdict.item()
 
 
+# The papers' own checks; the studies beyond the paper (minnorm.beyond) have their own tests.
+PAPER_CLAIMS = [s.claim for s in CHECKS.values() if s not in BEYOND_CHECKS]
+
+
+def _paper_rows(df):
+    return df[df.claim.isin(PAPER_CLAIMS)]
+
+
 def test_width_experiment_passes_on_theory_like_data(tmp_path):
-    df = _checks(tmp_path)
+    df = _paper_rows(_checks(tmp_path))
     assert list(df.columns) == COLUMNS
     assert set(df.verdict) == {"pass"}
     # width-only experiment: no label-noise claims
@@ -98,7 +107,7 @@ def test_width_experiment_passes_on_theory_like_data(tmp_path):
     (Truth(loss_ratio=0.5), "train loss"),
 ])
 def test_width_verdict_flips(tmp_path, truth, claim):
-    df = _checks(tmp_path, truth=truth)
+    df = _paper_rows(_checks(tmp_path, truth=truth))
     assert _verdict(df, claim) == "fail"
     assert (df.verdict == "fail").sum() == 1
 
@@ -166,9 +175,12 @@ def test_fit_with_one_seed_at_a_width_has_no_ci():
 def test_registry_declares_each_check_once_and_drives_the_table(tmp_path):
     assert len({spec.claim for spec in CHECKS.values()}) == len(CHECKS)
     assert all(name == spec.name for name, spec in CHECKS.items())
-    width_df, noise_df = _checks(tmp_path / "w"), _arora(tmp_path / "a")
-    assert list(width_df.claim) == [s.claim for s in CHECKS.values() if s.applies_to != _NOISE_TEXT]
-    assert list(noise_df.claim) == [s.claim for s in CHECKS.values() if s.applies_to != _WIDTH_TEXT]
+    width_df, noise_df = _paper_rows(_checks(tmp_path / "w")), _paper_rows(_arora(tmp_path / "a"))
+    paper = [s for s in CHECKS.values() if s not in BEYOND_CHECKS]
+    assert list(width_df.claim) == [s.claim for s in paper if s.applies_to != _NOISE_TEXT]
+    assert list(noise_df.claim) == [s.claim for s in paper if s.applies_to != _WIDTH_TEXT]
+    # The studies' checks come after the papers' own, each registered once.
+    assert list(CHECKS.values())[len(paper):] == list(BEYOND_CHECKS)
     for df in (width_df, noise_df):
         thresholds = {s.claim: s.threshold for s in CHECKS.values()}
         assert all(thresholds[c] == t for c, t in zip(df.claim, df.threshold))

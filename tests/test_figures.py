@@ -48,7 +48,7 @@ def test_registry_entry_is_complete(name):
     assert spec.name == name
     assert callable(spec.function) and spec.function.__name__ == f"plot_{name}"
     assert spec.caption.is_file() and spec.caption.name == f"{name}.rst"
-    assert spec.summary and 1 <= spec.min_widths <= 3 and spec.min_noise_levels >= 1
+    assert spec.summary and 1 <= spec.min_widths <= 4 and spec.min_noise_levels >= 1
 
 
 def test_registry_import_does_not_load_matplotlib():
@@ -147,10 +147,10 @@ REPORT = Path(__file__).resolve().parents[1] / "workflow" / "report"
 class _Snakemake:
     """The parts of Snakemake's caption-rendering object the captions use."""
 
-    def __init__(self, exp: str, cfg: dict, html: Path):
+    def __init__(self, exp: str, cfg: dict, html: Path, summary: Path):
         self.wildcards = SimpleNamespace(exp=exp)
         self.config = {"experiments": {exp: cfg}}
-        self.output = SimpleNamespace(html=str(html))
+        self.output = SimpleNamespace(html=str(html), summary=str(summary))
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES) + ["checks", "checks_summary", "workflow"])
@@ -165,11 +165,13 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     table = pd.DataFrame([["demo", "||W|| shrinks", -0.25, "|exponent| < 1", "pass", "a_b_"]],
                          columns=COLUMNS)
     Path("checks.html").write_text(checks_html(table))
+    # A figure's caption may include the numbers the figure measured (pipeline.make_figure).
+    Path("summary.html").write_text("<ul><li>exponent -0.31 [-0.33, -0.29]</li></ul>\n")
     cfg = {"data": {"name": "sphere_quadratic"}, "training": {"steps": 123, "lr": 0.01},
            "sweep": {"width": [100, 200], "seed": [0, 1], "label_noise": [0.0, 1.0]}}
     source = (FIGURES[name].caption if name in FIGURES else REPORT / f"{name}.rst").read_text()
     text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
-        snakemake=_Snakemake("demo", cfg, Path("checks.html")))
+        snakemake=_Snakemake("demo", cfg, Path("checks.html"), Path("summary.html")))
     if name in FIGURES:
         assert "``demo``" in text and "[100, 200]" in text
     html = core.publish_parts(text, writer="html",
@@ -177,6 +179,8 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     assert "system-message" not in html
     if name.startswith("checks"):
         assert 'color:#111111;font-weight:bold">pass</td>' in html and "|exponent| &lt; 1" in html
+    if "snakemake.output.summary" in source:
+        assert "exponent -0.31 [-0.33, -0.29]" in html
 
 
 def test_one_seed_per_width_draws_no_ci_band(widths_ds, tmp_path):
