@@ -57,7 +57,7 @@ def variants_dataset(factors: dict = FACTORS, widths=ro.PAPER_WIDTHS, seeds=(0, 
                      "diverged": (run_dims, np.zeros(shape)),
                      "diverged_step": (run_dims, np.full(shape, -1.0))}, coords=coords)
     ds.attrs.update(experiment="fig1_synth", config=json.dumps(
-        {"data": {"inputs": "cube"}, "model": {"kappa": 1.0}}))
+        {"data": {"name": "sphere_quadratic", "inputs": "cube"}, "model": {"kappa": 1.0}}))
     return ds
 
 
@@ -154,10 +154,16 @@ def test_experiment_without_setting_dims_is_one_default_variant():
     ds = ds.drop_vars(["data_labels", "model_bias"])
     frame = ro.ranking(ds)
     assert len(frame) == 1 and bool(frame.iloc[0].is_default)
-    assert frame.iloc[0].label == "as configured: inputs=cube, kappa=1"
+    assert frame.iloc[0].label == "as configured: labels=standardize, inputs=cube, kappa=1"
     assert frame.iloc[0].score == pytest.approx(np.log(3.5))
     out = _evaluate(ds)
     assert out.verdict == "fail" and "rank 1 of 1" in out.detail
+    # a fixed setting other than ours is not the default, swept or not
+    ds.attrs["config"] = json.dumps({"data": {"name": "sphere_quadratic"}, "model": {"kappa": 0.1}})
+    assert not ro.ranking(ds).iloc[0].is_default
+    swept = variants_dataset()
+    swept.attrs["config"] = ds.attrs["config"]
+    assert not ro.ranking(swept).is_default.any()
 
 
 def test_default_absent_and_other_setting_dims():

@@ -100,7 +100,11 @@ def _same(a: object, b: object) -> bool:
 
 def configured_settings(ds: xr.Dataset) -> dict[str, object]:
     """The known settings (DEFAULT_SETTINGS' dims) as the shared config states them, for an
-    experiment that does not sweep them; {} when the config attr is missing or unparsable."""
+    experiment that does not sweep them; {} when the config attr is missing or unparsable.
+
+    sphere_quadratic's data.labels and data.inputs, when the config leaves them out, take the
+    data module's defaults (standardize, cube: minnorm.data.datasets.sphere_quadratic).
+    """
     try:
         config = json.loads(ds.attrs["config"])
     except (KeyError, TypeError, ValueError):
@@ -109,14 +113,18 @@ def configured_settings(ds: xr.Dataset) -> dict[str, object]:
     for dim, (section, key) in _CONFIG_KEYS.items():
         if isinstance(config.get(section), dict) and key in config[section]:
             out[dim] = config[section][key]
+        elif section == "data" and config.get("data", {}).get("name") == "sphere_quadratic":
+            out[dim] = DEFAULT_SETTINGS[dim]
     return out
 
 
 def is_default(ds: xr.Dataset, variant: dict[str, object]) -> bool:
-    """Whether `variant` is our ss_fig1 setting in every setting dim present (the first value
-    of a swept setting outside DEFAULT_SETTINGS)."""
-    for dim, value in variant.items():
-        want = DEFAULT_SETTINGS.get(dim, ds[dim].values[0].item())
+    """Whether `variant` is our ss_fig1 setting: every swept setting at its DEFAULT_SETTINGS
+    value (the first value of a swept setting outside DEFAULT_SETTINGS), and every known
+    setting the config fixes (`configured_settings`) at its default too."""
+    fixed = {d: v for d, v in configured_settings(ds).items() if d not in variant}
+    for dim, value in {**fixed, **variant}.items():
+        want = DEFAULT_SETTINGS.get(dim, ds[dim].values[0].item() if dim in ds.dims else value)
         if not _same(value, want):
             return False
     return True

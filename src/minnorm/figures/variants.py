@@ -292,7 +292,7 @@ def _range_marker(ax: Axes, x: float, value: float, band: tuple[float, float], l
     ax.scatter([x], [value], color="white", label=label, **PAPER_MARKER)
 
 
-def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict, title: str) -> None:
+def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict) -> None:
     """Figure 1's three panels for one variant, with the paper's read-offs."""
     sel = readoffs.base_selection(collected)
     sel = sel.sel(variant) if variant else sel
@@ -305,8 +305,7 @@ def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict, title: 
             seed_band(ax, steps, squared.sel(width=w), color=colors[w], label=f"m = {w}")
         _readoff_markers(ax, panel, colors, widths)
         ax.set(xlabel="epoch (full-batch GD step)", ylabel=label, title=f"{tag} {label}")
-        ax.legend(fontsize="x-small", title=title if panel == "a" else None,
-                  title_fontsize="x-small")
+        ax.legend(fontsize="x-small")
 
 
 def readoffs_summary(frame: pd.DataFrame, rows: list[tuple[str, pd.Series]],
@@ -335,12 +334,13 @@ def plot_fig1_readoffs(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
     elif len(default):
         rows[0] = ("closest variant = default", frame.iloc[0])
     with figure_style():
-        fig = Figure(figsize=(PANEL_SIZE[0] * 3, PANEL_SIZE[1] * len(rows) + 0.6),
+        fig = Figure(figsize=(PANEL_SIZE[0] * 3, (PANEL_SIZE[1] + 0.4) * len(rows) + 0.5),
                      layout="constrained")
-        grid = fig.subplots(len(rows), 3, squeeze=False)
-        for axes, (role, r) in zip(grid, rows):
-            _readoff_row(list(axes), collected, readoffs.variant_of(r, collected),
-                         f"{role}: {r.label}\nscore {r.score:.3f} (x{r.factor:.2f})")
+        for sub, (role, r) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows):
+            sub.suptitle(f"{role}: {r.label}; score {r.score:.3f} (typical factor "
+                         f"x{r.factor:.2f}), rank {int(r['rank'])} of {len(frame)}",
+                         fontsize="medium")
+            _readoff_row(list(sub.subplots(1, 3)), collected, readoffs.variant_of(r, collected))
         fig.suptitle(f"{collected.attrs.get('experiment', '')}: Figure 1 against the paper's "
                      "read-offs (diamonds; first lr, smallest label noise)")
         save_figure(fig, out_png, out_pdf)
