@@ -399,7 +399,7 @@ def test_integer_bounds_are_the_largest_values_that_are_stored_and_seeded(tiny: 
 def test_longest_allowed_experiment_name_keeps_file_names_under_255_bytes(
     tiny: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from minnorm import files, plan
+    from minnorm import config_rules, files, plan
 
     schema = load_schema()
     longest = schema["properties"]["experiments"]["propertyNames"]["maxLength"]
@@ -411,7 +411,8 @@ def test_longest_allowed_experiment_name_keeps_file_names_under_255_bytes(
     # atomic write creates with the largest pid Linux allows (pid_max <= 2^22).
     monkeypatch.setattr(files.os, "getpid", lambda: 2**22)
     values = dict(exp=name, width=2**31 - 1, seed=2**63 - 1, noise=files.format_float(0.1 + 0.2),
-                  lr=files.format_float(1.0000000000000001e-300), figure="x" * 40, ext="png")
+                  lr=files.format_float(1.0000000000000001e-300), figure="x" * 40, ext="png",
+                  tag="x" * config_rules.MAX_SETTING_TAG_BYTES)
     templates = [v for k, v in vars(plan).items() if k.endswith("_FILE") and isinstance(v, str)]
     assert len(templates) >= 5
     for template in templates:

@@ -38,7 +38,8 @@ def default() -> dict:
 
 def test_experiment_runs_is_the_sweep_product(tiny: dict) -> None:
     runs = plan.experiment_runs(tiny, "tiny_digits")
-    assert runs == [{"width": 64, "seed": s, "label_noise": p, "lr": 0.05} for s in (0, 1) for p in (0.0, 1.0)]
+    assert runs == [{"width": 64, "seed": s, "label_noise": p, "lr": 0.05, "settings": {}}
+                    for s in (0, 1) for p in (0.0, 1.0)]
     assert len(plan.experiment_runs(tiny, "tiny_sphere")) == 3 * 2
     assert [r["width"] for r in plan.experiment_runs(tiny, "tiny_sphere", "128")] == [128, 128]
     with pytest.raises(plan.PlanError, match="experiments.nope: no such experiment"):
@@ -269,6 +270,8 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
 
 
 def test_result_files_name_every_netcdf_the_workflow_keeps(tiny: dict) -> None:
+    tiny = copy.deepcopy(tiny)
+    tiny["experiments"] = {k: tiny["experiments"][k] for k in ("tiny_sphere", "tiny_digits")}
     files = plan.result_files(tiny)
     assert len(files) == len(set(files))
     # tiny_sphere: 2 data, 6 target, 6 run, 6 done, 1 collected; tiny_digits: 4, 4, 4, 4, 1.

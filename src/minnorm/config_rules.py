@@ -32,6 +32,11 @@ NOT_SWEEPABLE: dict[str, str] = {
 }
 # A swept text value becomes part of file names (`data_labels=center`): plain characters only.
 SWEEP_TEXT = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
+# Longest part of a file name the swept settings may take (`_model_kappa=0.1...`, minnorm.plan
+# .setting_tag). The rest of the longest name, a run's done file as the temporary file of an
+# atomic write (s<seed>_p<noise>_lr<lr>.done.nc.tmp-<pid>), is at most about 100 bytes, so the
+# whole name stays below the 255-byte limit of a file name.
+MAX_SETTING_TAG_BYTES = 140
 # The schema's default of training.record.log_points: accepted even for shorter runs, where the
 # extra log-spaced points only repeat steps.
 DEFAULT_LOG_POINTS = 40
@@ -115,7 +120,23 @@ def sweep_setting_problems(name: str, experiment: dict, schema: dict) -> list[st
             target = f"{where}.{section}.{field}"
             problems.extend(p.replace(target, f"{at}[{i}]", 1) if p.startswith(target)
                             else f"{at}[{i}] = {value!r}: {p}" for p in found)
+    problems.extend(_tag_length_problems(where, experiment))
     return problems
+
+
+def _tag_length_problems(where: str, experiment: dict) -> list[str]:
+    """The swept settings' longest file-name part must fit MAX_SETTING_TAG_BYTES."""
+    from minnorm.plan import setting_tag  # plan imports this module
+
+    sweeps = setting_sweeps(experiment)
+    longest = {key: max(values, key=lambda v: len(setting_tag({key: v}).encode()))
+               for key, values in sweeps.items()}
+    size = len(setting_tag(longest).encode())
+    if size <= MAX_SETTING_TAG_BYTES:
+        return []
+    return [f"{where}.sweep: the swept settings {', '.join(sweeps)} make file names "
+            f"{size} bytes longer, more than the {MAX_SETTING_TAG_BYTES} allowed (255-byte limit "
+            "of a file name); sweep fewer settings or use shorter values"]
 
 
 def training_problems(where: str, training: dict) -> list[str]:
