@@ -37,7 +37,8 @@ def test_status_counts_finished_and_started_runs_and_shows_the_latest_log(tmp_pa
     assert lines[2] == "  results/tiny_sphere/logs/runs/m128.log: run 1/2: step 20/50, 900 steps/s, ETA 1 s"
     # tiny_digits: 1 width x 2 seeds x 2 noise levels = 4 runs, none yet.
     assert lines[3] == "tiny_digits: 0/4 runs done"
-    assert lines[4] == "checks table: not yet"
+    assert lines[4] == "tiny_beyond: 0/64 runs done"
+    assert lines[5] == "checks table: not yet"
 
 
 def test_status_without_a_run_says_so(tmp_path, capsys):

@@ -17,15 +17,32 @@ __all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
 
 
 def _steps_and_horizon(config: dict) -> list[str]:
-    """`training.steps` and `training.horizon` both written: one would silently win."""
+    """`training.steps` and `training.horizon` both written (one would silently win), or
+    neither (steps: null without a horizon)."""
     problems = []
     experiments = config.get("experiments")
     for name, experiment in (experiments.items() if isinstance(experiments, dict) else ()):
         training = experiment.get("training") if isinstance(experiment, dict) else None
-        if isinstance(training, dict) and "steps" in training and training.get("horizon") is not None:
+        if not isinstance(training, dict):
+            continue
+        horizon, steps = training.get("horizon"), training.get("steps")
+        if steps is not None and horizon is not None:
             problems.append(f"experiments.{name}.training.horizon: sets the steps of each run "
                             "(round(horizon / lr)); remove training.steps or the horizon")
+        if "steps" in training and steps is None and horizon is None:
+            problems.append(f"experiments.{name}.training.steps: null needs training.horizon; "
+                            "give a number of steps")
     return problems
+
+
+def _horizon_sets_steps(config: dict, resolved: dict) -> None:
+    """With a horizon, the resolved `training.steps` is null (not the schema's default), so that
+    the resolved config means what was written and validates again unchanged."""
+    for name, experiment in resolved["experiments"].items():
+        training = experiment["training"]
+        written = config["experiments"][name].get("training") or {}
+        if training.get("horizon") is not None and written.get("steps") is None:
+            training["steps"] = None
 
 
 def validate_config(config: dict) -> dict:
@@ -44,6 +61,7 @@ def validate_config(config: dict) -> dict:
     problems.extend(_steps_and_horizon(config))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
+    _horizon_sets_steps(config, resolved)
     problems.extend(name_problems(list(resolved["experiments"])))
     for name, experiment in resolved["experiments"].items():
         experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
