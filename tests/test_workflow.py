@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -45,6 +46,19 @@ def _config(name: str) -> dict:
         return validate_config(yaml.safe_load(handle))
 
 
+def _tags(e: dict, sections: tuple[str, ...]) -> list[str]:
+    """File-name parts of every combination of the swept settings in `sections`, written out
+    here (ARCHITECTURE.md, Files) rather than taken from minnorm.plan: `_model_kappa=0.1`..."""
+    keys = sorted(k for k in e["sweep"] if "." in k and k.split(".")[0] in sections)
+
+    def text(value) -> str:
+        return str(value).lower() if isinstance(value, bool) else (
+            format_float(value) if isinstance(value, float) else str(value))
+
+    return ["".join(f"_{k.replace('.', '_')}={text(v)}" for k, v in zip(keys, combo))
+            for combo in itertools.product(*(e["sweep"][k] for k in keys))]
+
+
 def _expected_targets(config: dict) -> list[str]:
     """Every file the workflow must produce, derived from the config independently of the rules."""
     files = ["results/checks.csv", "results/checks.md"]
@@ -55,11 +69,15 @@ def _expected_targets(config: dict) -> list[str]:
         for width in sweep["width"]:
             for seed in sweep["seed"]:
                 for noise in map(format_float, sweep["label_noise"]):
-                    files.append(f"results/{exp}/data/s{seed}_p{noise}.nc")
-                    files.append(f"results/{exp}/target/m{width}_s{seed}_p{noise}.nc")
+                    files += [f"results/{exp}/data/s{seed}_p{noise}{tag}.nc"
+                              for tag in _tags(e, ("data",))]
+                    files += [f"results/{exp}/target/m{width}_s{seed}_p{noise}{tag}.nc"
+                              for tag in _tags(e, ("data", "model"))]
                     for lr in map(format_float, sweep["lr"]):
-                        files.append(f"results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}.nc")
-        files += [f"results/{exp}/figures/{f}.{ext}" for f in e["figures"] for ext in ("png", "pdf")]
+                        files += [f"results/{exp}/runs/m{width}/s{seed}_p{noise}_lr{lr}{tag}.nc"
+                                  for tag in _tags(e, ("data", "model", "training"))]
+        files += [f"results/{exp}/figures/{f}.{ext}" for f in e["figures"]
+                  for ext in ("png", "pdf", "summary.html")]
     return sorted(set(files))
 
 
@@ -115,6 +133,35 @@ def test_tiny_workflow_produces_every_target(
     runs = sorted(root.glob("results/*/runs/m*/*.nc"))
     assert len(list(root.glob("results/*/checkpoints/**/*.done.nc"))) == len(runs) > 0
     assert list(root.glob("results/**/*.tmp-*")) == []
+
+
+@pytest.mark.slow
+def test_swept_settings_are_dims_of_the_collected_file(
+    finished_workflow: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """tiny_beyond sweeps lr, model.kappa and data.labels: plain xarray opens them as dims, every
+    run is there, and the studies' figures wrote their measured numbers for the report."""
+    import xarray as xr
+
+    root, result = finished_workflow
+    assert result.returncode == 0, result.stderr[-5000:]
+    with xr.open_dataset(root / "results/tiny_beyond/tiny_beyond.nc") as ds:
+        assert dict(ds["dist_to_target"].sizes) == {
+            "width": 4, "seed": 2, "label_noise": 1, "lr": 2, "data_labels": 2, "model_kappa": 2,
+            "step": ds.sizes["step"]}
+        assert list(ds.data_labels.values) == ["center", "standardize"]
+        assert list(ds.model_kappa.values) == [0.1, 1.0]
+        assert int(ds.attrs["n_runs"]) == 64
+        # training.horizon 0.5: the lr 0.01 runs end at step 50, the lr 0.02 runs at step 25
+        assert set(ds["final_step"].sel(lr=0.01).values.ravel()) == {50}
+        assert set(ds["final_step"].sel(lr=0.02).values.ravel()) == {25}
+    for figure in ("rate_tightness", "gd_vs_flow", "lazy_phase", "fig1_variants", "fig1_readoffs"):
+        summary = (root / f"results/tiny_beyond/figures/{figure}.summary.html").read_text()
+        assert summary.startswith("<ul><li>") and summary.count("<li>") >= 2, figure
+    checks = (root / "results/tiny_beyond/checks.csv").read_text().lower()
+    for claim in ("local exponent", "step size", "kappa sqrt(m)"):
+        assert claim in checks, claim
+    assert "read off" not in checks  # that row needs the paper's four widths
 
 
 @pytest.mark.slow
