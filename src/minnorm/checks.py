@@ -163,10 +163,10 @@ def _ratio(ratio_of: Callable[[xr.Dataset], xr.DataArray], limit: float) -> Call
     return evaluate
 
 
-_WIDTHS = ("experiments with two or more widths (first learning rate, smallest label noise, "
-           "final step, diverged runs excluded)")
+_WIDTHS = ("experiments with two or more widths (first learning rate, first value of each swept "
+           "setting, smallest label noise, final step, diverged runs excluded)")
 _NOISE = ("experiments with two or more label-noise levels (largest width, first learning rate, "
-          "final step, mean over seeds)")
+          "first value of each swept setting, final step, mean over seeds)")
 
 CHECKS: dict[str, CheckSpec] = {
     spec.name: spec
