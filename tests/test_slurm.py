@@ -246,6 +246,33 @@ def test_default_workflow_plan_without_slurm(tmp_path):
     assert log.count("Group job train") == -(-train_jobs // bundle)
 
 
+@pytest.mark.slow
+def test_cluster_scale_studies_plan_without_slurm(tmp_path):
+    """`make beyond-plan`: config/beyond_cluster.yaml through the SLURM profile as a dry run,
+    one SLURM job per (experiment, width), the largest asking for the most memory and time."""
+    workdir = copy_workflow(tmp_path / "wf")
+    proc = run_snakemake(
+        ["--profile", "profiles/slurm", *README_FLAGS, "--configfile",
+         "config/beyond_cluster.yaml", "--replace-workflow-config", "-n"],
+        workdir,
+        timeout_s=300,
+        env=env_without_slurm(tmp_path),
+    )
+    log = assert_ok(proc, "dry run of the cluster-scale studies")
+    start = log.index("Job stats:")
+    stats = log[start : log.index("\ntotal", start)]
+    counts = dict(re.findall(r"^(train_\w+)\s+(\d+)$", stats, flags=re.M))
+    config = yaml.safe_load((REPO / "config" / "beyond_cluster.yaml").read_text())
+    widths = {f"train_{exp}": str(len(e["sweep"]["width"])) for exp, e in config["experiments"].items()}
+    assert counts == widths and max(int(n) for n in counts.values()) == 14
+    assert log.count("Group job train") == sum(int(n) for n in counts.values())
+    # The widest run (rate_tightness, m = 2^20, 10 seeds) asks for the most memory and time.
+    requests = [(int(re.search(r"mem_mb=(\d+)", line)[1]), int(re.search(r"runtime=(\d+)", line)[1]))
+                for line in log.splitlines() if "resources:" in line and "gpu=0" in line]
+    assert len(requests) == log.count("Group job train")
+    assert max(requests) == (10009, 2470)
+
+
 @pytest.mark.slurm
 def test_profile_bundles_group_and_retries_failed_job(cluster, tmp_path, capsys):
     workdir = tmp_path / "wf"
