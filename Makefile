@@ -87,6 +87,9 @@ lint: venv
 # Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
 # the README).
 # Run after `make run`; commit docs/ to update the README's pictures.
+# The report of the last run goes to DOCS_REPORT: `make docs-figures DOCS_REPORT=docs/report_beyond.html`
+# after `make beyond`.
+DOCS_REPORT ?= docs/report.html
 docs-figures:
 	test -f results/checks.md || { echo "docs-figures: run 'make run' first (no results/checks.md)" >&2; exit 1; }
 	mkdir -p docs/figures
@@ -95,6 +98,6 @@ docs-figures:
 	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
 	done
 	cp results/checks.md docs/checks.md
-	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report docs/report.html \
+	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report $(DOCS_REPORT) \
 	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
 	  $(SNAKEMAKE_ARGS)
