@@ -109,7 +109,8 @@ def job_seconds(workdir: Path) -> dict[str, float]:
     for tsv in (workdir / "results").rglob("benchmarks/**/*.tsv"):
         with tsv.open() as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
-        kind = tsv.relative_to(workdir / "results").parts[2]  # <exp>/benchmarks/<kind>/...
+        # <exp>/benchmarks/runs/m<width>.tsv, or <exp>/benchmarks/data.tsv (data and targets)
+        kind = Path(tsv.relative_to(workdir / "results").parts[2]).stem
         totals[kind] += float(row["s"])
     return dict(totals)
 

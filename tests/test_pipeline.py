@@ -60,6 +60,37 @@ def test_data_then_target_file(tiny_config: dict, tmp_path: Path) -> None:
     assert not _leftovers(tmp_path)
 
 
+def test_data_job_writes_its_data_files_then_the_targets_of_every_width(
+    tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the data job of an experiment runs (workflow/scripts/make_data.py): one process.
+    monkeypatch.chdir(tmp_path)
+    data, targets = plan.data_jobs(tiny_config, "tiny_sphere"), plan.target_jobs(tiny_config, "tiny_sphere")
+    assert {job["config"]["width"] for job in targets} == {64, 128, 256}
+    pipeline.make_data_files(data, targets)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.nc"))
+    assert written == sorted(plan.input_stage_files(tiny_config, "tiny_sphere"))
+    assert not _leftovers(tmp_path)
+    # Each target file is the one make_target_file writes alone from that data file.
+    for job in targets:
+        alone = tmp_path / "alone.nc"
+        pipeline.make_target_file(job["config"], job["data"], alone)
+        with xr.open_dataset(job["out"]) as target, xr.open_dataset(alone) as reference:
+            xr.testing.assert_identical(target.load(), reference.load())
+            assert json.loads(target.attrs["config"]) == job["config"]
+            assert target["W0"].shape[0] == job["config"]["width"]
+        alone.unlink()
+
+
+def test_data_job_refuses_a_target_of_another_data_file(tiny_config: dict, tmp_path: Path) -> None:
+    data = [dict(job, out=str(tmp_path / Path(job["out"]).name))
+            for job in plan.data_jobs(tiny_config, "tiny_sphere")]
+    target = dict(plan.target_jobs(tiny_config, "tiny_sphere", 64)[0], out=str(tmp_path / "t.nc"))
+    with pytest.raises(ValueError, match="not a data file of this job"):
+        pipeline.make_data_files(data, [target])
+    assert not (tmp_path / "t.nc").exists()
+
+
 def test_digits_data_file_has_pm1_labels_with_noise(tiny_config: dict, tmp_path: Path) -> None:
     out = tmp_path / "s0_p1.nc"
     pipeline.make_data_file(data_settings(tiny_config, "tiny_digits", 0, 1.0), out)

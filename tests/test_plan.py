@@ -55,9 +55,10 @@ def test_sweep_lists_are_sorted_so_their_order_changes_nothing(tiny: dict) -> No
     digits["label_noise"] = [1.0, 0.0]
     assert plan.sweep(shuffled, "tiny_sphere")["width"] == [64, 128, 256]
     for exp, width in (("tiny_sphere", 128), ("tiny_digits", 64)):
-        for function in (plan.train_jobs, plan.target_jobs, plan.train_job_param, plan.target_job_param):
+        for function in (plan.train_jobs, plan.target_jobs, plan.train_job_param):
             assert repr(function(shuffled, exp, width)) == repr(function(tiny, exp, width)), function
         assert plan.data_jobs(shuffled, exp) == plan.data_jobs(tiny, exp)
+        assert repr(plan.target_jobs(shuffled, exp)) == repr(plan.target_jobs(tiny, exp))
         assert plan.data_job_param(shuffled, exp) == plan.data_job_param(tiny, exp)
         assert plan.run_files(shuffled, exp) == plan.run_files(tiny, exp)
 
@@ -145,6 +146,14 @@ def test_jobs_list_every_output_once(tiny: dict) -> None:
     targets = plan.target_jobs(tiny, "tiny_digits", 64)
     assert [job["out"] for job in targets] == plan.target_files(tiny, "tiny_digits", 64)
     assert [job["data"] for job in targets] == plan.data_files(tiny, "tiny_digits")
+    # The data job writes its data files, then the targets of every width in width order: exactly
+    # the input-stage files, each once.
+    every = plan.target_jobs(tiny, "tiny_sphere")
+    assert [job["out"] for job in every] == [f for w in (64, 128, 256)
+                                             for f in plan.target_files(tiny, "tiny_sphere", w)]
+    assert every == [job for w in (64, 128, 256) for job in plan.target_jobs(tiny, "tiny_sphere", w)]
+    assert [job["out"] for job in (*plan.data_jobs(tiny, "tiny_sphere"), *every)] == \
+        plan.input_stage_files(tiny, "tiny_sphere")
     train = plan.train_jobs(tiny, "tiny_sphere", 256)
     assert [job["out"] for job in train] == plan.width_run_files(tiny, "tiny_sphere", 256)
     job = train[1]
@@ -190,22 +199,28 @@ def test_identity_follows_every_numeric_setting(tiny: dict, section: str, key: s
     assert plan.train_job_param(changed, "tiny_digits", 64) == plan.train_job_param(tiny, "tiny_digits", 64)
 
 
-def test_training_settings_do_not_touch_data_and_target_params(tiny: dict) -> None:
-    changed = _with(tiny, "tiny_sphere", "training", lr=0.5, steps=7)
+def test_data_job_param_follows_data_and_target_settings_not_training(tiny: dict) -> None:
+    # The data job writes the data files and the targets of every width: its param follows the
+    # data and model settings and the width list, and no training setting.
+    changed = _with(tiny, "tiny_sphere", "training", lr=0.5, steps=7, dtype="float32")
     assert plan.data_job_param(changed, "tiny_sphere") == plan.data_job_param(tiny, "tiny_sphere")
-    assert plan.target_job_param(changed, "tiny_sphere", 64) == plan.target_job_param(tiny, "tiny_sphere", 64)
-    model = _with(tiny, "tiny_sphere", "model", kappa=3.0)
-    assert plan.data_job_param(model, "tiny_sphere") == plan.data_job_param(tiny, "tiny_sphere")
-    assert plan.target_job_param(model, "tiny_sphere", 64) != plan.target_job_param(tiny, "tiny_sphere", 64)
+    for section, values in (("model", {"kappa": 3.0}), ("model", {"bias": False}), ("data", {"n_train": 21})):
+        other = _with(tiny, "tiny_sphere", section, **values)
+        assert plan.data_job_param(other, "tiny_sphere") != plan.data_job_param(tiny, "tiny_sphere"), values
+        assert plan.data_job_param(other, "tiny_digits") == plan.data_job_param(tiny, "tiny_digits")
+    widths = _with(tiny, "tiny_sphere", "sweep", width=[64, 128, 256, 512])
+    assert plan.data_job_param(widths, "tiny_sphere") != plan.data_job_param(tiny, "tiny_sphere")
+    # ... while the data files themselves keep their settings.
+    assert plan.data_jobs(widths, "tiny_sphere") == plan.data_jobs(tiny, "tiny_sphere")
 
 
 def test_identity_follows_the_numerics_fingerprint(tiny: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     real = fingerprint.numerics_fingerprint()
-    before = (plan.data_job_param(tiny, "tiny_sphere"), plan.target_job_param(tiny, "tiny_sphere", 64),
+    before = (plan.data_job_param(tiny, "tiny_sphere"),
               plan.train_job_param(tiny, "tiny_sphere", 64), plan.train_jobs(tiny, "tiny_sphere", 64)[0]["identity"])
-    assert f"numerics {real[:plan.PARAM_DIGEST_HEX]}" in before[2]
+    assert f"numerics {real[:plan.PARAM_DIGEST_HEX]}" in before[1]
     monkeypatch.setattr(plan, "numerics_fingerprint", lambda: "f" * 64)
-    after = (plan.data_job_param(tiny, "tiny_sphere"), plan.target_job_param(tiny, "tiny_sphere", 64),
+    after = (plan.data_job_param(tiny, "tiny_sphere"),
              plan.train_job_param(tiny, "tiny_sphere", 64), plan.train_jobs(tiny, "tiny_sphere", 64)[0]["identity"])
     assert all(a != b for a, b in zip(after, before, strict=True))
 
@@ -226,8 +241,7 @@ def test_job_params_are_short(default: dict) -> None:
     # A dry run's "Params have changed" reason prints the changed params before and after.
     for exp in default["experiments"]:
         width = plan.sweep(default, exp)["width"][-1]
-        for param in (plan.data_job_param(default, exp), plan.target_job_param(default, exp, width),
-                      plan.train_job_param(default, exp, width)):
+        for param in (plan.data_job_param(default, exp), plan.train_job_param(default, exp, width)):
             assert len(repr(param)) < 60, param
 
 
@@ -267,6 +281,15 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     assert resource_requests.width_runtime_min(default, "ss_fig1", 10000) == sum(resource_requests.run_runtime_min(j["config"]) for j in runs)
     assert resource_requests.width_mem_mb(default, "ss_fig1", 10000) == resource_requests.run_mem_mb(large)
     assert resource_requests.gpus(default, "ss_fig1") == 0
+    # The data job computes every width's targets, one at a time: the largest width's memory,
+    # and a runtime per width.
+    widths = plan.sweep(default, "ss_fig1")["width"]
+    assert resource_requests.data_mem_mb(default, "ss_fig1") == max(
+        resource_requests.width_mem_mb(default, "ss_fig1", w) for w in widths)
+    assert resource_requests.data_mem_mb(default, "ss_fig1") >= resource_requests.run_mem_mb(
+        plan.run_settings(default, "ss_fig1", widths[-1], 0, 0.0, 0.01))
+    assert resource_requests.data_runtime_min(default, "ss_fig1") == (
+        resource_requests.TARGET_RUNTIME_MIN * len(widths))
 
 
 def test_result_files_name_every_netcdf_the_workflow_keeps(tiny: dict) -> None:

@@ -258,10 +258,10 @@ def test_added_width_and_seed_train_only_the_new_runs(finished: Path, tmp_path: 
     extended["experiments"]["rel"]["sweep"]["width"].append(128)
     extended["experiments"]["rel"]["sweep"]["seed"].append(1)
     stats, outputs = _plan(finished, extended)
-    # Data, target and training jobs are batched (per experiment, per width), so the data job and
-    # width 64's jobs rerun because their output lists grew; then rel's collected file, its
-    # figure and the checks table. Nothing of rel_b.
-    assert stats == {"data_rel": 1, "target_rel": 2, "train_rel": 2, "collect": 1, "checks": 1,
+    # Data (with the targets of every width) and training jobs are batched (per experiment, per
+    # width), so the data job and width 64's training job rerun because their output lists grew;
+    # then rel's collected file, its figure and the checks table. Nothing of rel_b.
+    assert stats == {"data_rel": 1, "train_rel": 2, "collect": 1, "checks": 1,
                      "checks_summary": 1, "ss_fig1": 1, "all": 1}
     assert outputs["train_rel"] == {f"results/rel/runs/m{w}/s{s}_p0_lr{lr}.nc"
                                     for w in (64, 128) for s in (0, 1) for lr in ("0.01", "1e+200")}
@@ -553,7 +553,7 @@ def test_numerical_code_change_reruns_every_run(tiny_finished: Path, tmp_path: P
     root = _fork(tiny_finished, tmp_path)
     before = _wall_times(root)
     _edit(root, NUMERICAL_MODULE)
-    # Planned: every data, target and training job (all made by numerical code), and what follows.
+    # Planned: every data and training job (all made by numerical code), and what follows.
     stats, outputs, text = _dry_plan(root, _tiny_raw())
     assert stats == _expected_job_counts(validate_config(_tiny_raw())), text[-3000:]
     assert outputs["train_tiny_sphere"] | outputs["train_tiny_digits"] == set(_tiny_run_files())
@@ -572,7 +572,7 @@ def test_changed_lr_retrains_exactly_its_experiment(tiny_finished: Path, tmp_pat
     changed = _tiny_raw()
     changed["experiments"]["tiny_digits"]["training"]["lr"] = 0.04
     stats, outputs, _ = _dry_plan(root, changed)
-    assert {rule: n for rule, n in stats.items() if rule.split("_")[0] in ("data", "target", "train")} == {
+    assert {rule: n for rule, n in stats.items() if rule.split("_")[0] in ("data", "train")} == {
         "train_tiny_digits": 1}
     assert outputs["train_tiny_digits"] == set(plan.run_files(validate_config(changed), "tiny_digits"))
     before = {name: path.read_bytes() for name, path in _run_files(root).items()}
@@ -623,8 +623,9 @@ def test_truncated_target_is_rebuilt_while_runs_are_reused(tiny_finished: Path, 
     assert result.returncode == 0, result.stderr[-5000:]
     assert f"{name} was damaged (truncated:" in result.stderr
     _assert_same_content(target, tiny_finished / name)
-    # The width's runs depended on it: their job ran again, and restored both runs bit for bit.
-    assert _job_lines(result.stdout) == {("train_tiny_sphere", 128): (2, 0)}
+    # The experiment's data job wrote it again with its data files and the other widths' targets
+    # (same content), so every width's training job ran again and restored its runs bit for bit.
+    assert _job_lines(result.stdout) == {("train_tiny_sphere", w): (2, 0) for w in (64, 128, 256)}
     assert {n: p.read_bytes() for n, p in _run_files(root).items()} == before
 
 

@@ -83,15 +83,15 @@ def test_swept_value_order_and_the_base_value_change_nothing(tiny: dict) -> None
     for width in (64, 512):
         assert plan.train_job_param(other, "tiny_beyond", width) == plan.train_job_param(
             tiny, "tiny_beyond", width)
-        assert plan.target_job_param(other, "tiny_beyond", width) == plan.target_job_param(
-            tiny, "tiny_beyond", width)
     assert plan.data_job_param(other, "tiny_beyond") == plan.data_job_param(tiny, "tiny_beyond")
 
 
 def test_changing_one_swept_value_reruns_only_its_jobs(tiny: dict) -> None:
     other = copy.deepcopy(tiny)
     other["experiments"]["tiny_beyond"]["sweep"]["model.kappa"] = [0.1, 2.0]
-    assert plan.data_job_param(other, "tiny_beyond") == plan.data_job_param(tiny, "tiny_beyond")
+    # The data job writes the targets too (kappa is theirs); its data files keep their settings.
+    assert plan.data_job_param(other, "tiny_beyond") != plan.data_job_param(tiny, "tiny_beyond")
+    assert plan.data_jobs(other, "tiny_beyond") == plan.data_jobs(tiny, "tiny_beyond")
     assert plan.train_job_param(other, "tiny_beyond", 64) != plan.train_job_param(tiny, "tiny_beyond", 64)
     kept = set(plan.run_files(other, "tiny_beyond")) & set(plan.run_files(tiny, "tiny_beyond"))
     assert len(kept) == len(plan.run_files(tiny, "tiny_beyond")) // 2  # the kappa = 0.1 runs

@@ -82,12 +82,12 @@ def _expected_targets(config: dict) -> list[str]:
 
 
 def _expected_job_counts(config: dict) -> dict[str, int]:
-    """Jobs per rule of a complete run from scratch: data per experiment, target and training
-    per (experiment, width), whatever the number of seeds, noise levels and learning rates."""
+    """Jobs per rule of a complete run from scratch: data (data and target files) per experiment,
+    training per (experiment, width), whatever the number of seeds, noise levels and learning
+    rates. No target job: the data job writes the targets."""
     counts = {"collect": 0, "checks": 0, "checks_summary": 1, "all": 1}
     for exp, e in config["experiments"].items():
         counts[f"data_{exp}"] = 1
-        counts[f"target_{exp}"] = len(e["sweep"]["width"])
         counts[f"train_{exp}"] = len(e["sweep"]["width"])
         counts["collect"] += 1
         counts["checks"] += 1
@@ -133,6 +133,16 @@ def test_tiny_workflow_produces_every_target(
     runs = sorted(root.glob("results/*/runs/m*/*.nc"))
     assert len(list(root.glob("results/*/checkpoints/**/*.done.nc"))) == len(runs) > 0
     assert list(root.glob("results/**/*.tmp-*")) == []
+    # Each experiment's one data job wrote its data files, then the target file of every width
+    # (the target files themselves are among the expected files above).
+    config = _config("tests.yaml")
+    for exp, e in config["experiments"].items():
+        log = (root / f"results/{exp}/logs/data.log").read_text(encoding="utf-8")
+        targets = [f for f in _expected_targets(config) if f.startswith(f"results/{exp}/target/")]
+        assert len(targets) >= len(e["sweep"]["width"])
+        assert [line.split(": ")[-1] for line in log.splitlines() if " target " in line] == sorted(
+            targets, key=lambda f: (int(f.split("/m")[1].split("_")[0]), f)), log[-3000:]
+        assert (root / f"results/{exp}/benchmarks/data.tsv").is_file()
 
 
 @pytest.mark.slow
@@ -193,4 +203,5 @@ def test_default_config_dry_run_lists_the_expected_jobs(tmp_path: Path) -> None:
     expected = _expected_job_counts(_config("config.yaml"))
     assert stats.pop("total") == sum(expected.values())
     assert stats == expected
+    assert not [rule for rule in stats if rule.startswith("target_")]
     assert not (root / "results").exists()

@@ -201,16 +201,24 @@ def _train(
     return "resumed" if resuming else "trained"
 
 
-def make_data_files(jobs: list[dict[str, Any]]) -> None:
-    """`make_data_file` for each job `{"config", "out"}` (one process for a whole experiment)."""
+def make_data_files(
+    jobs: list[dict[str, Any]], targets: list[dict[str, Any]] | tuple = ()
+) -> None:
+    """The data job of an experiment: `make_data_file` for each job `{"config", "out"}`, then
+    `make_target_file` for each target `{"config", "data", "out"}`, in the given order.
+
+    One process for the data files and the target files of every width: each is milliseconds of
+    arithmetic, a job's interpreter start and torch import seconds. Every data file is written
+    before the first target, which reads its data file back (the file the runs train on).
+    """
     for job in jobs:
         make_data_file(job["config"], job["out"])
-
-
-def make_target_files(jobs: list[dict[str, Any]]) -> None:
-    """`make_target_file` for each job `{"config", "data", "out"}` (one process per width)."""
-    for job in jobs:
-        make_target_file(job["config"], job["data"], job["out"])
+    written = {str(job["out"]) for job in jobs}
+    for index, target in enumerate(targets, start=1):
+        if str(target["data"]) not in written:
+            raise ValueError(f"target {target['out']} reads {target['data']}, not a data file of this job")
+        logger.info("target %d/%d: %s", index, len(targets), target["out"])
+        make_target_file(target["config"], target["data"], target["out"])
 
 
 def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, label: str = "train") -> str:

@@ -299,7 +299,8 @@ def run_files(config: dict, exp: str) -> list[str]:
 
 
 def input_stage_files(config: dict, exp: str) -> list[str]:
-    """The data files and the target files of every width of `exp` (inputs of the training)."""
+    """The data files and the target files of every width of `exp` (inputs of the training): the
+    outputs of the experiment's data job, in the order it writes them."""
     targets = [f for width in sweep(config, exp)["width"] for f in target_files(config, exp, width)]
     return [*data_files(config, exp), *targets]
 
@@ -381,7 +382,7 @@ def _job_param(settings: list[dict]) -> str:
 
 
 def data_jobs(config: dict, exp: str) -> list[dict]:
-    """The work of an experiment's data job: one `{config, out}` per data file."""
+    """The data files an experiment's data job writes first: one `{config, out}` per data file."""
     jobs: dict[str, dict] = {}
     for run in experiment_runs(config, exp):
         out = run_paths(exp, run)["data"]
@@ -390,8 +391,10 @@ def data_jobs(config: dict, exp: str) -> list[dict]:
     return list(jobs.values())
 
 
-def target_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
-    """The work of one width's target job: one `{config, data, out}` per target file."""
+def target_jobs(config: dict, exp: str, width: int | str | None = None) -> list[dict]:
+    """The target files an experiment's data job writes after its data files: one
+    `{config, data, out}` per target file, of one width or (`width=None`) of every width, in
+    canonical order (width, then seed, label noise and the swept settings, each ascending)."""
     jobs: dict[str, dict] = {}
     for run in experiment_runs(config, exp, width):
         files = run_paths(exp, run)
@@ -420,13 +423,10 @@ def train_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
 
 
 def data_job_param(config: dict, exp: str) -> str:
-    """Snakemake param of the data job of `exp` (see `_job_param`)."""
-    return _job_param([job["config"] for job in data_jobs(config, exp)])
-
-
-def target_job_param(config: dict, exp: str, width: int | str) -> str:
-    """Snakemake param of one width's target job (see `_job_param`)."""
-    return _job_param([job["config"] for job in target_jobs(config, exp, width)])
+    """Snakemake param of the data job of `exp` (see `_job_param`): the settings of its data files
+    and of the target files of every width, so that a changed data or model setting, width list
+    or numerical code reruns it (and a training setting does not)."""
+    return _job_param([job["config"] for job in (*data_jobs(config, exp), *target_jobs(config, exp))])
 
 
 def train_job_param(config: dict, exp: str, width: int | str) -> str:

@@ -1,15 +1,16 @@
 """Resource requests of the workflow's jobs (memory, wall time, GPUs) from the run plan.
 
-Generous estimates for a cluster scheduler (`resources:` of the target and training rules); the
-training module's own check (`minnorm.training.resources.check_fits`) refuses a run that cannot
-fit before it allocates anything.
+Generous estimates for a cluster scheduler (`resources:` of the data and training rules; the data
+job of an experiment also writes the target files of every width); the training module's own check
+(`minnorm.training.resources.check_fits`) refuses a run or target that cannot fit before it
+allocates anything.
 """
 
 from __future__ import annotations
 
 import math
 
-from minnorm.plan import experiment, train_jobs
+from minnorm.plan import experiment, sweep, train_jobs
 
 # Fixed memory of a Python process with torch and pytorch_lightning imported.
 BASE_PROCESS_MB = 600
@@ -20,7 +21,8 @@ CPU_MULTIPLY_ADDS_PER_S = 2e9
 PRODUCTS_PER_STEP = 3
 RUNTIME_SAFETY_FACTOR = 3.0
 RUNTIME_OVERHEAD_MIN = 5
-# The target is an n x n solve plus (m, p) products: minutes at most even for large widths.
+# One width's targets (every seed and label noise) are n x n solves plus (m, p) products: minutes
+# at most even for large widths. The data job asks for this much per width.
 TARGET_RUNTIME_MIN = 15
 
 
@@ -51,7 +53,7 @@ def run_bytes(run_config: dict) -> int:
 
 
 def run_mem_mb(run_config: dict) -> int:
-    """Memory request (MB) for a training or target job: the run's arrays plus the process."""
+    """Memory request (MB) for one run or its target: the run's arrays plus the process."""
     return BASE_PROCESS_MB + math.ceil(run_bytes(run_config) / 1e6)
 
 
@@ -74,13 +76,24 @@ def run_runtime_min(run_config: dict) -> int:
 
 
 def width_mem_mb(config: dict, exp: str, width: int | str) -> int:
-    """Memory request (MB) of one width's target or training job (runs go one at a time)."""
+    """Memory request (MB) of one width's training job, and of its targets (one at a time)."""
     return max(run_mem_mb(job["config"]) for job in train_jobs(config, exp, width))
 
 
 def width_runtime_min(config: dict, exp: str, width: int | str) -> int:
     """Wall-time request (minutes) of one width's training job: the sum over its runs."""
     return sum(run_runtime_min(job["config"]) for job in train_jobs(config, exp, width))
+
+
+def data_mem_mb(config: dict, exp: str) -> int:
+    """Memory request (MB) of the data job of `exp`: its largest width's targets (the data sets are
+    small beside them; the targets are computed one at a time)."""
+    return max(width_mem_mb(config, exp, width) for width in sweep(config, exp)["width"])
+
+
+def data_runtime_min(config: dict, exp: str) -> int:
+    """Wall-time request (minutes) of the data job of `exp`: `TARGET_RUNTIME_MIN` per width."""
+    return TARGET_RUNTIME_MIN * len(sweep(config, exp)["width"])
 
 
 def gpus(config: dict, exp: str) -> int:

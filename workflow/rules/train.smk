@@ -15,6 +15,7 @@ for exp in EXPERIMENTS:
         name:
             f"train_{exp}"
         input:
+            # Both written by the experiment's data job.
             data=plan.data_files(config, exp),
             targets=plan.target_files(config, exp, plan.WIDTH_WILDCARD),
         output:
