@@ -218,23 +218,28 @@ def test_readme_command_applies_the_profile_settings(tmp_path, monkeypatch):
     assert args.jobs == 100
 
 
-@pytest.mark.slow
-def test_default_workflow_plan_without_slurm(tmp_path):
-    """The README's `snakemake --profile profiles/slurm -n` on the default config, no SLURM."""
+def _profile_dry_run(tmp_path, what: str, *flags: str) -> tuple[str, dict[str, int]]:
+    """The README's `snakemake --profile profiles/slurm -n` (plus `flags`) in a copy of the
+    workflow without any SLURM tool: its log and the training jobs of its first job-stats table
+    (Snakemake prints one at the start and one in the summary), rule -> count."""
     workdir = copy_workflow(tmp_path / "wf")
     proc = run_snakemake(
-        ["--profile", "profiles/slurm", *README_FLAGS, "-n"],
+        ["--profile", "profiles/slurm", *README_FLAGS, *flags, "-n"],
         workdir,
         timeout_s=300,
         env=env_without_slurm(tmp_path),
     )
-    log = assert_ok(proc, "dry run of the default config")
-
-    # The first job-stats table (Snakemake prints it at the start and in the summary).
+    log = assert_ok(proc, what)
     start = log.index("Job stats:")
     stats = log[start : log.index("\ntotal", start)]
-    counts = re.findall(r"^train_\w+\s+(\d+)$", stats, flags=re.M)
-    train_jobs = sum(int(count) for count in counts)
+    return log, {rule: int(n) for rule, n in re.findall(r"^(train_\w+)\s+(\d+)$", stats, flags=re.M)}
+
+
+@pytest.mark.slow
+def test_default_workflow_plan_without_slurm(tmp_path):
+    """The README's `snakemake --profile profiles/slurm -n` on the default config, no SLURM."""
+    log, counts = _profile_dry_run(tmp_path, "dry run of the default config")
+    train_jobs = sum(counts.values())
     assert train_jobs > 1
     # The training jobs are planned in bundles of the profile's group-components size.
     settings = yaml.safe_load(PROFILE_FILE.read_text())
@@ -250,22 +255,12 @@ def test_default_workflow_plan_without_slurm(tmp_path):
 def test_cluster_scale_studies_plan_without_slurm(tmp_path):
     """`make beyond-plan`: config/beyond_cluster.yaml through the SLURM profile as a dry run,
     one SLURM job per (experiment, width), the largest asking for the most memory and time."""
-    workdir = copy_workflow(tmp_path / "wf")
-    proc = run_snakemake(
-        ["--profile", "profiles/slurm", *README_FLAGS, "--configfile",
-         "config/beyond_cluster.yaml", "--replace-workflow-config", "-n"],
-        workdir,
-        timeout_s=300,
-        env=env_without_slurm(tmp_path),
-    )
-    log = assert_ok(proc, "dry run of the cluster-scale studies")
-    start = log.index("Job stats:")
-    stats = log[start : log.index("\ntotal", start)]
-    counts = dict(re.findall(r"^(train_\w+)\s+(\d+)$", stats, flags=re.M))
+    log, counts = _profile_dry_run(tmp_path, "dry run of the cluster-scale studies", "--configfile",
+                                   "config/beyond_cluster.yaml", "--replace-workflow-config")
     config = yaml.safe_load((REPO / "config" / "beyond_cluster.yaml").read_text())
-    widths = {f"train_{exp}": str(len(e["sweep"]["width"])) for exp, e in config["experiments"].items()}
-    assert counts == widths and max(int(n) for n in counts.values()) == 14
-    assert log.count("Group job train") == sum(int(n) for n in counts.values())
+    widths = {f"train_{exp}": len(e["sweep"]["width"]) for exp, e in config["experiments"].items()}
+    assert counts == widths and max(counts.values()) == 14
+    assert log.count("Group job train") == sum(counts.values())
     # The widest run (rate_tightness, m = 2^20, 10 seeds) asks for the most memory and time.
     requests = [(int(re.search(r"mem_mb=(\d+)", line)[1]), int(re.search(r"runtime=(\d+)", line)[1]))
                 for line in log.splitlines() if "resources:" in line and "gpu=0" in line]
