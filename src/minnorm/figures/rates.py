@@ -36,6 +36,15 @@ def _seed_points(ax: Axes, widths: np.ndarray, values: np.ndarray, color, label:
                    label=label if j == 0 else None, zorder=3, lw=0)
 
 
+def _distance_axes(ax: Axes, widths: np.ndarray, title: str) -> None:
+    """Log-log axes of a final-distance panel over `widths`, its labels and legend."""
+    log_value_axis(ax)
+    log_width_axis(ax, widths)
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.set(ylabel="$\\|W(T) - W^*\\|$ (final step)", title=title)
+    ax.legend(fontsize="small")
+
+
 # ---- rate_tightness ----
 
 def _distance_panel(ax: Axes, r: RateTightness) -> None:
@@ -48,11 +57,7 @@ def _distance_panel(ax: Axes, r: RateTightness) -> None:
     for slope, label, ls in REFERENCES:
         ax.plot(grid, means[0] * (grid / r.widths[0]) ** slope, ls=ls, color="0.35", lw=1.1,
                 label=label)
-    log_value_axis(ax)
-    log_width_axis(ax, r.widths)
-    ax.tick_params(axis="x", labelrotation=45)
-    ax.set(ylabel="$\\|W(T) - W^*\\|$ (final step)", title="(a) final distance to the target")
-    ax.legend(fontsize="small")
+    _distance_axes(ax, r.widths, "(a) final distance to the target")
 
 
 def _slope_panel(ax: Axes, r: RateTightness) -> None:
@@ -125,11 +130,7 @@ def _lr_panel(ax: Axes, s: LrScaling) -> None:
         ci = f"[{fit.ci_low:.2f}, {fit.ci_high:.2f}]" if fit.ci_defined else "(no CI)"
         ax.plot(grid, fit.predict(grid), color=color, lw=1.5,
                 label=f"lr {lr:g}: exponent {fit.exponent:.2f} {ci}")
-    log_value_axis(ax)
-    log_width_axis(ax, s.widths)
-    ax.tick_params(axis="x", labelrotation=45)
-    ax.set(ylabel="$\\|W(T) - W^*\\|$ (final step)", title="(a) final distance, one fit per lr")
-    ax.legend(fontsize="small")
+    _distance_axes(ax, s.widths, "(a) final distance, one fit per lr")
 
 
 def _level_panel(ax: Axes, s: LrScaling) -> None:
