@@ -457,8 +457,9 @@ def test_run_too_large_for_memory_is_refused_before_training(
 # the real src/.
 
 TINY_ARGS = ["--cores", "2", "--configfile", "tiny.yaml", "--replace-workflow-config"]
-# Each training job prints one such line to the terminal.
-_JOB_LINE = re.compile(r"^(train_\w+) m=(\d+): reused (\d+), trained (\d+)", flags=re.MULTILINE)
+# Each training job prints one such line to the terminal. It is searched anywhere in the output:
+# two jobs print to the same terminal, so a line need not start where the previous one ended.
+_JOB_LINE = re.compile(r"(train_[A-Za-z0-9_]+) m=(\d+): reused (\d+), trained (\d+)")
 # A dry run's reason for a job whose params changed.
 _REASON = re.compile(r"^\s*reason: (.*)$", flags=re.MULTILINE)
 PLOTTING_MODULE = "src/minnorm/figures/style.py"
@@ -629,7 +630,8 @@ def test_truncated_target_is_rebuilt_while_runs_are_reused(tiny_finished: Path, 
     _assert_same_content(target, tiny_finished / name)
     # The experiment's data job wrote it again with its data files and the other widths' targets
     # (same content), so every width's training job ran again and restored its runs bit for bit.
-    assert _job_lines(result.stdout) == {("train_tiny_sphere", w): (2, 0) for w in (64, 128, 256)}
+    assert _job_lines(result.stdout) == {("train_tiny_sphere", w): (2, 0) for w in (64, 128, 256)}, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     assert {n: p.read_bytes() for n, p in _run_files(root).items()} == before
 
 
