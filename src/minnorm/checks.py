@@ -19,7 +19,8 @@ from scipy.stats import rankdata
 
 from minnorm.beyond import BEYOND_CHECKS
 from minnorm.check_spec import COLUMNS, NOT_ENOUGH_SEEDS, VERDICTS, CheckSpec, Outcome
-from minnorm.collect import converged, diverged_runs, final_values, first_lr, initial_values
+from minnorm.collect import (converged, diverged_runs, final_by_width, final_values, first_lr,
+                             first_values, initial_values)
 from minnorm.powerlaw import CI_LEVEL, MIN_SEEDS_FOR_CI, N_BOOT, PowerLawFit, fit_power_law
 
 # Satpathi & Srikant: ||W - W*_L|| leaves a residual O(m^-1/4) under gradient flow and O(m^-1/8)
@@ -66,10 +67,8 @@ def several_noise_levels(ds: xr.Dataset) -> bool:
 
 def _final_by_width(ds: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Final converged `name` at the first lr and smallest label noise: widths (k,), values (k, seeds)."""
-    sel = first_lr(ds)
-    sel = sel.isel(label_noise=0) if "label_noise" in sel.dims else sel
-    final = final_values(converged(sel[name], sel)).transpose("width", ...)
-    return sel["width"].values, final.values.reshape(final.sizes["width"], -1)
+    sel = first_values(ds)
+    return final_by_width(converged(sel[name], sel))
 
 
 def _exponent(name: str, passes: Callable[[PowerLawFit], bool], uses_ci: bool,

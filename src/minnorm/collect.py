@@ -17,6 +17,11 @@ RUN_DIMS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
 # of each run file, named like the key with "_" for "." (`model_kappa`), and carries the key
 # in this attribute; collected, it becomes a dim after RUN_DIMS (sorted by name).
 SETTING_ATTR = "sweep_key"
+
+
+def setting_dim(key: str) -> str:
+    """The dim (and file-name part) of a swept setting: `model.kappa` -> `model_kappa`."""
+    return key.replace(".", "_")
 # A run file without these is not a run file.
 REQUIRED_VARIABLES: tuple[str, ...] = ("train_loss", "diverged")
 
@@ -187,15 +192,29 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
 
 # ---- reading a collected Dataset (shared by checks and figures) ----
 
+def first_values(collected: xr.Dataset, keep: tuple[str, ...] = ()) -> xr.Dataset:
+    """The collected Dataset at the first (smallest) lr, label noise and value of every swept
+    setting (`setting_dims`), except the dims in `keep`; the chosen values stay scalar coords."""
+    dims = ("lr", "label_noise", *setting_dims(collected))
+    index = {d: 0 for d in dims if d in collected.dims and d not in keep}
+    return collected.isel(index) if index else collected
+
+
 def first_lr(collected: xr.Dataset) -> xr.Dataset:
     """The collected Dataset at its first (smallest) learning rate and at the first value of
-    every swept setting (`setting_dims`); these stay scalar coords.
+    every swept setting; label noise is kept.
 
     The paper's figures and checks read one slice like this; the studies of swept settings
     (minnorm.beyond) read the whole grid.
     """
-    index = {d: 0 for d in ("lr", *setting_dims(collected)) if d in collected.dims}
-    return collected.isel(index) if index else collected
+    return first_values(collected, keep=("label_noise",))
+
+
+def final_by_width(da: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Final values of `da` (dims width, seed [, step]; mask diverged runs first, `converged`):
+    widths (k,), values (k, seeds), every width kept (NaN where a run has no value)."""
+    final = (final_values(da) if "step" in da.dims else da).transpose("width", ...)
+    return final["width"].values, final.values.reshape(final.sizes["width"], -1)
 
 
 def diverged_mask(collected: xr.Dataset) -> xr.DataArray:

@@ -22,6 +22,7 @@ import itertools
 import json
 from typing import Any
 
+from minnorm.collect import setting_dim
 from minnorm.config_rules import RUN_SWEEP_KEYS, run_steps
 from minnorm.files import format_float
 from minnorm.fingerprint import numerics_fingerprint
@@ -95,11 +96,6 @@ def sweep(config: dict, exp: str) -> dict[str, list]:
 def setting_keys(config: dict, exp: str) -> list[str]:
     """The swept settings of `exp` (`["data.labels", "model.kappa"]`), sorted."""
     return [key for key in sweep(config, exp) if key not in RUN_SWEEP_KEYS]
-
-
-def setting_dim(key: str) -> str:
-    """The collected-dataset dim and file-name part of a swept setting: `model.kappa` -> `model_kappa`."""
-    return key.replace(".", "_")
 
 
 def setting_text(value: Any) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from minnorm.check_spec import CheckSpec, Outcome
-from minnorm.collect import converged, final_values, setting_dims
+from minnorm.collect import converged, final_values, first_values
 
 KAPPA_DIM = "model_kappa"
 # Degree of the polynomial in one log variable fitted to log(relative distance). Two allows the
@@ -121,19 +121,16 @@ def config_kappa(ds: xr.Dataset) -> float | None:
 
 def kappa_slice(ds: xr.Dataset) -> xr.Dataset:
     """First lr, smallest label noise, first value of every setting dim but model_kappa."""
-    index = {d: 0 for d in ("lr", "label_noise", *setting_dims(ds)) if d in ds.dims and d != KAPPA_DIM}
-    return ds.isel(index) if index else ds
+    return first_values(ds, keep=(KAPPA_DIM,))
 
 
 def _cell_mean(da: xr.DataArray, kappa_dim: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Seed means and finite-seed counts of `da` (dims include width, seed): both (k, w)."""
+    """Seed means (NaN where no seed is finite) and finite-seed counts of `da` (dims width,
+    seed [, model_kappa]): both (k, w)."""
     if not kappa_dim:
         da = da.expand_dims({KAPPA_DIM: 1})
-    values = da.transpose(KAPPA_DIM, "width", ...).values
-    values = values.reshape(values.shape[0], values.shape[1], -1)
-    count = np.isfinite(values).sum(axis=-1)
-    total = np.where(np.isfinite(values), values, 0.0).sum(axis=-1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan), count
+    return (da.mean("seed").transpose(KAPPA_DIM, "width").values,
+            da.count("seed").transpose(KAPPA_DIM, "width").values)
 
 
 def lazy_grid(ds: xr.Dataset) -> LazyGrid:

@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from minnorm.check_spec import NOT_ENOUGH_SEEDS, CheckSpec, Outcome
-from minnorm.collect import converged, final_values, first_lr, setting_dims
+from minnorm.collect import converged, final_by_width, first_lr, first_values
 from minnorm.powerlaw import CI_LEVEL, MIN_SEEDS_FOR_CI, N_BOOT, PowerLawFit, fit_power_law
 
 QUANTITY = "dist_to_target"
@@ -58,31 +58,20 @@ BOOT_SEED = 0
 
 # ---- selection ----
 
-def _lowest_noise(sel: xr.Dataset) -> xr.Dataset:
-    return sel.isel(label_noise=0) if "label_noise" in sel.dims else sel
-
-
-def final_by_width(sel: xr.Dataset, name: str = QUANTITY) -> tuple[np.ndarray, np.ndarray]:
+def finite_by_width(sel: xr.Dataset, name: str = QUANTITY) -> tuple[np.ndarray, np.ndarray]:
     """Final converged `name` of a slice with dims (width, seed): widths (k,), values (k, seeds).
 
     Diverged runs are NaN; widths where no seed has a finite value are dropped.
     """
-    final = final_values(converged(sel[name], sel)).transpose("width", ...)
-    values = final.values.reshape(final.sizes["width"], -1)
+    widths, values = final_by_width(converged(sel[name], sel))
     keep = np.isfinite(values).any(axis=1)
-    return sel["width"].values[keep], values[keep]
-
-
-def first_slice(ds: xr.Dataset) -> xr.Dataset:
-    """The first lr, first value of every swept setting, smallest label noise."""
-    return _lowest_noise(first_lr(ds))
+    return widths[keep], values[keep]
 
 
 def lr_slice(ds: xr.Dataset, index: int) -> xr.Dataset:
     """The `index`-th lr at the first value of every other swept setting, smallest label noise."""
-    sel = ds.isel({d: 0 for d in setting_dims(ds) if d in ds.dims})
-    sel = sel.isel(lr=index) if "lr" in sel.dims else sel
-    return _lowest_noise(sel)
+    sel = first_values(ds, keep=("lr",))
+    return sel.isel(lr=index) if "lr" in sel.dims else sel
 
 
 def n_widths(ds: xr.Dataset) -> int:
@@ -200,8 +189,8 @@ def rate_tightness(ds: xr.Dataset) -> RateTightness:
     Raises ValueError (naming the count) with fewer than three widths with a finite value, since
     the upper half must hold two widths, and KeyError when `dist_to_target` is missing.
     """
-    sel = first_slice(ds)
-    widths, values = final_by_width(sel)
+    sel = first_values(ds)
+    widths, values = finite_by_width(sel)
     if widths.size < 3:
         raise ValueError(f"needs finite values at three or more widths, dataset has {widths.size}")
     upper = upper_half(widths)
@@ -298,8 +287,7 @@ def lr_scaling(ds: xr.Dataset) -> LrScaling:
     fits, values, log_means = [], [], []
     for i in range(lrs.size):
         sel = lr_slice(ds, i)
-        final = final_values(converged(sel[QUANTITY], sel)).transpose("width", ...)
-        v = final.values.reshape(final.sizes["width"], -1)
+        _, v = final_by_width(converged(sel[QUANTITY], sel))
         v = np.where(v > 0, v, np.nan)
         values.append(v)
         with np.errstate(all="ignore"):

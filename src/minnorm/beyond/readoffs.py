@@ -21,7 +21,8 @@ import pandas as pd
 import xarray as xr
 
 from minnorm.check_spec import CheckSpec, Outcome
-from minnorm.collect import converged, final_values, initial_values, setting_dims
+from minnorm.collect import (converged, final_values, first_values, initial_values, setting_dim,
+                             setting_dims)
 
 # ---- the paper's read-off values: ../shared/paper-notes.md, "Approximate values read off the
 # plots" (Satpathi & Srikant 2021, Figure 1; x axis epochs = full-batch GD steps, 10^4 of them)
@@ -53,13 +54,12 @@ N_READOFFS = 1 + sum(len(v) for _, v in PANELS.values())  # 13
 # start value alone, so the threshold separates "reproduces" from "does not" by a wide margin.
 READOFF_MAX_FACTOR = 1.25
 
-# Our ss_fig1 settings (config/config.yaml), by setting dim; the "default" variant has these
-# values in every dim present (and the first value of any other swept setting).
-DEFAULT_SETTINGS: dict[str, object] = {"data_labels": "standardize", "data_inputs": "cube",
-                                       "model_bias": True, "model_kappa": 1.0}
-# Config key of each setting dim, to read the settings of an experiment that does not sweep them.
-_CONFIG_KEYS = {"data_labels": ("data", "labels"), "data_inputs": ("data", "inputs"),
-                "model_bias": ("model", "bias"), "model_kappa": ("model", "kappa")}
+# Our ss_fig1 settings (config/config.yaml), by config key; the "default" variant has these
+# values in every setting dim present (and the first value of any other swept setting).
+DEFAULT_CONFIG: dict[str, object] = {"data.labels": "standardize", "data.inputs": "cube",
+                                     "model.bias": True, "model.kappa": 1.0}
+# The same by setting dim of the collected dataset (`data_labels`, ...).
+DEFAULT_SETTINGS: dict[str, object] = {setting_dim(k): v for k, v in DEFAULT_CONFIG.items()}
 VARIABLES = ("dist_to_target", "dist_to_target_perp", "dist_from_init", "diverged")
 
 
@@ -78,8 +78,7 @@ class VariantValues:
 
 def base_selection(ds: xr.Dataset) -> xr.Dataset:
     """First lr and smallest label noise; setting dims kept."""
-    index = {d: 0 for d in ("lr", "label_noise") if d in ds.dims}
-    return ds.isel(index) if index else ds
+    return first_values(ds, keep=setting_dims(ds))
 
 
 def variants(ds: xr.Dataset) -> list[dict[str, object]]:
@@ -110,11 +109,12 @@ def configured_settings(ds: xr.Dataset) -> dict[str, object]:
     except (KeyError, TypeError, ValueError):
         return {}
     out: dict[str, object] = {}
-    for dim, (section, key) in _CONFIG_KEYS.items():
-        if isinstance(config.get(section), dict) and key in config[section]:
-            out[dim] = config[section][key]
+    for key, default in DEFAULT_CONFIG.items():
+        section, name = key.split(".")
+        if isinstance(config.get(section), dict) and name in config[section]:
+            out[setting_dim(key)] = config[section][name]
         elif section == "data" and config.get("data", {}).get("name") == "sphere_quadratic":
-            out[dim] = DEFAULT_SETTINGS[dim]
+            out[setting_dim(key)] = default
     return out
 
 
@@ -152,10 +152,7 @@ def variant_label(variant: dict[str, object], ds: xr.Dataset | None = None) -> s
 
 def _seed_mean(da: xr.DataArray) -> np.ndarray:
     """Mean over seeds of `da: (width, seed)` ignoring NaN: (width,), NaN where none finite."""
-    values = da.transpose("width", ...).values.reshape(da.sizes["width"], -1)
-    count = np.isfinite(values).sum(axis=1)
-    total = np.where(np.isfinite(values), values, 0.0).sum(axis=1)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return da.mean("seed").transpose("width").values
 
 
 def variant_values(ds: xr.Dataset, variant: dict[str, object]) -> VariantValues:

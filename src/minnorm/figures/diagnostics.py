@@ -9,7 +9,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 
 from minnorm.powerlaw import PowerLawFit, fit_power_law
-from minnorm.collect import final_values
+from minnorm.collect import final_by_width
 from minnorm.figures.style import (figure_style, log_value_axis, log_width_axis, masked,
                                    new_figure, require, save_figure, seed_band, select,
                                    selection_title, width_colors)
@@ -19,13 +19,6 @@ REFERENCE_SLOPES = ((-1.0 / 4.0, "$m^{-1/4}$ (flow)", "--"), (-1.0 / 8.0, "$m^{-
 # Lee et al. (2019): the linearization error and the relative weight change are O(m^-1/2).
 LAZY_SLOPE = (-1.0 / 2.0, "$m^{-1/2}$ (Lee et al.)", "--")
 POINT_COLOR, FIT_COLOR = "0.25", "C3"
-
-
-def _final_by_width(ds: xr.Dataset, da: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Final values of `da` (diverged runs NaN): widths (k,), values (k, seeds)."""
-    final = final_values(da) if "step" in da.dims else da
-    final = final.transpose("width", ...)
-    return ds["width"].values, final.values.reshape(final.sizes["width"], -1)
 
 
 def _need_widths(figure: str, widths: np.ndarray, values: np.ndarray) -> None:
@@ -74,9 +67,9 @@ def plot_width_scaling(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> N
     """
     require(collected, ("dist_to_target", "target_norm", "diverged"), "width_scaling")
     ds = select(collected)
-    widths, dist = _final_by_width(ds, masked(ds, "dist_to_target"))
+    widths, dist = final_by_width(masked(ds, "dist_to_target"))
     _need_widths("width_scaling", widths, dist)
-    _, norm = _final_by_width(ds, masked(ds, "target_norm"))
+    _, norm = final_by_width(masked(ds, "target_norm"))
     with figure_style():
         fig, (ax_abs, ax_rel) = new_figure(2)
         _scaling_panel(ax_abs, widths, dist, REFERENCE_SLOPES, "$\\|W(T) - W^*\\|$", "(a) distance to target")
@@ -107,8 +100,8 @@ def plot_function_space(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> 
     require(collected, ("gap_linearized", "gap_kernel", "diverged"), "function_space")
     ds = select(collected)
     gap = masked(ds, "gap_linearized")
-    widths, lin = _final_by_width(ds, gap)
-    _, ker = _final_by_width(ds, masked(ds, "gap_kernel"))
+    widths, lin = final_by_width(gap)
+    _, ker = final_by_width(masked(ds, "gap_kernel"))
     if not np.isfinite(lin).any():
         raise ValueError("figure 'function_space': no finite gap_linearized; every run diverged?")
     with figure_style():
@@ -143,7 +136,7 @@ def plot_lazy_regime(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> Non
     require(collected, ("activation_flip_fraction", "diverged"), "lazy_regime")
     ds = select(collected)
     flips = masked(ds, "activation_flip_fraction")
-    widths, final = _final_by_width(ds, flips)
+    widths, final = final_by_width(flips)
     _need_widths("lazy_regime", widths, final)
     # A run with no flip at all cannot sit on a log axis; it is dropped from the fit and counted.
     zeros = int((final == 0).sum())

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 import xarray as xr
 
-from minnorm.collect import SETTING_ATTR
+from minnorm.collect import SETTING_ATTR, setting_dim
 from minnorm.data.datasets import Dataset
 from minnorm.files import CF_CONVENTIONS, flag_attrs, provenance_attrs
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
@@ -288,13 +288,9 @@ def _setting_coords(swept: dict[str, Any]) -> dict[str, tuple]:
     coords = {}
     for key, value in sorted(swept.items()):
         attrs = {"long_name": f"swept setting {key}", SETTING_ATTR: key}
-        if isinstance(value, bool):
-            array = np.bool_(value)
-        elif isinstance(value, (int, float)):
-            array, attrs["units"] = np.float64(value) if isinstance(value, float) else np.int64(value), "1"
-        else:
-            array = np.str_(value)
-        coords[key.replace(".", "_")] = ((), array, attrs)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attrs["units"] = "1"  # a number; flags and text have no units (CF)
+        coords[setting_dim(key)] = ((), np.asarray(value), attrs)
     return coords
 
 
