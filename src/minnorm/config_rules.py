@@ -89,9 +89,12 @@ def sweep_setting_problems(name: str, experiment: dict, schema: dict) -> list[st
     problem it causes is reported at `sweep.<key>[i]`.
     """
     where = f"experiments.{name}"
+    sweeps = setting_sweeps(experiment)
+    if not sweeps:
+        return []
     base = set(experiment_problems(name, experiment))
     problems = []
-    for key, values in setting_sweeps(experiment).items():
+    for key, values in sweeps.items():
         section, field = key.split(".", 1)
         at = f"{where}.sweep.{key}"
         known = schema["$defs"][section]["properties"]

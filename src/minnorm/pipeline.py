@@ -12,7 +12,7 @@ from typing import Any
 import xarray as xr
 
 from minnorm import __version__
-from minnorm.files import atomic_copy, atomic_write_netcdf
+from minnorm.files import atomic_copy, atomic_write_netcdf, write_text_atomic
 from minnorm.fingerprint import numerics_fingerprint
 from minnorm.plan import IDENTITY_ATTR, run_identity_digest
 
@@ -289,7 +289,6 @@ def make_figure(
     """
     import html
 
-    from minnorm.files import write_text_atomic
     from minnorm.figures import FIGURES
 
     if name not in FIGURES:
