@@ -14,12 +14,11 @@ Usage: python benchmarks/bench_fig1.py [--cores 2] [--steps N] [--seeds K] [--co
    read every `record.every` steps; one torch thread by default (`--plain-threads`): on these
    shared cores two threads made the loop several times slower, not faster.
 3. Breakdown of the workflow's time: job-seconds per rule kind (Snakemake's benchmark files), and
-   for the training jobs a split from their logs: before the first run (interpreter, imports of
-   torch and minnorm, the reuse check), the first run's extra time over the job's other runs
-   (compilation of the step or its load from the cache, lazy imports of Lightning and xarray), the
-   GD steps (the compiled step timed here in a raw loop, one thread, x steps x seeds), and the
-   rest of the runs (recording, checkpoints, Lightning, file I/O). Also printed: the first call
-   of the compiled step in a fresh interpreter now that the cache holds it.
+   for the training jobs a split from their logs: outside training (interpreter, imports of torch
+   and minnorm, the reuse check, loading data and targets, writing the run files), the first
+   call of the compiled step (its load from the cache, measured here in a fresh interpreter), the
+   GD steps (the compiled step for the job's seed batch timed here in a raw loop, one thread,
+   x steps), and the rest of training (recording, checkpoints, Lightning, the optimizer's update).
 The final training losses of the two ways are compared (they must agree to rounding).
 """
 
@@ -57,12 +56,13 @@ from minnorm.training.gd_step import FusedGradient
 from minnorm.training.resources import retain_freed_memory
 retain_freed_memory()
 torch.set_num_threads(1)
-m, steps = int(sys.argv[2]), int(sys.argv[3])
+m, steps, S = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+batch = (S,) if S > 1 else ()  # the training job's seed batch (one run: no batch dimension)
 gen = torch.Generator().manual_seed(0)
 X = torch.nn.functional.normalize(torch.randn(100, 5, generator=gen, dtype=torch.float64), dim=1)
-y = torch.randn(100, generator=gen, dtype=torch.float64)
-model = TwoLayerReLU(torch.randn(m, 6, generator=gen, dtype=torch.float64),
-                     torch.randint(0, 2, (m,), generator=gen, dtype=torch.float64) * 2 - 1, True)
+y = torch.randn(*batch, 100, generator=gen, dtype=torch.float64)
+model = TwoLayerReLU(torch.randn(*batch, m, 6, generator=gen, dtype=torch.float64),
+                     torch.randint(0, 2, (*batch, m), generator=gen, dtype=torch.float64) * 2 - 1, True)
 step = FusedGradient(model, X, y, "half_sum")
 step.lay_out(model.W)
 W = model.W
@@ -154,18 +154,19 @@ def plain_loop(workdir: Path, exp: dict) -> tuple[float, dict[tuple[int, int], f
     return time.perf_counter() - start, final
 
 
-def run_durations(log: Path) -> list[float]:
-    """Seconds from each "run i/N: <file>" line of a training job's log to its "run i/N trained" line."""
+def training_spans(log: Path) -> list[float]:
+    """Seconds from each "training width" line of a training job's log (a batch of runs starts)
+    to the next "GD steps computed" line (its last step is done)."""
     stamp = lambda line: datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # noqa: E731
-    starts: dict[str, datetime.datetime] = {}
-    durations = []
+    start = None
+    spans = []
     for line in log.read_text().splitlines():
-        words = line.split()
-        if len(words) >= 6 and words[4] == "run" and words[5].endswith(":"):
-            starts[words[5][:-1]] = stamp(line)
-        elif len(words) >= 7 and words[4] == "run" and words[6] in ("trained", "resumed") and words[5] in starts:
-            durations.append((stamp(line) - starts[words[5]]).total_seconds())
-    return durations
+        if "training width" in line:
+            start = stamp(line)
+        elif "GD steps computed" in line and start is not None:
+            spans.append((stamp(line) - start).total_seconds())
+            start = None
+    return spans
 
 
 def main() -> None:
@@ -226,29 +227,28 @@ def main() -> None:
     for kind, secs in sorted(kinds.items()):
         print(f"| job-seconds, {kind} jobs (Snakemake benchmark files) | {secs:.1f} |")
     compile_warm = step_s = 0.0
+    per_width = []
     for width in widths:
-        out = subprocess.run([sys.executable, "-c", COMPILE, str(cache.parent), str(width), "200"],
+        out = subprocess.run([sys.executable, "-c", COMPILE, str(cache.parent), str(width), "200", str(len(seeds))],
                              capture_output=True, text=True, check=True, env=env).stdout
         r = json.loads(out.strip().splitlines()[-1])
         compile_warm += r["compile_s"]
-        step_s += r["step_s"] * steps * len(seeds)
-    before = first_extra = in_runs = 0.0
+        step_s += r["step_s"] * steps
+        per_width.append(f"m = {width}: {r['step_s'] * 1e3:.2f} ms per step for {len(seeds)} seeds")
+    outside = in_training = 0.0
     for log in sorted((workdir / "results" / EXPERIMENT / "logs" / "runs").glob("m*.log")):
         job_s = float(next(csv.DictReader((workdir / "results" / EXPERIMENT / "benchmarks" / "runs" /
                                            f"{log.stem}.tsv").open(), delimiter="\t"))["s"])
-        durations = run_durations(log)
-        before += job_s - sum(durations)
-        others = sorted(durations[1:])
-        first_extra += durations[0] - (others[len(others) // 2] if others else 0.0)
-        in_runs += sum(durations)
-    print(f"| training jobs: before the first run (interpreter, imports, reuse check) | {before:.1f} |")
-    print(f"| training jobs: first run's extra time (compilation or cache load, lazy imports) | {first_extra:.1f} |")
-    print(f"| training jobs: GD steps (compiled step, raw loop, 1 thread, x {steps} steps x {len(seeds)} seeds) "
-          f"| {step_s:.1f} |")
-    print(f"| training jobs: rest of the runs (recording, checkpoints, Lightning, file I/O) "
-          f"| {in_runs - first_extra - step_s:.1f} |")
-    print(f"\nfirst call of the compiled step in a fresh interpreter with the cache warm, sum over the "
-          f"{len(widths)} widths: {compile_warm:.1f} s")
+        spans = training_spans(log)
+        outside += job_s - sum(spans)
+        in_training += sum(spans)
+    print(f"| training jobs: outside training (interpreter, imports, reading data and targets, writing runs) "
+          f"| {outside:.1f} |")
+    print(f"| training jobs: first call of the compiled step (cache load; fresh interpreter) | {compile_warm:.1f} |")
+    print(f"| training jobs: GD steps (compiled batched step, raw loop, 1 thread, x {steps} steps) | {step_s:.1f} |")
+    print(f"| training jobs: rest of training (recording, checkpoints, Lightning, optimizer) "
+          f"| {in_training - compile_warm - step_s:.1f} |")
+    print("\nraw compiled step: " + "; ".join(per_width))
     print(f"\nworkdir: {workdir}" if args.keep else "")
     if not args.keep:
         import shutil

@@ -182,23 +182,59 @@ def _train(
     done: PathLike | None,
     progress: Any = None,
 ) -> str:
-    from minnorm.data.datasets import load_dataset
-    from minnorm.training.train import train_run
+    job = dict(config=run_config, data=data_file, target=target_file, out=out, checkpoint=checkpoint, done=done)
+    return _train_batch([(job, identity)], progress)[0]
 
-    resuming = checkpoint is not None and Path(checkpoint).exists()
-    data = load_dataset(data_file)
-    target = _read_netcdf(target_file)
-    ds = train_run(data, target, run_config, checkpoint=checkpoint, logger=logger, progress=progress)
-    ds.attrs["code_sha256"] = numerics_fingerprint()
-    ds.attrs[IDENTITY_ATTR] = identity
-    atomic_write_netcdf(ds, out)
-    if done is not None:
-        atomic_copy(out, done, hard_link=True)
-    # Only after the run file is safely in place: a crash before this line resumes from the
-    # checkpoint, a crash after it finds the run done.
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
-    return "resumed" if resuming else "trained"
+
+def _batches(jobs: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str, Any], str, Any]]]:
+    """The runs to train, each with its loaded data set, grouped into the batches that
+    `minnorm.training.train.train_runs` trains side by side (equal `batch_key`, at most
+    `minnorm.training.resources.batch_size_limit` runs each), in job order."""
+    from minnorm.data.datasets import load_dataset
+    from minnorm.training.train import batch_key
+
+    from minnorm.resource_requests import input_dim
+    from minnorm.training.resources import batch_size_limit
+
+    groups: dict[tuple, list[tuple[dict[str, Any], str, Any]]] = {}
+    for job, identity in jobs:
+        data = load_dataset(job["data"])
+        groups.setdefault(batch_key(data, job["config"]), []).append((job, identity, data))
+    batches = []
+    for group in groups.values():
+        config, data = group[0][0]["config"], group[0][2]
+        size = batch_size_limit(data.X_train.shape[0], config["width"], input_dim(config), config["training"]["dtype"])
+        batches.extend(group[i:i + size] for i in range(0, len(group), size))
+    return batches
+
+
+def _train_batch(jobs: list[tuple[dict[str, Any], str]], progress: Any = None) -> list[str]:
+    """Train runs `(job, identity)` that share a batch key side by side and write their run files;
+    returns for each "trained" or "resumed"."""
+    (batch,) = _batches(jobs)
+    return _train_loaded(batch, progress)
+
+
+def _train_loaded(batch: list[tuple[dict[str, Any], str, Any]], progress: Any = None) -> list[str]:
+    from minnorm.training.train import train_runs
+
+    checkpoints = [job.get("checkpoint") for job, _, _ in batch]
+    resuming = [c is not None and Path(c).exists() for c in checkpoints]
+    targets = [_read_netcdf(job["target"]) for job, _, _ in batch]
+    datasets = train_runs([data for _, _, data in batch], targets, [job["config"] for job, _, _ in batch],
+                          checkpoints=checkpoints, logger=logger, progress=progress)
+    for (job, identity, _), ds in zip(batch, datasets, strict=True):
+        ds.attrs["code_sha256"] = numerics_fingerprint()
+        ds.attrs[IDENTITY_ATTR] = identity
+        out = Path(job["out"])
+        atomic_write_netcdf(ds, out)
+        if job.get("done") is not None:
+            atomic_copy(out, job["done"], hard_link=True)
+        # Only after the run file is safely in place: a crash before this line resumes from the
+        # checkpoint, a crash after it finds the run done.
+        if job.get("checkpoint") is not None:
+            Path(job["checkpoint"]).unlink(missing_ok=True)
+    return ["resumed" if r else "trained" for r in resuming]
 
 
 def make_data_files(
@@ -252,13 +288,16 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
             torch.set_num_threads(threads)
         if not retain_freed_memory():
             logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")
-    for index, job in left:
-        logger.info("run %d/%d: %s", index, len(jobs), job["out"])
-        how = _train(job["config"], identities[index - 1], job["data"], job["target"],
-                     Path(job["out"]), job.get("checkpoint"), job.get("done"), progress)
-        counts["trained"] += 1
-        counts["resumed"] += how == "resumed"
-        logger.info("run %d/%d %s", index, len(jobs), how)
+    # Runs on the same training inputs with the same settings (seeds, label-noise levels, swept
+    # model settings) train side by side, one compiled step for the whole batch.
+    numbers = {id(job): index for index, job in left}
+    for batch in _batches([(job, identities[index - 1]) for index, job in left]) if left else []:
+        for job, _, _ in batch:
+            logger.info("run %d/%d: %s", numbers[id(job)], len(jobs), job["out"])
+        for (job, _, _), how in zip(batch, _train_loaded(batch, progress), strict=True):
+            counts["trained"] += 1
+            counts["resumed"] += how == "resumed"
+            logger.info("run %d/%d %s", numbers[id(job)], len(jobs), how)
     line = f"{label}: reused {counts['reused']}, trained {counts['trained']}"
     if counts["resumed"]:
         line += f" ({counts['resumed']} resumed from a checkpoint)"

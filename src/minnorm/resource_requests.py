@@ -58,7 +58,12 @@ def run_mem_mb(run_config: dict) -> int:
 
 
 def run_runtime_min(run_config: dict) -> int:
-    """Generous wall-time request (minutes) for one run from its steps, records and size.
+    """Generous wall-time request (minutes) for one run from its steps, records and size."""
+    return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * run_seconds(run_config) / 60)
+
+
+def run_seconds(run_config: dict) -> float:
+    """Order-of-magnitude seconds of arithmetic of one run at CPU_MULTIPLY_ADDS_PER_S.
 
     A step computes on the training points only (about PRODUCTS_PER_STEP products of n_train x
     m x p); the test points are evaluated at the recorded steps alone.
@@ -71,13 +76,30 @@ def run_runtime_min(run_config: dict) -> int:
         steps * PRODUCTS_PER_STEP * data["n_train"]
         + records * PRODUCTS_PER_STEP * (data["n_train"] + data["n_test"])
     )
-    seconds = multiply_adds / CPU_MULTIPLY_ADDS_PER_S
-    return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * seconds / 60)
+    return multiply_adds / CPU_MULTIPLY_ADDS_PER_S
+
+
+def width_priority(config: dict, exp: str, width: int | str) -> int:
+    """Scheduling priority of one width's training job: its estimated seconds of arithmetic
+    (`run_seconds` summed over its runs), so that among ready jobs the longest start first and
+    the shorter ones fill the other cores around them (on 2 cores the default run's widest
+    Figure 1 job then starts at once instead of after the narrow ones)."""
+    return max(1, round(sum(run_seconds(job["config"]) for job in train_jobs(config, exp, width))))
 
 
 def width_mem_mb(config: dict, exp: str, width: int | str) -> int:
-    """Memory request (MB) of one width's training job, and of its targets (one at a time)."""
-    return max(run_mem_mb(job["config"]) for job in train_jobs(config, exp, width))
+    """Memory request (MB) of one width's training job, and of its targets (one at a time): its
+    largest run, with the job's runs trained side by side in batches of at most
+    `minnorm.training.resources.batch_size_limit` runs."""
+    from minnorm.training.resources import batch_size_limit, estimate_batch_bytes
+
+    jobs = train_jobs(config, exp, width)
+    largest = max((job["config"] for job in jobs), key=run_bytes)
+    data, m, p = largest["data"], largest["width"], input_dim(largest)
+    dtype = largest["training"]["dtype"]
+    runs = min(len(jobs), batch_size_limit(data["n_train"], m, p, dtype))
+    batch = estimate_batch_bytes(data["n_train"], m, p, dtype, data["n_test"], runs)
+    return BASE_PROCESS_MB + math.ceil(batch / 1e6)
 
 
 def width_runtime_min(config: dict, exp: str, width: int | str) -> int:

@@ -1,6 +1,8 @@
 # Gradient descent: one job per (experiment, width) trains all its runs (seeds, label-noise
-# levels, learning rates) one after the other and writes one file per run. A job per run would
-# spend more time importing torch and pytorch_lightning than training (BENCHMARKS.md).
+# levels, learning rates) and writes one file per run. Runs on the same inputs with the same
+# training settings train side by side, one compiled step for the batch (minnorm.training.train.
+# train_runs). A job per run would spend more time importing torch and pytorch_lightning than
+# training (BENCHMARKS.md).
 # The runs are rebuilt in the script (minnorm.plan.train_jobs). The params are short digests of
 # the runs' numeric settings and of the numerical code: a changed lr, steps or numerical module
 # reruns exactly the affected widths, a changed log interval or plotting module reruns nothing.
@@ -24,6 +26,8 @@ for exp in EXPERIMENTS:
             f"results/{exp}/logs/runs/m{{width}}.log",
         benchmark:
             f"results/{exp}/benchmarks/runs/m{{width}}.tsv"
+        # The longest jobs first: shorter ones fill the other cores around them.
+        priority: lambda w, exp=exp: resource_requests.width_priority(config, exp, w.width)
         group:
             "train"
         conda:

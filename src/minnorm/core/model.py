@@ -25,17 +25,21 @@ def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:
 
 
 def readout(Z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) -> (n,).
+    """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) -> (n,);
+    for a batch of S networks Z: (S, n, m) and a: (S, m) -> (S, n).
 
     With ``network_outputs`` this is the network's one forward formula; code that also needs
     Z (the gradient, the activation pattern) computes Z = Xt W^T itself and calls this.
     """
-    return torch.relu(Z) @ a / math.sqrt(Z.shape[-1])
+    if a.ndim == 1:
+        return torch.relu(Z) @ a / math.sqrt(Z.shape[-1])
+    return (torch.relu(Z) @ a[..., None]).squeeze(-1) / math.sqrt(Z.shape[-1])
 
 
 def network_outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """f(x_i; W) = m^-1/2 sum_r a_r relu(w_r . x~_i): (n,), for W: (m, p), Xt: (n, p) augmented, a: (m,)."""
-    return readout(Xt @ W.T, a)
+    """f(x_i; W) = m^-1/2 sum_r a_r relu(w_r . x~_i): (n,), for W: (m, p), Xt: (n, p) augmented, a: (m,);
+    (S, n) for a batch of S networks, W: (S, m, p) and a: (S, m)."""
+    return readout(Xt @ W.mT, a)
 
 
 def init_weights(width: int, p: int, kappa: float, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,17 +66,20 @@ class TwoLayerReLU(nn.Module):
     """f(x; W) = m^-1/2 * sum_r a_r relu(w_r . x~); only W is trainable.
 
     W0: (m, p) initial weights (copied into the parameter ``W``), a: (m,) output signs
-    (a buffer, never trained), ``bias``: whether x~ = (x, 1).
+    (a buffer, never trained), ``bias``: whether x~ = (x, 1). A batch of S networks of one width
+    (S seeds trained side by side on the same data) has W0: (S, m, p) and a: (S, m); each
+    network's outputs depend on its own weights only.
     """
 
     def __init__(self, W0: torch.Tensor, a: torch.Tensor, bias: bool) -> None:
         super().__init__()
-        if W0.ndim != 2 or a.shape != (W0.shape[0],):
-            raise ValueError(f"need W0 (m, p) and a (m,), got {tuple(W0.shape)} and {tuple(a.shape)}")
+        if W0.ndim not in (2, 3) or a.shape != W0.shape[:-1]:
+            raise ValueError(f"need W0 (m, p) and a (m,), or W0 (S, m, p) and a (S, m); got "
+                             f"{tuple(W0.shape)} and {tuple(a.shape)}")
         self.bias = bool(bias)
         self.W = nn.Parameter(W0.detach().clone())
         self.register_buffer("a", a.detach().clone().to(dtype=W0.dtype, device=W0.device))
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """X: (n, d) -> outputs (n,), by ``network_outputs``."""
+        """X: (n, d) -> outputs (n,), or (S, n) for a batch, by ``network_outputs``."""
         return network_outputs(self.W, augment_inputs(X, self.bias), self.a)

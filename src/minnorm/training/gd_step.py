@@ -15,22 +15,24 @@ LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
 FORMULAS: tuple[str, ...] = ("streamed", "matmul")  # what FusedGradient compiles
 
-# W: (m, p) -> (dL/dW: (m, p), L at W: 0-d) for the fixed full batch the function was built for.
+# W: (..., m, p) -> (dL/dW: (..., m, p), L at W: (...)) for the fixed full batch the function was built
+# for; W: (m, p) for one run, (S, m, p) for a batch of S runs on the same data (a 0-d or (S,) L).
 GradientFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 _log = logging.getLogger(__name__)
 
 
 def loss_value(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """The training loss of outputs f: (n,) against labels y: (n,), as a 0-d tensor.
+    """The training loss of outputs f: (..., n) against labels y: (n,): a 0-d tensor for one run,
+    (S,) for a batch of S runs (each run's own loss).
 
     ``half_sum`` = 1/2 sum_i (f_i - y_i)^2 (its GD step is w <- w - lr J (f - y)); ``mean`` =
     1/n sum_i (f_i - y_i)^2 (PyTorch's MSELoss default).
     """
     if loss == "half_sum":
-        return 0.5 * torch.sum((f - y) ** 2)
+        return 0.5 * torch.sum((f - y) ** 2, -1)
     if loss == "mean":
-        return torch.nn.functional.mse_loss(f, y)
+        return torch.mean((f - y) ** 2, -1)
     raise ValueError(f"training.loss must be one of {LOSSES}, got {loss!r}")
 
 
@@ -46,21 +48,22 @@ def residual_scale(loss: str, n: int) -> float:
 def analytic_gradient(
     W: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dW: (m, p), L: 0-d) of the squared loss, written out by hand.
+    """(dL/dW: (..., m, p), L: (...)) of the squared loss, written out by hand.
 
-    W: (m, p), Xt: (n, p) augmented inputs, y: (n,), a: (m,), scale: 0-d tensor from
-    ``residual_scale``. With Z = Xt W^T and r = scale (f - y):
-    dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i and L = scale/2 sum_i (f_i - y_i)^2. The
-    strict inequality matches autograd's relu'(0) = 0. Written so that torch.compile can fuse
-    the passes over the (n, m) matrix.
+    W: (m, p) for one run or (S, m, p) for S runs on the same data, Xt: (n, p) augmented inputs,
+    y: (n,), a: (m,) or (S, m), scale: 0-d tensor from ``residual_scale``. With Z = Xt W^T and
+    r = scale (f - y): dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i and
+    L = scale/2 sum_i (f_i - y_i)^2, for each run of a batch separately. The strict inequality
+    matches autograd's relu'(0) = 0. Written so that torch.compile can fuse the passes over the
+    (n, m) matrix.
     """
-    inv_sqrt_m = W.shape[0] ** -0.5
-    Z = Xt @ W.T
+    inv_sqrt_m = W.shape[-2] ** -0.5
+    Z = Xt @ W.mT
     f = readout(Z, a)
     err = f - y
     r = err * scale
-    back = torch.where(Z > 0, r[:, None], torch.zeros_like(Z))
-    return (back.T @ Xt) * (a * inv_sqrt_m)[:, None], 0.5 * scale * torch.sum(err * err)
+    back = torch.where(Z > 0, r[..., None], torch.zeros_like(Z))
+    return (back.mT @ Xt) * (a * inv_sqrt_m)[..., None], 0.5 * scale * torch.sum(err * err, -1)
 
 
 # Largest p = d (+1 with a bias) for which the fused step uses ``streamed_gradient``; above it the
@@ -104,51 +107,57 @@ def streamed_gradient(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``analytic_gradient`` rewritten for small p so that, compiled, it never stores an (n, m) matrix.
 
-    Wt: (p, m) contiguous, i.e. W transposed; Xt: (n, p) row-major augmented inputs; y: (n,);
-    a: (m,); scale: 0-d tensor from ``residual_scale``. Returns (dL/dW: (m, p) as a transposed
-    view of a (p, m) tensor, L: 0-d). Z = Xt W^T is written as p broadcast products so that
-    inductor fuses it into its readers: one loop computes f (reduction over m, contiguous loads of
-    Wt), a second recomputes Z and reduces over n for each neuron, vectorised over m (the loads of
-    Xt along n are strided, which steers inductor's vectorisation to m). Eager, it is slow and
-    allocates many (n, m) temporaries; it is meant to be compiled.
+    Wt: (p, m) contiguous, i.e. W transposed, or (S, p, m) for S runs on the same data (a seed
+    batch); Xt: (n, p) row-major augmented inputs; y: (n,); a: (m,) or (S, m); scale: 0-d tensor
+    from ``residual_scale``. Returns (dL/dW: (..., m, p) as a transposed view of a (..., p, m)
+    tensor, L: (...)). Z = Xt W^T is written as p broadcast products so that inductor fuses it
+    into its readers: one loop computes f (reduction over m, contiguous loads of Wt), a second
+    recomputes Z and reduces over n for each neuron, vectorised over m (the loads of Xt along n
+    are strided, which steers inductor's vectorisation to m). The runs of a batch are independent
+    and each sees the same loops as alone: the batched gradient of every run equals its unbatched
+    one bit for bit (tests/test_seed_batch.py). Eager, it is slow and allocates many (n, m)
+    temporaries; it is meant to be compiled.
 
     block: None (f summed over all m at once) or a number of neurons B: f is then summed over
-    m // B blocks, block-major (Z as (m // B, n, B), so the compiled loop reads one block of W for
-    all n points before the next), plus the m % B remaining neurons; the same f up to the order of
-    the additions. The backward loop is the same either way.
+    m // B blocks, block-major (Z as (..., m // B, n, B), so the compiled loop reads one block of
+    W for all n points before the next), plus the m % B remaining neurons; the same f up to the
+    order of the additions. The backward loop is the same either way.
     """
-    p, m = Wt.shape
+    p, m = Wt.shape[-2:]
+    batch = Wt.shape[:-2]
     n = Xt.shape[0]
 
-    def preactivations(V: torch.Tensor = Wt) -> torch.Tensor:  # Z: (n, m') for V: (p, m') columns of Wt
-        Z = Xt[:, 0, None] * V[0][None, :]
+    def preactivations(V: torch.Tensor = Wt) -> torch.Tensor:  # Z: (..., n, m') for V: (..., p, m')
+        Z = Xt[:, 0, None] * V[..., 0, None, :]
         for k in range(1, p):
-            Z = Z + Xt[:, k, None] * V[k][None, :]
+            Z = Z + Xt[:, k, None] * V[..., k, None, :]
         return Z
 
     c = a * m**-0.5
     if block is None or block >= m:
-        f = (torch.relu(preactivations()) * c).sum(1)
+        f = (torch.relu(preactivations()) * c[..., None, :]).sum(-1)
     else:
         nb = m // block
         head = nb * block
-        Zb = Xt[:, 0].view(1, n, 1) * Wt[0, :head].view(nb, 1, block)  # (nb, n, B)
+        Zb = Xt[:, 0].view(1, n, 1) * Wt[..., 0, :head].reshape(*batch, nb, 1, block)  # (..., nb, n, B)
         for k in range(1, p):
-            Zb = Zb + Xt[:, k].view(1, n, 1) * Wt[k, :head].view(nb, 1, block)
-        f = (torch.relu(Zb) * c[:head].view(nb, 1, block)).sum(2).sum(0)
+            Zb = Zb + Xt[:, k].view(1, n, 1) * Wt[..., k, :head].reshape(*batch, nb, 1, block)
+        f = (torch.relu(Zb) * c[..., :head].reshape(*batch, nb, 1, block)).sum(-1).sum(-2)
         if head < m:
-            f = f + (torch.relu(preactivations(Wt[:, head:])) * c[head:]).sum(1)
+            f = f + (torch.relu(preactivations(Wt[..., head:])) * c[..., None, head:]).sum(-1)
     err = f - y
     r = err * scale
-    back = torch.where(preactivations() > 0, r[:, None], 0.0)
-    grad_t = torch.stack([(back * Xt[:, k, None]).sum(0) * c for k in range(p)], 0)
-    return grad_t.t(), 0.5 * scale * torch.sum(err * err)
+    back = torch.where(preactivations() > 0, r[..., None], 0.0)
+    grad_t = torch.stack([(back * Xt[:, k, None]).sum(-2) * c for k in range(p)], -2)
+    return grad_t.mT, 0.5 * scale * torch.sum(err * err, -1)
 
 
 def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
     """Gradient by autograd through the plain model; X: (n, d) raw inputs, y: (n,).
 
-    The returned function evaluates the model at the given W (which must be ``model.W``).
+    The returned function evaluates the model at the given W (which must be ``model.W``) and
+    returns (dL/dW, L) with L: 0-d, or (S,) for a batch of S runs (each run's gradient is that of
+    its own loss: the runs share no parameter).
     """
 
     def gradient(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +165,7 @@ def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, los
             raise ValueError("the eager gradient is taken at the model's own parameter W")
         with torch.enable_grad():
             value = loss_value(model(X), y, loss)
-            (grad,) = torch.autograd.grad(value, W)
+            (grad,) = torch.autograd.grad(value.sum(), W)
         return grad, value.detach()
 
     return gradient
@@ -204,7 +213,7 @@ class FusedGradient:
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).
         # fullgraph: fail loudly rather than split.
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-        m = model.W.shape[0]
+        m = model.W.shape[-2]
         if block is None:
             block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
         self.block: int | None = block if self.streamed and 0 < block < m else None
@@ -225,21 +234,21 @@ class FusedGradient:
         return self.formula == "streamed"
 
     def lay_out(self, W: torch.nn.Parameter) -> None:
-        """Re-lay the parameter W: (m, p) out in memory as this formula reads it (same values).
+        """Re-lay the parameter W: (..., m, p) out in memory as this formula reads it (same values).
 
-        The streamed formula reads and returns W as the transpose of a contiguous (p, m) tensor:
+        The streamed formula reads and returns W as the transpose of a contiguous (..., p, m) tensor:
         with W stored that way no step copies W, and SGD's update runs over matching contiguous
         memory. Call once before the first step; without it the steps are the same numbers, but
         each copies W. No-op for the matmul formula.
         """
         if self.streamed:
             with torch.no_grad():
-                W.data = W.data.t().contiguous().t()
+                W.data = W.data.mT.contiguous().mT
 
     def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(dL/dW: (m, p), L: 0-d) at W: (m, p)."""
+        """(dL/dW: (..., m, p), L: (...)) at W: (m, p), or (S, m, p) for a batch of S runs."""
         W = W.detach()
-        args = (W.t().contiguous() if self.streamed else W, self.Xt, self.y, self.a, self.scale)
+        args = (W.mT.contiguous() if self.streamed else W, self.Xt, self.y, self.a, self.scale)
         if not self._first_call:
             with torch.no_grad():
                 return self._fn(*args)

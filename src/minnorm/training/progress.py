@@ -38,8 +38,9 @@ class JobProgress:
     steps, then ``end_run``; ``skip_run`` for a run that needed no training (reused).
 
     ETA of the job: the steps left in this run plus ``total_steps`` for each run not started yet
-    (runs of one job share their step count), at the latest measured rate, so reused runs still
-    to come make it an upper bound.
+    (runs of one job share their step count; runs trained side by side as a batch count as one
+    run of the batch's size), at the latest measured rate, so reused runs still to come make it
+    an upper bound.
     """
 
     def __init__(self, total_runs: int, *, interval_s: float = DEFAULT_INTERVAL_S,
@@ -52,12 +53,14 @@ class JobProgress:
         self.rate = math.nan  # steps/s after compilation, of the current or last run
         self._name = ""
         self._total_steps = 0
+        self._runs = 1  # runs trained side by side in the current batch
         self._measured_from: tuple[float, int] | None = None  # (time, step) at the first chunk's end
         self._last_print = 0.0
 
-    def start_run(self, name: str, total_steps: int, start_step: int) -> None:
-        """A run named ``name`` (e.g. "exp m1000 s0") begins training at ``start_step`` of ``total_steps``."""
-        self._name, self._total_steps = name, int(total_steps)
+    def start_run(self, name: str, total_steps: int, start_step: int, runs: int = 1) -> None:
+        """A run named ``name`` (e.g. "exp m1000 s0") begins training at ``start_step`` of
+        ``total_steps``; ``runs`` > 1: that many runs trained side by side, counted as one until they end."""
+        self._name, self._total_steps, self._runs = name, int(total_steps), max(int(runs), 1)
         self._measured_from = None
         self._last_print = self.clock()
 
@@ -70,7 +73,7 @@ class JobProgress:
     def end_run(self, step: int, note: str = "done") -> None:
         """The run stopped at ``step`` (its last step, or where it diverged); prints its final line."""
         self._measure(step)
-        self.runs_done += 1
+        self.runs_done += self._runs
         self._print(self.line(step, note))
 
     def skip_run(self) -> None:
@@ -81,12 +84,15 @@ class JobProgress:
         """The line for the current run at ``step``; ``note`` (e.g. "done") marks an ended run."""
         running = not note
         run_left = (self._total_steps - step) / self.rate if running else 0.0
-        runs_not_started = self.total_runs - self.runs_done - int(running)
-        job_left = run_left + max(runs_not_started, 0) * self._total_steps / self.rate
+        runs_not_started = self.total_runs - self.runs_done - (self._runs if running else 0)
+        job_left = run_left + max(runs_not_started, 0) / self._runs * self._total_steps / self.rate
         rate = f"{self.rate:.0f} steps/s" if math.isfinite(self.rate) else "? steps/s (compiling)" if running else "? steps/s"
         eta = f"ETA run {format_duration(run_left)}, job {format_duration(job_left)}" if running \
             else f"{note}; ETA job {format_duration(job_left)}"
-        index = self.runs_done + int(running)
+        first, last = self.runs_done + 1, self.runs_done + self._runs
+        if not running:
+            first, last = first - self._runs, last - self._runs
+        index = str(last) if first == last else f"{first}-{last}"
         return f"[{self._name}] run {index}/{self.total_runs}  step {step}/{self._total_steps}  {rate}  {eta}"
 
     def _measure(self, step: int) -> float:

@@ -31,14 +31,15 @@ _LIGHTNING_LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated
 class FullBatchData(pl.LightningDataModule):
     """Serves the whole training set as one batch, once per chunk of GD steps.
 
-    X: (n, d) raw inputs and y: (n,) labels, already in the training dtype. They are moved to the
-    Trainer's device once in ``setup``, so Lightning's per-batch transfer is a no-op.
+    X: (n, d) raw inputs and y: (n,) labels, or (S, n) for a batch of S runs (one row of labels
+    each), already in the training dtype. They are moved to the Trainer's device once in
+    ``setup``, so Lightning's per-batch transfer is a no-op.
     """
 
     def __init__(self, X: torch.Tensor, y: torch.Tensor, num_chunks: int) -> None:
         super().__init__()
-        if X.ndim != 2 or y.shape != (X.shape[0],):
-            raise ValueError(f"need X (n, d) and y (n,), got {tuple(X.shape)} and {tuple(y.shape)}")
+        if X.ndim != 2 or y.ndim not in (1, 2) or y.shape[-1] != X.shape[0]:
+            raise ValueError(f"need X (n, d) and y (n,) or (S, n), got {tuple(X.shape)} and {tuple(y.shape)}")
         self.X, self.y, self.num_chunks = X, y, int(num_chunks)
 
     def setup(self, stage: str) -> None:
@@ -67,15 +68,20 @@ class _RepeatedBatch:
 class GDSystem(pl.LightningModule):
     """Full-batch gradient descent on a ``TwoLayerReLU`` with manual optimisation.
 
+    The model is one network (W: (m, p)) or a batch of S networks of one width on the same data
+    (W: (S, m, p), a seed batch): the runs of a batch share every step's call but no number, so
+    each follows exactly the iterates it would follow alone.
+
     Batch k of the data module runs the GD steps from ``boundaries[k]`` to ``boundaries[k + 1]``
     inside one ``training_step``, so Lightning's per-batch overhead is paid once per chunk while
     the iterates stay exactly those of a plain loop ``W <- W - lr * dL/dW``. The loss (training
-    dtype) of every iterate and the weights at the end of every chunk are checked; a loss that is
-    non-finite or above ``loss_limit``, or non-finite weights, stop the run, located to the exact
-    step by replaying the chunk (``diverged_step``: the first step k whose W_k or loss(W_k) is
-    bad). A chunk can end at a good W_k whose loss is found bad only by the next chunk, so
-    ``diverged_step`` may equal a completed boundary; whatever was recorded at or after it must
-    be discarded by the caller.
+    dtype) of every iterate and the weights at the end of every chunk are checked, run by run; a
+    loss that is non-finite or above ``loss_limit`` (a number, or one per run of a batch), or
+    non-finite weights, mark that run diverged, located to the exact step by replaying the chunk
+    (``diverged_steps[s]``: the first step k whose W_k or loss(W_k) is bad). The other runs of a
+    batch go on; training stops when every run has diverged. A chunk can end at a good W_k whose
+    loss is found bad only by the next chunk, so a diverged step may equal a completed boundary;
+    whatever was recorded at or after it must be discarded by the caller.
     """
 
     def __init__(
@@ -86,7 +92,7 @@ class GDSystem(pl.LightningModule):
         loss: str,
         step_impl: str,
         boundaries: Sequence[int],
-        loss_limit: float = math.inf,
+        loss_limit: float | Sequence[float] = math.inf,
     ) -> None:
         super().__init__()
         if len(boundaries) < 1 or any(b >= c for b, c in zip(boundaries, boundaries[1:])):
@@ -94,19 +100,33 @@ class GDSystem(pl.LightningModule):
         self.automatic_optimization = False
         self.model = model
         self.lr, self.loss, self.step_impl = float(lr), loss, step_impl
+        self.batched = model.W.ndim == 3
+        runs = model.W.shape[0] if self.batched else 1
+        limits = [float(loss_limit)] * runs if isinstance(loss_limit, (int, float)) else [float(v) for v in loss_limit]
+        if len(limits) != runs:
+            raise ValueError(f"loss_limit has {len(limits)} values for {runs} runs")
         # Capped at the dtype's largest finite value so that `loss <= limit` also rejects inf
         # (and NaN, which compares False): one comparison per step tests both.
-        self.loss_limit = min(float(loss_limit), float(torch.finfo(model.W.dtype).max))
+        top = float(torch.finfo(model.W.dtype).max)
+        self.loss_limit = torch.tensor([min(v, top) for v in limits], dtype=model.W.dtype,
+                                       device=model.W.device).reshape(model.W.shape[:-2])
         self.boundaries = [int(b) for b in boundaries]
         self.step = self.boundaries[0]  # the step whose weights model.W holds
-        self.diverged_step: int | None = None
+        self.diverged_steps: list[int | None] = [None] * runs
         self._gradient = None
+
+    @property
+    def diverged_step(self) -> int | None:
+        """The first bad step of a single run (None: it did not diverge); batches: ``diverged_steps``."""
+        if self.batched:
+            raise AttributeError("a batch of runs has one diverged step per run: use diverged_steps")
+        return self.diverged_steps[0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD([self.model.W], lr=self.lr, momentum=0.0, weight_decay=0.0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        if self.diverged_step is not None:
+        if all(step is not None for step in self.diverged_steps):
             return None
         X, y = batch
         if self._gradient is None:
@@ -120,22 +140,36 @@ class GDSystem(pl.LightningModule):
         # The loss at W_stop is checked by the next chunk's first step; only the last chunk
         # needs an extra forward pass for it.
         last = batch_idx + 2 == len(self.boundaries)
-        if self._run(optimizer, stop - start) and (not last or self._good_at(X, y)):
+        bad = self._run(optimizer, stop - start)
+        if last:
+            bad = bad | ~self._good_at(X, y)
+        new = [s for s in self._active() if bool(bad.reshape(-1)[s])]
+        if not new:
             self.step = stop
             return None
-        # Rare path: replay the chunk one step at a time to find the first bad iterate.
+        # Rare path: replay the chunk one step at a time to find each new bad run's first bad
+        # iterate; the other runs recompute the same iterates (their numbers do not mix).
         with torch.no_grad():
             W.copy_(W_start)
-        self.diverged_step = stop  # unless an earlier iterate is bad: then W_stop or its loss is
+        for s in new:
+            self.diverged_steps[s] = stop  # unless an earlier iterate is bad: then W_stop or its loss is
         for step in range(start, stop):
             grad, loss = self._gradient(W)
-            if not (bool(loss <= self.loss_limit) and bool(torch.isfinite(W).all())):
-                self.diverged_step = step
-                break
+            ok = (loss <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+            for s in new:
+                if self.diverged_steps[s] == stop and not bool(ok.reshape(-1)[s]):
+                    self.diverged_steps[s] = step
             W.grad = grad
             optimizer.step()
-        self.trainer.should_stop = True
+        if self._active():
+            self.step = stop
+        else:  # every run diverged: W holds no good iterate any more
+            self.trainer.should_stop = True
         return None
+
+    def _active(self) -> list[int]:
+        """Indices of the runs that have not diverged."""
+        return [s for s, step in enumerate(self.diverged_steps) if step is None]
 
     def step_description(self) -> str:
         """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed formula)"."""
@@ -145,10 +179,11 @@ class GDSystem(pl.LightningModule):
             return f"{self.step_impl} ({how} {gradient.formula} formula)"
         return self.step_impl
 
-    def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> bool:
-        """Take ``num_steps`` GD steps; False if the loss at any of their start points is
-        non-finite or above ``loss_limit`` (NaN compares False), or the final weights are
-        non-finite. The losses stay on the device until the chunk ends: no sync per step."""
+    def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> torch.Tensor:
+        """Take ``num_steps`` GD steps; returns, per run (0-d for one run, (S,) for a batch), True
+        if the loss at any of their start points is non-finite or above ``loss_limit`` (NaN
+        compares False), or the final weights are non-finite. The losses stay on the device until
+        the chunk ends: no sync per step."""
         W = self.model.W
         losses = []
         for _ in range(num_steps):
@@ -156,13 +191,14 @@ class GDSystem(pl.LightningModule):
             losses.append(loss)
             optimizer.step()
         # One reduction per chunk; max propagates NaN, and NaN <= limit is False.
-        return bool(torch.stack(losses).max() <= self.loss_limit) and bool(torch.isfinite(W).all())
+        good = (torch.stack(losses).amax(0) <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+        return ~good
 
-    def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> bool:
-        """Whether the loss (training dtype) at the current weights is finite and within the limit."""
+    def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per run, whether the loss (training dtype) at the current weights is finite and within the limit."""
         with torch.no_grad():
             f = network_outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
-            return bool(loss_value(f, y, self.loss) <= self.loss_limit)
+            return loss_value(f, y, self.loss) <= self.loss_limit
 
 
 def make_trainer(accelerator: str, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:

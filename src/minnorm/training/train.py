@@ -139,18 +139,20 @@ def _chunk_boundaries(start: int, settings: TrainSettings, record: list[int]) ->
 
 
 class _Recorder(pl.Callback):
-    """Owns the run's ``TrainingState``; after each chunk: record metrics, write the checkpoint,
-    log progress and report it to the terminal, as due.
+    """Owns the ``TrainingState`` of each run of the batch; after each chunk: record metrics,
+    write checkpoints, log progress and report it to the terminal, as due.
 
-    The state's ``wall_time_s`` stays that of the earlier segments; ``elapsed()`` adds the time
-    since ``start()``.
+    A run that has diverged is left alone (no more records or checkpoints: its last checkpoint
+    stays the one before the divergence, so a resumed run diverges at the same step). A state's
+    ``wall_time_s`` stays that of the earlier segments; ``elapsed(s)`` adds the time since ``start()``.
     """
 
-    def __init__(self, state: TrainingState, metrics: RunMetrics, settings: TrainSettings, record: set[int],
-                 checkpoint: Path | None, config_json: str, logger: logging.Logger,
-                 iterates: dict[int, torch.Tensor] | None, progress: JobProgress | None) -> None:
-        self.state, self.metrics, self.settings, self.record = state, metrics, settings, record
-        self.checkpoint, self.config_json, self.logger = checkpoint, config_json, logger
+    def __init__(self, states: list[TrainingState], metrics: list[RunMetrics], settings: TrainSettings,
+                 record: set[int], checkpoints: list[Path | None], config_jsons: list[str],
+                 logger: logging.Logger, iterates: list[dict[int, torch.Tensor] | None],
+                 progress: JobProgress | None) -> None:
+        self.states, self.metrics, self.settings, self.record = states, metrics, settings, record
+        self.checkpoints, self.config_jsons, self.logger = checkpoints, config_jsons, logger
         self.iterates, self.progress = iterates, progress
         self._segment_start = time.perf_counter()
         # (time, step) at the end of the first chunk, which includes compilation: rates start there.
@@ -160,43 +162,52 @@ class _Recorder(pl.Callback):
         """Start the clock of this training segment (right before the fit)."""
         self._segment_start = time.perf_counter()
 
-    def elapsed(self) -> float:
-        """Training time of all segments so far, this one included."""
-        return self.state.wall_time_s + time.perf_counter() - self._segment_start
+    def elapsed(self, run: int) -> float:
+        """Training time of all segments of run ``run`` so far, this one included."""
+        return self.states[run].wall_time_s + time.perf_counter() - self._segment_start
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         assert isinstance(pl_module, GDSystem)
-        if pl_module.diverged_step is not None or pl_module.step == self.state.step:
+        step = pl_module.step
+        active = [s for s, bad in enumerate(pl_module.diverged_steps) if bad is None]
+        if not active or step == self.states[active[0]].step:
             return
-        state = self.state
-        state.step, state.W = pl_module.step, pl_module.model.W.detach()
-        step, W = state.step, state.W
-        if step in self.record:
-            state.records.append((step, self.metrics(W)))
-            if self.iterates is not None:
-                self.iterates[step] = W.to("cpu", torch.float64, copy=True)
+        W_all = pl_module.model.W.detach()
+        weights = [W_all[s] if pl_module.batched else W_all for s in range(len(self.states))]
+        for s in active:
+            state = self.states[s]
+            state.step, state.W = step, weights[s]
+            if step in self.record:
+                state.records.append((step, self.metrics[s](state.W)))
+                if self.iterates[s] is not None:
+                    self.iterates[s][step] = state.W.to("cpu", torch.float64, copy=True)
         if self.progress is not None:
             self.progress.chunk_done(step)
         every = self.settings.progress_every
         first = self._clock is None
         if every > 0 and step % every == 0:
             now = time.perf_counter()
-            loss, dist = self.metrics.progress(W)
-            if first:
-                self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  (first chunk: start-up and "
-                                 "compilation, no rate)", step, self.settings.steps, loss, dist)
-            else:
-                rate = (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
-                self.logger.info("step %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
-                                 step, self.settings.steps, loss, dist, rate)
+            rate = None if first else (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
+            for s in active:
+                loss, dist = self.metrics[s].progress(weights[s])
+                run = f"run {s + 1}/{len(self.states)}  " if len(self.states) > 1 else ""
+                if rate is None:
+                    self.logger.info("%sstep %d/%d  train_loss %.4e  ||W - W*|| %.4e  (first chunk: start-up "
+                                     "and compilation, no rate)", run, step, self.settings.steps, loss, dist)
+                else:
+                    self.logger.info("%sstep %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
+                                     run, step, self.settings.steps, loss, dist, rate)
             self._clock = (now, step)
         elif first:
             self._clock = (time.perf_counter(), step)
         every = self.settings.checkpoint_every
-        if self.checkpoint is not None and every > 0 and step % every == 0 and step < self.settings.steps:
-            saved = TrainingState(step=step, W=W, records=state.records, wall_time_s=self.elapsed())
-            save_checkpoint(self.checkpoint, saved, self.config_json)
+        if every > 0 and step % every == 0 and step < self.settings.steps:
+            for s in active:
+                if self.checkpoints[s] is not None:
+                    state = self.states[s]
+                    saved = TrainingState(step=step, W=state.W, records=state.records, wall_time_s=self.elapsed(s))
+                    save_checkpoint(self.checkpoints[s], saved, self.config_jsons[s])
 
 
 def _loss_limit(min_norm: Any, data: Dataset, bias: bool, settings: TrainSettings, dtype: torch.dtype) -> float:
@@ -228,58 +239,143 @@ def train_run(
     ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests).
     ``progress``, if given, gets the run's start, every chunk and its end (terminal lines).
     """
+    return train_runs([data], [target], [run_config], checkpoints=[checkpoint], logger=logger,
+                      iterates=[iterates], progress=progress)[0]
+
+
+def batch_key(data: Dataset, run_config: dict[str, Any]) -> tuple:
+    """Runs with equal keys can be trained side by side by ``train_runs``: the same training
+    inputs (bytes of X_train), the same ``training`` section and the same bias. Seeds, swept model
+    settings (they change W0 only) and label noise (it changes y only) may differ."""
+    model = run_config.get("model", {})
+    return (data.X_train.numpy().tobytes(), json.dumps(run_config.get("training"), sort_keys=True),
+            bool(model.get("bias")) if isinstance(model, dict) else None, run_config.get("width"))
+
+
+def train_runs(
+    datas: list[Dataset],
+    targets: list[xr.Dataset],
+    run_configs: list[dict[str, Any]],
+    *,
+    checkpoints: list[Path | str | None] | None = None,
+    logger: logging.Logger | None = None,
+    iterates: list[dict[int, torch.Tensor] | None] | None = None,
+    progress: JobProgress | None = None,
+) -> list[xr.Dataset]:
+    """Train S runs of one width side by side (a seed batch) and return their run Datasets, in order.
+
+    Every run is what ``train_run`` would make of it alone, iterate for iterate and bit for bit
+    (tests/test_seed_batch.py): the batch shares each step's call of the compiled step (one
+    (S, m, p) weight tensor), not its numbers. The runs must share their training inputs X and
+    their ``training`` settings (``batch_key``); each keeps its own target (W0, a, W*), labels y,
+    test data, checkpoint, divergence and records. Runs whose checkpoints stand at different steps
+    are trained in one batch per starting step. ``wall_time_s`` of each run is the time of the
+    batch it was trained in.
+    """
     logger = logger or logging.getLogger(__name__)
-    settings = TrainSettings.from_run_config(run_config)
-    config_json = json.dumps(run_config, sort_keys=True, allow_nan=False)
+    count = len(run_configs)
+    if not (count and len(datas) == len(targets) == count):
+        raise ValueError(f"need as many data sets and targets as run configs, got {len(datas)}, "
+                         f"{len(targets)} and {count}")
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * count
+    iterates = list(iterates) if iterates is not None else [None] * count
+    settings = TrainSettings.from_run_config(run_configs[0])
+    keys = [batch_key(data, config) for data, config in zip(datas, run_configs)]
+    for index, (config, key) in enumerate(zip(run_configs, keys)):
+        if TrainSettings.from_run_config(config) != settings or key != keys[0]:
+            raise ValueError(f"run {index} of the batch differs from run 0 in its training inputs or settings "
+                             f"(data X, training section, bias or width); train it separately")
+    config_jsons = [json.dumps(c, sort_keys=True, allow_nan=False) for c in run_configs]
     device = _device(settings.accelerator)
-    m, p = (int(target.sizes[d]) for d in ("neuron", "weight_dim"))
-    n, n_test = data.X_train.shape[0], data.X_test.shape[0]
-    check_fits(n, m, p, settings.dtype, n_test, device)
+    m, p = (int(targets[0].sizes[d]) for d in ("neuron", "weight_dim"))
+    n, n_test = datas[0].X_train.shape[0], max(d.X_test.shape[0] for d in datas)
+    check_fits(n, m, p, settings.dtype, n_test, device, runs=count)
     if device.type == "cuda":
-        check_fits(n, m, p, settings.dtype, n_test, torch.device("cpu"))  # recording runs on the host
-    min_norm = load_target(target, data)
-    metrics = RunMetrics(min_norm, data, bool(data.meta.get("pm1_labels", False)))
+        check_fits(n, m, p, settings.dtype, n_test, torch.device("cpu"), runs=count)  # recording runs on the host
+    min_norms = [load_target(target, data) for target, data in zip(targets, datas)]
+    metrics = [RunMetrics(mn, data, bool(data.meta.get("pm1_labels", False))) for mn, data in zip(min_norms, datas)]
+    states = []
+    for index in range(count):
+        path = checkpoints[index]
+        state = load_checkpoint(Path(path), config_jsons[index], (m, p), logger) if path else None
+        if state is not None:
+            logger.info("resuming from checkpoint %s at step %d", path, state.step)
+        else:
+            state = TrainingState(step=0, W=min_norms[index].W0, records=[(0, metrics[index](min_norms[index].W0))])
+            if iterates[index] is not None:
+                iterates[index][0] = min_norms[index].W0.clone()
+        states.append(state)
+    results: list[xr.Dataset | None] = [None] * count
+    for start in sorted({state.step for state in states}):
+        group = [i for i in range(count) if states[i].step == start]
+        diverged, wall = _train_group([states[i] for i in group], [metrics[i] for i in group],
+                                      [min_norms[i] for i in group], [datas[i] for i in group],
+                                      [run_configs[i] for i in group], settings,
+                                      [Path(checkpoints[i]) if checkpoints[i] else None for i in group],
+                                      [config_jsons[i] for i in group], [iterates[i] for i in group],
+                                      bool(targets[0].attrs["bias"]), device, logger, progress)
+        for i, bad, seconds in zip(group, diverged, wall):
+            records = states[i].records
+            if bad is not None:
+                records = [(step, values) for step, values in records if step < bad]
+            results[i] = _run_dataset(records, targets[i], run_configs[i], settings, bad, seconds,
+                                      _device_name(device), config_jsons[i])
+    return results  # type: ignore[return-value]
+
+
+def _run_names(run_configs: list[dict[str, Any]], m: int) -> str:
+    """Terminal name of a batch: "exp m1000 s0" for one run, "exp m1000 s0,1,2 (3 runs)" for several."""
+    seeds = ",".join(dict.fromkeys(str(c.get("seed", "")) for c in run_configs))
+    name = f"{run_configs[0].get('experiment', '')} m{m} s{seeds}".strip()
+    return name if len(run_configs) == 1 else f"{name} ({len(run_configs)} runs)"
+
+
+def _train_group(states: list[TrainingState], metrics: list[RunMetrics], min_norms: list[Any],
+                 datas: list[Dataset], run_configs: list[dict[str, Any]], settings: TrainSettings,
+                 checkpoints: list[Path | None], config_jsons: list[str],
+                 iterates: list[dict[int, torch.Tensor] | None], bias: bool, device: torch.device,
+                 logger: logging.Logger, progress: JobProgress | None) -> tuple[list[int | None], list[float]]:
+    """GD for runs whose states stand at the same step; returns each run's diverged step (None:
+    did not diverge) and training time. One run trains as an (m, p) network, several as a batch."""
     dtype = DTYPES[settings.dtype]
+    count = len(states)
     record = recording_steps(settings.steps, settings.record_every, settings.log_points)
-
-    state = load_checkpoint(Path(checkpoint), config_json, (m, p), logger) if checkpoint else None
-    if state is not None:
-        logger.info("resuming from checkpoint %s at step %d", checkpoint, state.step)
-    else:
-        state = TrainingState(step=0, W=min_norm.W0, records=[(0, metrics(min_norm.W0))])
-        if iterates is not None:
-            iterates[0] = min_norm.W0.clone()
-
-    bias = bool(target.attrs["bias"])
-    model = TwoLayerReLU(state.W.to(dtype), min_norm.a.to(dtype), bias)
-    boundaries = _chunk_boundaries(state.step, settings, record)
+    W0 = torch.stack([s.W for s in states]).to(dtype)
+    a = torch.stack([mn.a for mn in min_norms]).to(dtype)
+    y = torch.stack([d.y_train for d in datas]).to(dtype)
+    if count == 1:
+        W0, a, y = W0[0], a[0], y[0]
+    model = TwoLayerReLU(W0, a, bias)
+    boundaries = _chunk_boundaries(states[0].step, settings, record)
+    limits = [_loss_limit(mn, d, bias, settings, dtype) for mn, d in zip(min_norms, datas)]
     system = GDSystem(model, lr=settings.lr, loss=settings.loss, step_impl=settings.step_impl,
-                      boundaries=boundaries, loss_limit=_loss_limit(min_norm, data, bias, settings, dtype))
-    datamodule = FullBatchData(data.X_train.to(dtype), data.y_train.to(dtype), len(boundaries) - 1)
-    recorder = _Recorder(state, metrics, settings, set(record), Path(checkpoint) if checkpoint else None,
-                         config_json, logger, iterates, progress)
-    logger.info("training width %d, %d steps, lr %g, %s loss, %s, %s step on %s", m, settings.steps,
-                settings.lr, settings.loss, settings.dtype, settings.step_impl, _device_name(device))
+                      boundaries=boundaries, loss_limit=limits)
+    datamodule = FullBatchData(datas[0].X_train.to(dtype), y, len(boundaries) - 1)
+    recorder = _Recorder(states, metrics, settings, set(record), checkpoints, config_jsons, logger, iterates,
+                         progress)
+    m = model.W.shape[-2]
+    together = f", {count} runs side by side" if count > 1 else ""
+    logger.info("training width %d, %d steps, lr %g, %s loss, %s, %s step on %s%s", m, settings.steps,
+                settings.lr, settings.loss, settings.dtype, settings.step_impl, _device_name(device), together)
     if progress is not None:
-        name = f"{run_config.get('experiment', '')} m{m} s{run_config.get('seed', '')}".strip()
-        progress.start_run(name, settings.steps, state.step)
+        progress.start_run(_run_names(run_configs, m), settings.steps, states[0].step, runs=count)
     recorder.start()
     if len(boundaries) > 1:
         trainer = make_trainer(settings.accelerator, [recorder])
         with quiet_lightning():
             trainer.fit(system, datamodule=datamodule)
-    wall_time = recorder.elapsed()
+    wall = [recorder.elapsed(i) for i in range(count)]
     logger.info("GD steps computed by the %s step", system.step_description())
-    records = state.records
-    if system.diverged_step is not None:
-        logger.warning("run diverged at step %d (loss non-finite or above %g x its initial value, or "
-                       "non-finite weights); stopped", system.diverged_step, DIVERGENCE_LOSS_RATIO)
-        records = [(step, values) for step, values in records if step < system.diverged_step]
+    for index, bad in enumerate(system.diverged_steps):
+        if bad is not None:
+            run = f"run {index + 1}/{count} of the batch " if count > 1 else "run "
+            logger.warning("%sdiverged at step %d (loss non-finite or above %g x its initial value, or "
+                           "non-finite weights); stopped", run, bad, DIVERGENCE_LOSS_RATIO)
     if progress is not None:
-        progress.end_run(state.step, "done" if system.diverged_step is None
-                         else f"diverged at step {system.diverged_step}")
-    return _run_dataset(records, target, run_config, settings, system.diverged_step,
-                        wall_time, _device_name(device), config_json)
+        bad = [b for b in system.diverged_steps if b is not None]
+        note = "done" if not bad else f"diverged at step {bad[0]}" if count == 1 else f"{len(bad)} diverged"
+        progress.end_run(max(s.step for s in states), note)
+    return list(system.diverged_steps), wall
 
 
 def _setting_coords(swept: dict[str, Any]) -> dict[str, tuple]:
@@ -307,7 +403,8 @@ def _run_dataset(records: list[tuple[int, dict[str, float]]], target: xr.Dataset
         variables[name] = target[name].variable.copy(deep=True)
         variables[name].attrs = variable_attrs(name)
     scalars = {
-        "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments",
+        "wall_time_s": (np.float64(wall_time), "wall-clock training time, summed over resumed segments (runs trained "
+                        "side by side share the time of their batch)",
                         {"units": "s"}),
         "diverged": (np.int8(diverged_step is not None), f"1 if the loss became non-finite or > "
                      f"{DIVERGENCE_LOSS_RATIO:g} x its initial value, or the weights non-finite",
