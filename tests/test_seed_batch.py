@@ -29,9 +29,10 @@ from test_train import _same_run, build, run_config, sphere_data
 FLOAT64_RTOL = 1e-12
 
 
-def batch_problem(S: int = 3, n: int = 20, d: int = 4, m: int = 300, seed: int = 7):
+def batch_problem(S: int = 3, n: int = 21, d: int = 4, m: int = 300, seed: int = 7):
     """S networks of width m on one input set X: (n, d), with their own W0: (S, m, p), signs
-    a: (S, m) and labels y: (S, n) (as label noise would give)."""
+    a: (S, m) and labels y: (S, n) (as label noise would give). n odd: the streamed formula's
+    forward pass takes the points in pairs plus one."""
     gen = torch.Generator().manual_seed(seed)
     X = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=torch.float64), dim=1)
     y = torch.randn(S, n, generator=gen, dtype=torch.float64)

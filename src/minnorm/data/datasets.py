@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from sklearn.datasets import load_digits
 
 from minnorm.files import CF_CONVENTIONS, atomic_write_netcdf
 from minnorm.data.image_files import DataFileError, read_cifar10, read_mnist
@@ -207,6 +206,10 @@ def digits(classes: Sequence[int], n_train: int, n_test: int, *, data_seed: int)
     """
     positive, negative = _check_classes(classes, DATASETS["digits"].classes)
     n_train, n_test = _check_count(n_train, "data.n_train"), _check_count(n_test, "data.n_test")
+    # Imported here: scikit-learn (and the SciPy it loads) take ~1-2 s to import, which every
+    # training job would pay for a data set that only this generator reads.
+    from sklearn.datasets import load_digits
+
     images, labels = load_digits(return_X_y=True)
     pool = np.flatnonzero((labels == positive) | (labels == negative))
     if n_train + n_test > pool.size:
