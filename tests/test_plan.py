@@ -313,3 +313,13 @@ def test_input_stage_files_are_every_data_and_target_file(tiny: dict) -> None:
     files = plan.input_stage_files(tiny, "tiny_sphere")
     assert files == plan.data_files(tiny, "tiny_sphere") + [
         f"results/tiny_sphere/target/m{w}_s{s}_p0.nc" for w in (64, 128, 256) for s in (0, 1)]
+
+
+def test_training_priority_starts_the_longest_jobs_first(default: dict) -> None:
+    widths = plan.sweep(default, "ss_fig1")["width"]
+    priorities = [resource_requests.width_priority(default, "ss_fig1", w) for w in widths]
+    assert priorities == sorted(priorities) and len(set(priorities)) == len(widths)
+    # Proportional to the job's arithmetic: 10x the width, 10x the priority.
+    assert priorities[widths.index(10000)] / priorities[widths.index(1000)] == pytest.approx(10, rel=0.01)
+    # arora_fig2's 18 runs of n = 200, p = 64 outweigh ss_fig1's 5 runs of n = 100, p = 6 at m = 1000.
+    assert resource_requests.width_priority(default, "arora_fig2", 1000) > priorities[0]
