@@ -169,32 +169,20 @@ def make_run_file(
     identity = run_identity_digest(run_config)
     if _reuse(done, identity, out):
         return "reused"
-    return _train(run_config, identity, data_file, target_file, out, checkpoint, done)
+    from minnorm.data.datasets import load_dataset
 
-
-def _train(
-    run_config: dict[str, Any],
-    identity: str,
-    data_file: PathLike,
-    target_file: PathLike,
-    out: Path,
-    checkpoint: PathLike | None,
-    done: PathLike | None,
-    progress: Any = None,
-) -> str:
-    job = dict(config=run_config, data=data_file, target=target_file, out=out, checkpoint=checkpoint, done=done)
-    return _train_batch([(job, identity)], progress)[0]
+    job = dict(config=run_config, target=target_file, out=out, checkpoint=checkpoint, done=done)
+    return _train_batch([(job, identity, load_dataset(data_file))])[0]
 
 
 def _batches(jobs: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str, Any], str, Any]]]:
-    """The runs to train, each with its loaded data set, grouped into the batches that
-    `minnorm.training.train.train_runs` trains side by side (equal `batch_key`, at most
+    """The runs `(job, identity)` to train, each with its loaded data set, grouped into the batches
+    that `minnorm.training.train.train_runs` trains side by side (equal `batch_key`, at most
     `minnorm.training.resources.batch_size_limit` runs each), in job order."""
     from minnorm.data.datasets import load_dataset
-    from minnorm.training.train import batch_key
-
     from minnorm.resource_requests import input_dim
     from minnorm.training.resources import batch_size_limit
+    from minnorm.training.train import batch_key
 
     groups: dict[tuple, list[tuple[dict[str, Any], str, Any]]] = {}
     for job, identity in jobs:
@@ -208,14 +196,9 @@ def _batches(jobs: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str
     return batches
 
 
-def _train_batch(jobs: list[tuple[dict[str, Any], str]], progress: Any = None) -> list[str]:
-    """Train runs `(job, identity)` that share a batch key side by side and write their run files;
+def _train_batch(batch: list[tuple[dict[str, Any], str, Any]], progress: Any = None) -> list[str]:
+    """Train the runs `(job, identity, data)` of one batch side by side and write their run files;
     returns for each "trained" or "resumed"."""
-    (batch,) = _batches(jobs)
-    return _train_loaded(batch, progress)
-
-
-def _train_loaded(batch: list[tuple[dict[str, Any], str, Any]], progress: Any = None) -> list[str]:
     from minnorm.training.train import train_runs
 
     checkpoints = [job.get("checkpoint") for job, _, _ in batch]
@@ -290,14 +273,14 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
             logger.info("not glibc: freed (n, m) buffers may be returned to the OS and faulted in again each step")
     # Runs on the same training inputs with the same settings (seeds, label-noise levels, swept
     # model settings) train side by side, one compiled step for the whole batch.
-    numbers = {id(job): index for index, job in left}
+    number = {job["out"]: index for index, job in left}
     for batch in _batches([(job, identities[index - 1]) for index, job in left]) if left else []:
         for job, _, _ in batch:
-            logger.info("run %d/%d: %s", numbers[id(job)], len(jobs), job["out"])
-        for (job, _, _), how in zip(batch, _train_loaded(batch, progress), strict=True):
+            logger.info("run %d/%d: %s", number[job["out"]], len(jobs), job["out"])
+        for (job, _, _), how in zip(batch, _train_batch(batch, progress), strict=True):
             counts["trained"] += 1
             counts["resumed"] += how == "resumed"
-            logger.info("run %d/%d %s", numbers[id(job)], len(jobs), how)
+            logger.info("run %d/%d %s", number[job["out"]], len(jobs), how)
     line = f"{label}: reused {counts['reused']}, trained {counts['trained']}"
     if counts["resumed"]:
         line += f" ({counts['resumed']} resumed from a checkpoint)"

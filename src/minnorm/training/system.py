@@ -140,10 +140,11 @@ class GDSystem(pl.LightningModule):
         # The loss at W_stop is checked by the next chunk's first step; only the last chunk
         # needs an extra forward pass for it.
         last = batch_idx + 2 == len(self.boundaries)
-        bad = self._run(optimizer, stop - start)
+        good = self._run(optimizer, stop - start)
         if last:
-            bad = bad | ~self._good_at(X, y)
-        new = [s for s in self._active() if bool(bad.reshape(-1)[s])]
+            good = good & self._good_at(X, y)
+        flags = self._flags(good)
+        new = [s for s in self._active() if not flags[s]]
         if not new:
             self.step = stop
             return None
@@ -155,9 +156,9 @@ class GDSystem(pl.LightningModule):
             self.diverged_steps[s] = stop  # unless an earlier iterate is bad: then W_stop or its loss is
         for step in range(start, stop):
             grad, loss = self._gradient(W)
-            ok = (loss <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+            good = self._flags(self._good(loss, W))
             for s in new:
-                if self.diverged_steps[s] == stop and not bool(ok.reshape(-1)[s]):
+                if self.diverged_steps[s] == stop and not good[s]:
                     self.diverged_steps[s] = step
             W.grad = grad
             optimizer.step()
@@ -171,6 +172,16 @@ class GDSystem(pl.LightningModule):
         """Indices of the runs that have not diverged."""
         return [s for s, step in enumerate(self.diverged_steps) if step is None]
 
+    def _good(self, loss: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """Per run (0-d or (S,)): the loss is within ``loss_limit`` (not inf or NaN: NaN compares
+        False) and the weights are finite."""
+        return (loss <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+
+    @staticmethod
+    def _flags(per_run: torch.Tensor) -> list[bool]:
+        """A per-run flag tensor (0-d or (S,)) as one Python bool per run (one device sync)."""
+        return per_run.reshape(-1).tolist()
+
     def step_description(self) -> str:
         """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed formula)"."""
         gradient = self._gradient
@@ -180,19 +191,18 @@ class GDSystem(pl.LightningModule):
         return self.step_impl
 
     def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> torch.Tensor:
-        """Take ``num_steps`` GD steps; returns, per run (0-d for one run, (S,) for a batch), True
-        if the loss at any of their start points is non-finite or above ``loss_limit`` (NaN
-        compares False), or the final weights are non-finite. The losses stay on the device until
-        the chunk ends: no sync per step."""
+        """Take ``num_steps`` GD steps; returns, per run (0-d for one run, (S,) for a batch), False
+        if the loss at any of their start points is non-finite or above ``loss_limit``, or the
+        final weights are non-finite (``_good``). The losses stay on the device until the chunk
+        ends: no sync per step."""
         W = self.model.W
         losses = []
         for _ in range(num_steps):
             W.grad, loss = self._gradient(W)
             losses.append(loss)
             optimizer.step()
-        # One reduction per chunk; max propagates NaN, and NaN <= limit is False.
-        good = (torch.stack(losses).amax(0) <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
-        return ~good
+        # One reduction per chunk; amax propagates NaN.
+        return self._good(torch.stack(losses).amax(0), W)
 
     def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per run, whether the loss (training dtype) at the current weights is finite and within the limit."""
