@@ -19,6 +19,7 @@ from minnorm.collect import SETTING_ATTR, setting_dim
 from minnorm.data.datasets import Dataset
 from minnorm.files import CF_CONVENTIONS, flag_attrs, provenance_attrs
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
+from minnorm.core.target import MinNormTarget
 from minnorm.training.gd_step import LOSSES, STEP_IMPLS, loss_value
 from minnorm.training.resources import check_fits
 from minnorm.training.progress import JobProgress
@@ -138,22 +139,34 @@ def _chunk_boundaries(start: int, settings: TrainSettings, record: list[int]) ->
     return [start] + sorted(s for s in ends if start < s <= settings.steps)
 
 
+@dataclass
+class _Run:
+    """One run of a batch: what it trains on, where it stands and where its checkpoint goes."""
+
+    data: Dataset
+    target: xr.Dataset
+    config: dict[str, Any]
+    config_json: str
+    min_norm: MinNormTarget
+    metrics: RunMetrics
+    state: TrainingState
+    checkpoint: Path | None
+    iterates: dict[int, torch.Tensor] | None
+
+
 class _Recorder(pl.Callback):
-    """Owns the ``TrainingState`` of each run of the batch; after each chunk: record metrics,
-    write checkpoints, log progress and report it to the terminal, as due.
+    """Owns the runs of a batch; after each chunk: record metrics, write checkpoints, log progress
+    and report it to the terminal, as due.
 
     A run that has diverged is left alone (no more records or checkpoints: its last checkpoint
     stays the one before the divergence, so a resumed run diverges at the same step). A state's
-    ``wall_time_s`` stays that of the earlier segments; ``elapsed(s)`` adds the time since ``start()``.
+    ``wall_time_s`` stays that of the earlier segments; ``elapsed(run)`` adds the time since ``start()``.
     """
 
-    def __init__(self, states: list[TrainingState], metrics: list[RunMetrics], settings: TrainSettings,
-                 record: set[int], checkpoints: list[Path | None], config_jsons: list[str],
-                 logger: logging.Logger, iterates: list[dict[int, torch.Tensor] | None],
+    def __init__(self, runs: list[_Run], settings: TrainSettings, record: set[int], logger: logging.Logger,
                  progress: JobProgress | None) -> None:
-        self.states, self.metrics, self.settings, self.record = states, metrics, settings, record
-        self.checkpoints, self.config_jsons, self.logger = checkpoints, config_jsons, logger
-        self.iterates, self.progress = iterates, progress
+        self.runs, self.settings, self.record = runs, settings, record
+        self.logger, self.progress = logger, progress
         self._segment_start = time.perf_counter()
         # (time, step) at the end of the first chunk, which includes compilation: rates start there.
         self._clock: tuple[float, int] | None = None
@@ -162,26 +175,25 @@ class _Recorder(pl.Callback):
         """Start the clock of this training segment (right before the fit)."""
         self._segment_start = time.perf_counter()
 
-    def elapsed(self, run: int) -> float:
-        """Training time of all segments of run ``run`` so far, this one included."""
-        return self.states[run].wall_time_s + time.perf_counter() - self._segment_start
+    def elapsed(self, run: _Run) -> float:
+        """Training time of all segments of ``run`` so far, this one included."""
+        return run.state.wall_time_s + time.perf_counter() - self._segment_start
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         assert isinstance(pl_module, GDSystem)
         step = pl_module.step
-        active = [s for s, bad in enumerate(pl_module.diverged_steps) if bad is None]
-        if not active or step == self.states[active[0]].step:
+        active = [(s, run) for s, (run, bad) in enumerate(zip(self.runs, pl_module.diverged_steps)) if bad is None]
+        if not active or step == active[0][1].state.step:
             return
         W_all = pl_module.model.W.detach()
-        weights = [W_all[s] if pl_module.batched else W_all for s in range(len(self.states))]
-        for s in active:
-            state = self.states[s]
-            state.step, state.W = step, weights[s]
+        for s, run in active:
+            state = run.state
+            state.step, state.W = step, W_all[s] if pl_module.batched else W_all
             if step in self.record:
-                state.records.append((step, self.metrics[s](state.W)))
-                if self.iterates[s] is not None:
-                    self.iterates[s][step] = state.W.to("cpu", torch.float64, copy=True)
+                state.records.append((step, run.metrics(state.W)))
+                if run.iterates is not None:
+                    run.iterates[step] = state.W.to("cpu", torch.float64, copy=True)
         if self.progress is not None:
             self.progress.chunk_done(step)
         every = self.settings.progress_every
@@ -189,25 +201,25 @@ class _Recorder(pl.Callback):
         if every > 0 and step % every == 0:
             now = time.perf_counter()
             rate = None if first else (step - self._clock[1]) / max(now - self._clock[0], 1e-9)
-            for s in active:
-                loss, dist = self.metrics[s].progress(weights[s])
-                run = f"run {s + 1}/{len(self.states)}  " if len(self.states) > 1 else ""
+            for s, run in active:
+                loss, dist = run.metrics.progress(run.state.W)
+                which = f"run {s + 1}/{len(self.runs)}  " if len(self.runs) > 1 else ""
                 if rate is None:
                     self.logger.info("%sstep %d/%d  train_loss %.4e  ||W - W*|| %.4e  (first chunk: start-up "
-                                     "and compilation, no rate)", run, step, self.settings.steps, loss, dist)
+                                     "and compilation, no rate)", which, step, self.settings.steps, loss, dist)
                 else:
                     self.logger.info("%sstep %d/%d  train_loss %.4e  ||W - W*|| %.4e  %.1f steps/s",
-                                     run, step, self.settings.steps, loss, dist, rate)
+                                     which, step, self.settings.steps, loss, dist, rate)
             self._clock = (now, step)
         elif first:
             self._clock = (time.perf_counter(), step)
         every = self.settings.checkpoint_every
         if every > 0 and step % every == 0 and step < self.settings.steps:
-            for s in active:
-                if self.checkpoints[s] is not None:
-                    state = self.states[s]
-                    saved = TrainingState(step=step, W=state.W, records=state.records, wall_time_s=self.elapsed(s))
-                    save_checkpoint(self.checkpoints[s], saved, self.config_jsons[s])
+            for _, run in active:
+                if run.checkpoint is not None:
+                    state = run.state
+                    saved = TrainingState(step=step, W=state.W, records=state.records, wall_time_s=self.elapsed(run))
+                    save_checkpoint(run.checkpoint, saved, run.config_json)
 
 
 def _loss_limit(min_norm: Any, data: Dataset, bias: bool, settings: TrainSettings, dtype: torch.dtype) -> float:
@@ -280,47 +292,42 @@ def train_runs(
     checkpoints = list(checkpoints) if checkpoints is not None else [None] * count
     iterates = list(iterates) if iterates is not None else [None] * count
     settings = TrainSettings.from_run_config(run_configs[0])
-    keys = [batch_key(data, config) for data, config in zip(datas, run_configs)]
-    for index, (config, key) in enumerate(zip(run_configs, keys)):
-        if TrainSettings.from_run_config(config) != settings or key != keys[0]:
+    key = batch_key(datas[0], run_configs[0])
+    for index, (data, config) in enumerate(zip(datas, run_configs)):
+        TrainSettings.from_run_config(config)  # each run's settings checked (errors name the key)
+        if batch_key(data, config) != key:
             raise ValueError(f"run {index} of the batch differs from run 0 in its training inputs or settings "
                              f"(data X, training section, bias or width); train it separately")
-    config_jsons = [json.dumps(c, sort_keys=True, allow_nan=False) for c in run_configs]
     device = _device(settings.accelerator)
     m, p = (int(targets[0].sizes[d]) for d in ("neuron", "weight_dim"))
     n, n_test = datas[0].X_train.shape[0], max(d.X_test.shape[0] for d in datas)
     check_fits(n, m, p, settings.dtype, n_test, device, runs=count)
     if device.type == "cuda":
         check_fits(n, m, p, settings.dtype, n_test, torch.device("cpu"), runs=count)  # recording runs on the host
-    min_norms = [load_target(target, data) for target, data in zip(targets, datas)]
-    metrics = [RunMetrics(mn, data, bool(data.meta.get("pm1_labels", False))) for mn, data in zip(min_norms, datas)]
-    states = []
-    for index in range(count):
-        path = checkpoints[index]
-        state = load_checkpoint(Path(path), config_jsons[index], (m, p), logger) if path else None
+    runs = []
+    for data, target, config, path, seen in zip(datas, targets, run_configs, checkpoints, iterates):
+        config_json = json.dumps(config, sort_keys=True, allow_nan=False)
+        min_norm = load_target(target, data)
+        metrics = RunMetrics(min_norm, data, bool(data.meta.get("pm1_labels", False)))
+        state = load_checkpoint(Path(path), config_json, (m, p), logger) if path else None
         if state is not None:
             logger.info("resuming from checkpoint %s at step %d", path, state.step)
         else:
-            state = TrainingState(step=0, W=min_norms[index].W0, records=[(0, metrics[index](min_norms[index].W0))])
-            if iterates[index] is not None:
-                iterates[index][0] = min_norms[index].W0.clone()
-        states.append(state)
-    results: list[xr.Dataset | None] = [None] * count
-    for start in sorted({state.step for state in states}):
-        group = [i for i in range(count) if states[i].step == start]
-        diverged, wall = _train_group([states[i] for i in group], [metrics[i] for i in group],
-                                      [min_norms[i] for i in group], [datas[i] for i in group],
-                                      [run_configs[i] for i in group], settings,
-                                      [Path(checkpoints[i]) if checkpoints[i] else None for i in group],
-                                      [config_jsons[i] for i in group], [iterates[i] for i in group],
-                                      bool(targets[0].attrs["bias"]), device, logger, progress)
+            state = TrainingState(step=0, W=min_norm.W0, records=[(0, metrics(min_norm.W0))])
+            if seen is not None:
+                seen[0] = min_norm.W0.clone()
+        runs.append(_Run(data, target, config, config_json, min_norm, metrics, state,
+                         Path(path) if path else None, seen))
+    results: dict[int, xr.Dataset] = {}
+    for start in sorted({run.state.step for run in runs}):
+        group = [i for i, run in enumerate(runs) if run.state.step == start]
+        diverged, wall = _train_group([runs[i] for i in group], settings, device, logger, progress)
         for i, bad, seconds in zip(group, diverged, wall):
-            records = states[i].records
-            if bad is not None:
-                records = [(step, values) for step, values in records if step < bad]
-            results[i] = _run_dataset(records, targets[i], run_configs[i], settings, bad, seconds,
-                                      _device_name(device), config_jsons[i])
-    return results  # type: ignore[return-value]
+            run = runs[i]
+            records = [(step, values) for step, values in run.state.records if bad is None or step < bad]
+            results[i] = _run_dataset(records, run.target, run.config, settings, bad, seconds,
+                                      _device_name(device), run.config_json)
+    return [results[i] for i in range(count)]
 
 
 def _run_names(run_configs: list[dict[str, Any]], m: int) -> str:
@@ -330,51 +337,49 @@ def _run_names(run_configs: list[dict[str, Any]], m: int) -> str:
     return name if len(run_configs) == 1 else f"{name} ({len(run_configs)} runs)"
 
 
-def _train_group(states: list[TrainingState], metrics: list[RunMetrics], min_norms: list[Any],
-                 datas: list[Dataset], run_configs: list[dict[str, Any]], settings: TrainSettings,
-                 checkpoints: list[Path | None], config_jsons: list[str],
-                 iterates: list[dict[int, torch.Tensor] | None], bias: bool, device: torch.device,
-                 logger: logging.Logger, progress: JobProgress | None) -> tuple[list[int | None], list[float]]:
+def _train_group(runs: list[_Run], settings: TrainSettings, device: torch.device, logger: logging.Logger,
+                 progress: JobProgress | None) -> tuple[list[int | None], list[float]]:
     """GD for runs whose states stand at the same step; returns each run's diverged step (None:
     did not diverge) and training time. One run trains as an (m, p) network, several as a batch."""
     dtype = DTYPES[settings.dtype]
-    count = len(states)
+    count = len(runs)
+    bias = bool(runs[0].target.attrs["bias"])
     record = recording_steps(settings.steps, settings.record_every, settings.log_points)
-    W0 = torch.stack([s.W for s in states]).to(dtype)
-    a = torch.stack([mn.a for mn in min_norms]).to(dtype)
-    y = torch.stack([d.y_train for d in datas]).to(dtype)
+    W0 = torch.stack([run.state.W for run in runs]).to(dtype)
+    a = torch.stack([run.min_norm.a for run in runs]).to(dtype)
+    y = torch.stack([run.data.y_train for run in runs]).to(dtype)
     if count == 1:
         W0, a, y = W0[0], a[0], y[0]
     model = TwoLayerReLU(W0, a, bias)
-    boundaries = _chunk_boundaries(states[0].step, settings, record)
-    limits = [_loss_limit(mn, d, bias, settings, dtype) for mn, d in zip(min_norms, datas)]
+    start = runs[0].state.step
+    boundaries = _chunk_boundaries(start, settings, record)
+    limits = [_loss_limit(run.min_norm, run.data, bias, settings, dtype) for run in runs]
     system = GDSystem(model, lr=settings.lr, loss=settings.loss, step_impl=settings.step_impl,
                       boundaries=boundaries, loss_limit=limits)
-    datamodule = FullBatchData(datas[0].X_train.to(dtype), y, len(boundaries) - 1)
-    recorder = _Recorder(states, metrics, settings, set(record), checkpoints, config_jsons, logger, iterates,
-                         progress)
+    datamodule = FullBatchData(runs[0].data.X_train.to(dtype), y, len(boundaries) - 1)
+    recorder = _Recorder(runs, settings, set(record), logger, progress)
     m = model.W.shape[-2]
     together = f", {count} runs side by side" if count > 1 else ""
     logger.info("training width %d, %d steps, lr %g, %s loss, %s, %s step on %s%s", m, settings.steps,
                 settings.lr, settings.loss, settings.dtype, settings.step_impl, _device_name(device), together)
     if progress is not None:
-        progress.start_run(_run_names(run_configs, m), settings.steps, states[0].step, runs=count)
+        progress.start_run(_run_names([run.config for run in runs], m), settings.steps, start, runs=count)
     recorder.start()
     if len(boundaries) > 1:
         trainer = make_trainer(settings.accelerator, [recorder])
         with quiet_lightning():
             trainer.fit(system, datamodule=datamodule)
-    wall = [recorder.elapsed(i) for i in range(count)]
+    wall = [recorder.elapsed(run) for run in runs]
     logger.info("GD steps computed by the %s step", system.step_description())
     for index, bad in enumerate(system.diverged_steps):
         if bad is not None:
-            run = f"run {index + 1}/{count} of the batch " if count > 1 else "run "
+            which = f"run {index + 1}/{count} of the batch " if count > 1 else "run "
             logger.warning("%sdiverged at step %d (loss non-finite or above %g x its initial value, or "
-                           "non-finite weights); stopped", run, bad, DIVERGENCE_LOSS_RATIO)
+                           "non-finite weights); stopped", which, bad, DIVERGENCE_LOSS_RATIO)
     if progress is not None:
         bad = [b for b in system.diverged_steps if b is not None]
         note = "done" if not bad else f"diverged at step {bad[0]}" if count == 1 else f"{len(bad)} diverged"
-        progress.end_run(max(s.step for s in states), note)
+        progress.end_run(max(run.state.step for run in runs), note)
     return list(system.diverged_steps), wall
 
 
