@@ -30,10 +30,19 @@ def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
 
 
 _CHILD = r"""
-import hashlib, json, sys
-from minnorm.compile_cache import use_compile_cache
+import hashlib, json, subprocess, sys
+from minnorm.compile_cache import remember_isa_probes, use_compile_cache
 use_compile_cache(sys.argv[1])
 import torch
+if sys.argv[2] == "remember":
+    assert remember_isa_probes()
+probes = []  # inductor's instruction-set probes: a child Python that loads a library
+_run = subprocess.run
+def counting_run(args, *rest, **kwargs):
+    if args[0] == sys.executable and "LoadLibrary" in args[-1]:
+        probes.append(args[-1])
+    return _run(args, *rest, **kwargs)
+subprocess.run = counting_run
 from torch._dynamo.utils import counters
 from minnorm.core.model import TwoLayerReLU
 from minnorm.training.gd_step import FusedGradient
@@ -46,24 +55,34 @@ model = TwoLayerReLU(torch.randn(300, 5, generator=gen, dtype=torch.float64),
 step = FusedGradient(model, X, y, "half_sum")
 step.lay_out(model.W)
 grad, value = step(model.W)
+from torch._inductor.cpu_vec_isa import pick_vec_isa
 print(json.dumps({"compiled": step.compiled, "hits": counters["inductor"]["fxgraph_cache_hit"],
+                  "probes": len(probes), "isa": str(pick_vec_isa()),
                   "misses": counters["inductor"]["fxgraph_cache_miss"],
                   "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest()}))
 """
 
 
-@pytest.mark.slow  # two fresh interpreters importing torch, one compiling (~15 s on 2 busy cores)
+@pytest.mark.slow  # three fresh interpreters importing torch, one compiling (~20 s on 2 busy cores)
 def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
 
-    def run() -> dict:
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "cc")], capture_output=True,
+    def run(probes: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes], capture_output=True,
                              text=True, check=True, env=env, cwd=tmp_path).stdout
         return json.loads(out.strip().splitlines()[-1])
 
-    first, second = run(), run()
+    first, second, plain = run("remember"), run("remember"), run("plain")
     assert first["compiled"] and second["compiled"]
     assert (first["hits"], first["misses"]) == (0, 1)  # an empty folder: inductor compiles
     assert (second["hits"], second["misses"]) == (1, 0)  # the same step in a new process: loaded
     assert second["grad"] == first["grad"]  # the cached kernel computes the same bits
     assert any(Path(tmp_path / "cc").rglob("*.py"))  # the entries are in the project folder
+    # Instruction-set probes: run (and remembered) by the first process only; the pick is the
+    # one inductor makes when it probes every time.
+    if first["isa"] != "INVALID_VEC_ISA":  # a CPU inductor cannot vectorise for probes nothing
+        remembered = len(list(Path(tmp_path / "cc").rglob("*.probed-*")))  # the probes that loaded
+        assert first["probes"] >= remembered >= 1 and plain["probes"] == first["probes"]
+        assert second["probes"] == first["probes"] - remembered  # only failed probes run again
+    assert first["isa"] == second["isa"] == plain["isa"]
+    assert plain["grad"] == first["grad"] and (plain["hits"], plain["misses"]) == (1, 0)

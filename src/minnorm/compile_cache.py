@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 from pathlib import Path
 
 # The environment variable inductor reads for its cache folder (torch._inductor.runtime.cache_dir_utils).
@@ -66,3 +67,49 @@ def use_compile_cache(root: Path | str = DEFAULT_CACHE_ROOT) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[CACHE_ENV] = str(folder)
     return folder
+
+
+def remember_isa_probes() -> bool:
+    """Let inductor's instruction-set probes run once per machine type, not once per process.
+
+    Before its first compilation in a process (a cache hit included), inductor checks every vector
+    instruction set the CPU reports (AVX-512, AVX2, ...): it builds a tiny library into the
+    compile cache (only if not there yet) and loads it in a child Python, which loads libtorch.
+    On the 2-core reference machine the three children cost ~1.1 s of every training job
+    (BENCHMARKS.md). The library's file name is derived from its code, flags and compiler, and it
+    lies in this machine type's cache folder; a load that succeeded once for that file and this
+    torch installation succeeds again. So each success is recorded as an empty marker file next
+    to the library (``<library>.probed-<digest of machine_key() and the torch library folder>``)
+    and a later probe of the same file returns True without a child. Failures are never recorded
+    (probed again each time), so inductor picks the same instruction set, and loads the same
+    kernels, as without this. Call after importing torch, before the first compilation; returns
+    False, changing nothing, if this torch has no such probe (``VecISA._probe_load``).
+    """
+    try:
+        import torch
+        from torch._inductor.cpu_vec_isa import VecISA
+    except ImportError:
+        return False
+    probe = getattr(VecISA, "_probe_load", None)
+    if probe is None:
+        return False
+    if getattr(probe, "remembered", False):
+        return True
+    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    tag = hashlib.sha256(f"{machine_key()}\n{torch_lib}\n{sys.executable}".encode()).hexdigest()[:12]
+
+    def probe_once(self: object, output_path: str) -> bool:
+        marker = Path(f"{output_path}.probed-{tag}")
+        if marker.exists():
+            return True
+        loaded = bool(probe(self, output_path))
+        if loaded:
+            try:
+                marker.touch()
+            except OSError:  # a read-only cache: probe again next time
+                pass
+        return loaded
+
+    probe_once.remembered = True  # type: ignore[attr-defined]
+    VecISA._probe_load = probe_once  # type: ignore[method-assign]
+    return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import logging
 import os
@@ -29,14 +31,39 @@ def _project_line_or_warning(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING or record.name.split(".")[0] in ("minnorm", "__main__")
 
 
+# Young-generation threshold of the cyclic garbage collector in a job process (CPython's default
+# is 700): see ``lighten_garbage_collection``.
+JOB_GC_THRESHOLD = 50_000
+
+
+def lighten_garbage_collection() -> None:
+    """Make CPython's cyclic garbage collector cheap in this short-lived job process.
+
+    A training job imports torch, pytorch_lightning and sympy: millions of objects that live until
+    the process exits. By default the collector starts a young-generation pass every 700 net
+    allocations, and every so often a full pass over all of those objects; at exit the
+    interpreter makes one more full pass. On the 2-core reference machine that was ~1 s of the
+    imports and ~1.3 s of the exit of every training job (``benchmarks/bench_job_start.py``,
+    BENCHMARKS.md). Here passes start only every ``JOB_GC_THRESHOLD`` allocations, and at exit
+    the live objects are frozen (``gc.freeze``) so that the final pass skips them. The collector
+    stays on: reference cycles made during a long training run are still freed.
+    """
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, JOB_GC_THRESHOLD), gen1, gen2)
+    atexit.register(gc.freeze)
+
+
 def log_job_to(path: PathLike) -> None:
-    """Send this process's stderr, warnings and log records to the job log.
+    """Send this process's stderr, warnings and log records to the job log; the first call of
+    every job's script, which also makes garbage collection cheap for the rest of the job
+    (``lighten_garbage_collection``).
 
     The log holds minnorm's own lines (INFO and up) and every library's warnings and errors,
     not third-party INFO chatter (fontTools.subset, matplotlib.mathtext, ...): the filter sits
     on the handler, so a library that sets its own logger to INFO is kept out as well.
     The file is left open on purpose: a traceback at exit must still reach it.
     """
+    lighten_garbage_collection()
     sys.stderr = open(path, "w", encoding="utf-8")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
@@ -258,10 +285,12 @@ def make_run_files(jobs: list[dict[str, Any]], *, threads: int | None = None, la
             left.append((index, job))
     counts = {"reused": len(jobs) - len(left), "trained": 0, "resumed": 0}
     if left:
-        from minnorm.compile_cache import use_compile_cache
+        from minnorm.compile_cache import remember_isa_probes, use_compile_cache
 
         use_compile_cache()  # compiled steps cached in .cache/torchinductor: later jobs skip inductor
         import torch
+
+        remember_isa_probes()
 
         from minnorm.training.progress import JobProgress
         from minnorm.training.resources import retain_freed_memory

@@ -23,6 +23,9 @@ for figure, spec in FIGURES.items():
             summary=f"results/{{exp}}/figures/{figure}.summary.html",
         log:
             f"results/{{exp}}/logs/figures/{figure}.log",
+        # Before the checks of the same collected file: a figure job (seaborn's imports, two
+        # renderings) takes 3-5 s, a checks job ~1 s, so the checks fill the other core after.
+        priority: 1
         conda:
             CONDA_ENV
         params:

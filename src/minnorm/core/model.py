@@ -24,16 +24,19 @@ def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:
     return torch.cat([X, ones], dim=1)
 
 
-def readout(Z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+def readout(Z: torch.Tensor, a: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
     """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) -> (n,);
     for a batch of S networks Z: (S, n, m) and a: (S, m) -> (S, n).
 
     With ``network_outputs`` this is the network's one forward formula; code that also needs
     Z (the gradient, the activation pattern) computes Z = Xt W^T itself and calls this.
+    ``in_place``: overwrite Z with relu(Z) instead of allocating another (n, m) tensor, for a
+    caller that does not need Z afterwards (the same f, bit for bit).
     """
+    H = torch.relu_(Z) if in_place else torch.relu(Z)
     if a.ndim == 1:
-        return torch.relu(Z) @ a / math.sqrt(Z.shape[-1])
-    return (torch.relu(Z) @ a[..., None]).squeeze(-1) / math.sqrt(Z.shape[-1])
+        return H @ a / math.sqrt(Z.shape[-1])
+    return (H @ a[..., None]).squeeze(-1) / math.sqrt(Z.shape[-1])
 
 
 def network_outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

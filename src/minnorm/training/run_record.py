@@ -61,12 +61,13 @@ class RunMetrics:
         t = self.target
         W = W.detach().to("cpu", torch.float64)
         Z = t.Xt @ W.T  # (n, m)
-        f = readout(Z, t.a)
-        flips = float(((Z > 0) != t.S).to(torch.float64).mean())
+        # A count rather than a float mean: the same number without an (n, m) float64 buffer.
+        flips = int(torch.count_nonzero((Z > 0) != t.S)) / Z.numel()
+        f = readout(Z, t.a, in_place=True)
         del Z
         diff = W - t.W_star
         in_range, perp = t.projection_norms(diff)
-        f_test = network_outputs(W, self.Xt_test, t.a)
+        f_test = readout(self.Xt_test @ W.T, t.a, in_place=True)
         err = f_test - self.y_test
         nan = math.nan
         return {
