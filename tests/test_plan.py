@@ -323,3 +323,8 @@ def test_training_priority_starts_the_longest_jobs_first(default: dict) -> None:
     assert priorities[widths.index(10000)] / priorities[widths.index(1000)] == pytest.approx(10, rel=0.01)
     # arora_fig2's 18 runs of n = 200, p = 64 outweigh ss_fig1's 5 runs of n = 100, p = 6 at m = 1000.
     assert resource_requests.width_priority(default, "arora_fig2", 1000) > priorities[0]
+    # Each experiment's data job goes before every training job of its experiment.
+    for exp in default["experiments"]:
+        top = max(resource_requests.width_priority(default, exp, w) for w in plan.sweep(default, exp)["width"])
+        assert resource_requests.data_priority(default, exp) == top + 1
+

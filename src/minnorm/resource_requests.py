@@ -87,6 +87,16 @@ def width_priority(config: dict, exp: str, width: int | str) -> int:
     return max(1, round(sum(run_seconds(job["config"]) for job in train_jobs(config, exp, width))))
 
 
+def data_priority(config: dict, exp: str) -> int:
+    """Scheduling priority of an experiment's data job: one above its longest training job.
+
+    The data job writes the inputs of every training job of the experiment, and Snakemake does not
+    pass a job's priority on to the jobs it waits for: at priority 0 the data job of one experiment
+    waited behind every training job of the others, and its own longest training job started
+    last (on 2 cores the default run's arora_fig2 job then trained alone for 80 s at the end)."""
+    return 1 + max(width_priority(config, exp, width) for width in sweep(config, exp)["width"])
+
+
 def width_mem_mb(config: dict, exp: str, width: int | str) -> int:
     """Memory request (MB) of one width's training job, and of its targets (one at a time): its
     largest run, with the job's runs trained side by side in batches of at most

@@ -22,6 +22,8 @@ for exp in EXPERIMENTS:
             f"results/{exp}/logs/data.log",
         benchmark:
             f"results/{exp}/benchmarks/data.tsv"
+        # Before every training job: it gates all of its experiment's training jobs.
+        priority: resource_requests.data_priority(config, exp)
         conda:
             CONDA_ENV
         threads: 1
