@@ -327,4 +327,3 @@ def test_training_priority_starts_the_longest_jobs_first(default: dict) -> None:
     for exp in default["experiments"]:
         top = max(resource_requests.width_priority(default, exp, w) for w in plan.sweep(default, exp)["width"])
         assert resource_requests.data_priority(default, exp) == top + 1
-

@@ -23,7 +23,7 @@ for exp in EXPERIMENTS:
         benchmark:
             f"results/{exp}/benchmarks/data.tsv"
         # Before every training job: it gates all of its experiment's training jobs.
-        priority: resource_requests.data_priority(config, exp)
+        priority: lambda w, exp=exp: resource_requests.data_priority(config, exp)
         conda:
             CONDA_ENV
         threads: 1
