@@ -9,7 +9,10 @@ GD step for a seed batch (n = 100, p = 6, float64, one thread) and call it once 
 compile cache, ``.cache/torchinductor``, warmed here first), then exit. Three settings:
 ``default`` (neither of the two below), ``gc`` (``minnorm.pipeline.lighten_garbage_collection``,
 the first thing every job's script does) and ``gc+probes`` (also
-``minnorm.compile_cache.remember_isa_probes``: what a training job does now). They alternate,
+``minnorm.compile_cache.remember_isa_probes``: what a training job did before the C++ kernel),
+and ``kernel`` (all that, with the step as ``streamed_kernel.StreamedKernel``, loaded from the
+cache: what a training job does now on an AVX-512 machine). The first three compile the formula
+with torch.compile (``FusedGradient(kernel=False)``). They alternate,
 sample by sample; the script prints the median wall time of each (from the parent: interpreter
 start to exit), the median of the in-process split (imports; first call) and the ratios.
 """
@@ -32,7 +35,7 @@ if sys.argv[1] != "default":
 from minnorm.compile_cache import remember_isa_probes, use_compile_cache
 use_compile_cache()
 import torch, pytorch_lightning, xarray
-if sys.argv[1] == "gc+probes":
+if sys.argv[1] in ("gc+probes", "kernel"):
     remember_isa_probes()
 import minnorm.pipeline, minnorm.training.train
 from minnorm.core.model import TwoLayerReLU
@@ -45,7 +48,8 @@ X = torch.nn.functional.normalize(torch.randn(100, 5, generator=gen, dtype=torch
 y = torch.randn(S, 100, generator=gen, dtype=torch.float64)
 model = TwoLayerReLU(torch.randn(S, m, 6, generator=gen, dtype=torch.float64),
                      torch.randint(0, 2, (S, m), generator=gen, dtype=torch.float64) * 2 - 1, True)
-step = FusedGradient(model, X, y, "half_sum")
+step = FusedGradient(model, X, y, "half_sum", kernel=sys.argv[1] == "kernel")
+assert step.kernel == (sys.argv[1] == "kernel")
 step.lay_out(model.W)
 step(model.W)
 t2 = time.perf_counter()
@@ -69,8 +73,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
-    sample("gc+probes", args.width, args.seeds)  # warms the compile cache (and its probe markers)
-    results: dict[str, list[dict[str, float]]] = {"default": [], "gc": [], "gc+probes": []}
+    for setting in ("gc+probes", "kernel"):
+        sample(setting, args.width, args.seeds)  # warms the compile cache (and its probe markers)
+    results: dict[str, list[dict[str, float]]] = {"default": [], "gc": [], "gc+probes": [], "kernel": []}
     for _ in range(args.repeats):
         for setting in results:
             results[setting].append(sample(setting, args.width, args.seeds))
@@ -86,7 +91,7 @@ def main() -> None:
               f"| {med['rest_s']:.2f} |")
     base = medians["default"]["wall_s"]
     print()
-    for setting in ("gc", "gc+probes"):
+    for setting in ("gc", "gc+probes", "kernel"):
         wall = medians[setting]["wall_s"]
         print(f"ratio default / {setting}: {base / wall:.2f}x ({base - wall:.2f} s saved per job)")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from minnorm.compile_cache import CACHE_ENV, machine_key, use_compile_cache
+from minnorm.training import streamed_kernel
 
 
 def test_cache_folder_is_project_local_per_machine_and_created(tmp_path, monkeypatch):
@@ -52,23 +53,26 @@ X = torch.randn(30, 4, generator=gen, dtype=torch.float64)
 y = torch.randn(30, generator=gen, dtype=torch.float64)
 model = TwoLayerReLU(torch.randn(300, 5, generator=gen, dtype=torch.float64),
                      torch.randint(0, 2, (300,), generator=gen, dtype=torch.float64) * 2 - 1, True)
-step = FusedGradient(model, X, y, "half_sum")
+step = FusedGradient(model, X, y, "half_sum", kernel=sys.argv[3] == "kernel")
 step.lay_out(model.W)
 grad, value = step(model.W)
 from torch._inductor.cpu_vec_isa import pick_vec_isa
+from pathlib import Path
+libs = sorted((str(f), f.stat().st_mtime_ns) for f in Path(sys.argv[1]).rglob("*.so"))
 print(json.dumps({"compiled": step.compiled, "hits": counters["inductor"]["fxgraph_cache_hit"],
+                  "kernel": step.kernel, "libs": libs,
                   "probes": len(probes), "isa": str(pick_vec_isa()),
                   "misses": counters["inductor"]["fxgraph_cache_miss"],
                   "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest()}))
 """
 
 
-@pytest.mark.slow  # three fresh interpreters importing torch, one compiling (~20 s on 2 busy cores)
+@pytest.mark.slow  # five fresh interpreters importing torch, two compiling (~30 s on 2 busy cores)
 def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
 
-    def run(probes: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes], capture_output=True,
+    def run(probes: str, step: str = "formula") -> dict:
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes, step], capture_output=True,
                              text=True, check=True, env=env, cwd=tmp_path).stdout
         return json.loads(out.strip().splitlines()[-1])
 
@@ -86,3 +90,12 @@ def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_p
         assert second["probes"] == first["probes"] - remembered  # only failed probes run again
     assert first["isa"] == second["isa"] == plain["isa"]
     assert plain["grad"] == first["grad"] and (plain["hits"], plain["misses"]) == (1, 0)
+    # The C++ kernel (where inductor vectorises with AVX-512): built into the same folder by the
+    # first process that needs it, loaded as it is by the next; the same gradient bits as the
+    # compiled formula's.
+    if streamed_kernel.available():
+        built, loaded = run("remember", "kernel"), run("remember", "kernel")
+        assert built["kernel"] and loaded["kernel"] and (built["hits"], built["misses"]) == (0, 0)
+        assert {f for f, _ in built["libs"]} > {f for f, _ in first["libs"]}  # a library more, in the folder
+        assert loaded["libs"] == built["libs"]  # nothing rebuilt or rewritten
+        assert built["grad"] == loaded["grad"] == first["grad"]

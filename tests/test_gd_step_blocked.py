@@ -14,6 +14,7 @@ import torch
 
 import reference
 from minnorm.core.model import TwoLayerReLU, augment_inputs
+from minnorm.training import streamed_kernel
 from minnorm.training.gd_step import (
     STREAMED_BLOCK,
     STREAMED_BLOCK_ABOVE_M,
@@ -52,7 +53,11 @@ def test_blocked_formula_uncompiled_matches_the_numpy_gradient(m, block, loss):
 def test_default_block_choice_leaves_default_widths_unblocked():
     for m, expected in ((1000, None), (STREAMED_BLOCK_ABOVE_M, None), (STREAMED_BLOCK_ABOVE_M + 1, STREAMED_BLOCK)):
         model, X, y = problem(5, 2, m)
-        assert FusedGradient(model, X, y, "half_sum").block == expected, m
+        assert FusedGradient(model, X, y, "half_sum", kernel=False).block == expected, m
+        # The C++ kernel (where it runs) keeps the unblocked formula's sums at every width.
+        with_kernel = FusedGradient(model, X, y, "half_sum")
+        assert with_kernel.kernel == streamed_kernel.usable()
+        assert with_kernel.block == (None if with_kernel.kernel else expected), m
     model, X, y = problem(5, 2, 2 * STREAMED_BLOCK_ABOVE_M)
     assert FusedGradient(model, X, y, "half_sum", block=0).block is None  # forced off
     assert FusedGradient(model, X, y, "half_sum", formula="matmul").block is None  # matmul: never blocked

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import torch
 
 from minnorm.core.model import TwoLayerReLU, augment_inputs, readout
+from minnorm.training import streamed_kernel
 
 LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
@@ -90,7 +91,8 @@ _STREAMED_INDUCTOR_OPTIONS = {
 # 138 ns per neuron and step at m = 10^4, 253 at 2^19 and 305 at 2^20; blocked by 512, 114-129 at
 # every width from 2^15 to 2^19. The threshold is the largest default width (2^14), so every run of
 # the default config keeps the unblocked formula's iterates bit for bit (blocking reorders the sum
-# over m, a ~1e-16 relative change).
+# over m, a ~1e-16 relative change). Where the C++ kernel runs (float64 on AVX-512), no width is
+# blocked this way: the kernel blocks its loops without reordering the sums.
 STREAMED_BLOCK_ABOVE_M = 16_384
 # 512 neurons x p <= 12 weights x 8 bytes <= 48 KiB of W per block: in L1/L2 while the block is
 # read once per point (best of 256, 512, 1024, 2048, 8192 at m = 2^19, p = 6).
@@ -208,6 +210,15 @@ class FusedGradient:
     pass it to force one (tests, benchmarks; 0 means None). Falls back to the uncompiled
     ``analytic_gradient`` (with a log warning) if compilation fails, e.g. on a GPU without a
     working Triton; ``compiled`` tells which is used.
+
+    In float64, where inductor vectorises with AVX-512 and torch runs one thread (as training jobs
+    do: ``streamed_kernel.usable``), the streamed formula runs as the C++
+    ``streamed_kernel.StreamedKernel`` instead, at every width: the numbers of the unblocked
+    compiled formula bit for bit, about twice as fast (it keeps the activation pattern as bits
+    instead of recomputing Z, and reads W block by block without reordering any sum). ``kernel``
+    tells whether it is in use; ``kernel=False``, or an explicit ``block``, compiles
+    ``streamed_gradient`` with torch.compile instead (tests and benchmarks compare the two). If
+    the kernel cannot be built, a log warning says so and torch.compile is used.
     """
 
     def __init__(
@@ -218,6 +229,7 @@ class FusedGradient:
         loss: str,
         formula: str | None = None,
         block: int | None = None,
+        kernel: bool = True,
     ) -> None:
         self.Xt = augment_inputs(X, model.bias).contiguous()
         self.y, self.a = y, model.a
@@ -227,19 +239,27 @@ class FusedGradient:
         if formula not in FORMULAS:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
+        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+        self.compiled, self._first_call, self.kernel = True, True, False
+        self.block: int | None = None
+        if kernel and self.streamed and block is None and X.dtype == torch.float64 and streamed_kernel.usable():
+            try:
+                self._fn, self.kernel = streamed_kernel.StreamedKernel(self.Xt.shape[1]), True
+                return
+            except Exception as exc:  # a compiler error of any kind: the compiled formula still works
+                _log.warning("the C++ streamed kernel could not be built (%s); compiling the formula", exc)
+        m = model.W.shape[-2]
+        if block is None:
+            block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
+        self.block = block if self.streamed and 0 < block < m else None
         # dynamic=None: one static graph per process in production (one shape); a process that
         # sees several shapes (tests) gets one dynamic-shape graph instead of recompiling per
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).
         # fullgraph: fail loudly rather than split.
-        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
         # Dynamo keeps at most `recompile_limit` (8 by default) graphs per function and, with
         # fullgraph, fails beyond it; one process may need more (a job's batches of several sizes,
         # with and without a bias; the test suite), each graph still compiled once.
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        m = model.W.shape[-2]
-        if block is None:
-            block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
-        self.block: int | None = block if self.streamed and 0 < block < m else None
         if self.streamed:
             self._fn = torch.compile(
                 functools.partial(streamed_gradient, block=self.block),
@@ -248,8 +268,6 @@ class FusedGradient:
             )
         else:
             self._fn = torch.compile(analytic_gradient, fullgraph=True)
-        self.compiled = True
-        self._first_call = True
 
     @property
     def streamed(self) -> bool:
@@ -272,7 +290,7 @@ class FusedGradient:
         """(dL/dW: (..., m, p), L: (...)) at W: (m, p), or (S, m, p) for a batch of S runs."""
         W = W.detach()
         args = (W.mT.contiguous() if self.streamed else W, self.Xt, self.y, self.a, self.scale)
-        if not self._first_call:
+        if not self._first_call or self.kernel:
             with torch.no_grad():
                 return self._fn(*args)
         self._first_call = False

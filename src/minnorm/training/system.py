@@ -186,6 +186,8 @@ class GDSystem(pl.LightningModule):
         """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed formula)"."""
         gradient = self._gradient
         if isinstance(gradient, FusedGradient):
+            if gradient.kernel:
+                return f"{self.step_impl} (C++ kernel of the {gradient.formula} formula)"
             how = "compiled" if gradient.compiled else "uncompiled fallback,"
             return f"{self.step_impl} ({how} {gradient.formula} formula)"
         return self.step_impl
