@@ -91,10 +91,11 @@ def test_kernel_equals_the_compiled_formula_bit_for_bit(S, n, p, m, labels_per_r
 def test_gd_trajectories_through_pattern_changes_are_identical():
     """200 GD steps at a step size that flips activation patterns: the kernel's iterates are the
     compiled formula's, bit for bit, and the patterns did change along the way."""
-    X = torch.nn.functional.normalize(torch.randn(40, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64), dim=1)
-    W0 = torch.randn(3, 333, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    a = torch.randint(0, 2, (3, 333), generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1
-    y = 3 * torch.randn(3, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    X = torch.nn.functional.normalize(torch.randn(40, 5, generator=gen, dtype=torch.float64), dim=1)
+    W0 = torch.randn(3, 333, 6, generator=gen, dtype=torch.float64)
+    a = torch.randint(0, 2, (3, 333), generator=gen, dtype=torch.float64) * 2 - 1
+    y = 3 * torch.randn(3, 40, generator=gen, dtype=torch.float64)
     steps = {}
     for use_kernel in (True, False):
         model = TwoLayerReLU(W0.clone(), a, True)
@@ -114,10 +115,11 @@ def test_gd_trajectories_through_pattern_changes_are_identical():
     assert flipped > 100  # the pattern moved: the bits are recomputed every step, not frozen
 
 
-def test_fused_gradient_takes_the_kernel_only_where_it_repeats_the_formula(caplog):
+def test_fused_gradient_takes_the_kernel_only_where_it_repeats_the_formula():
     gen = torch.Generator().manual_seed(0)
     X, y = torch.randn(10, 5, generator=gen, dtype=torch.float64), torch.randn(10, generator=gen, dtype=torch.float64)
-    model = TwoLayerReLU(torch.randn(64, 6, generator=gen, dtype=torch.float64), torch.ones(64, dtype=torch.float64), True)
+    W0, a = torch.randn(64, 6, generator=gen, dtype=torch.float64), torch.ones(64, dtype=torch.float64)
+    model = TwoLayerReLU(W0, a, True)
     assert FusedGradient(model, X, y, "half_sum").kernel
     torch.set_num_threads(2)
     assert not FusedGradient(model, X, y, "half_sum").kernel  # inductor's threads are faster
@@ -136,7 +138,8 @@ def test_a_kernel_that_cannot_be_built_falls_back_to_the_compiled_formula(monkey
     monkeypatch.setattr(streamed_kernel.StreamedKernel, "__init__", lambda self, p: broken(p))
     gen = torch.Generator().manual_seed(0)
     X, y = torch.randn(10, 5, generator=gen, dtype=torch.float64), torch.randn(10, generator=gen, dtype=torch.float64)
-    model = TwoLayerReLU(torch.randn(64, 6, generator=gen, dtype=torch.float64), torch.ones(64, dtype=torch.float64), True)
+    W0, a = torch.randn(64, 6, generator=gen, dtype=torch.float64), torch.ones(64, dtype=torch.float64)
+    model = TwoLayerReLU(W0, a, True)
     with caplog.at_level(logging.WARNING, logger="minnorm.training.gd_step"):
         step = FusedGradient(model, X, y, "half_sum")
     assert not step.kernel and step.formula == "streamed"

@@ -188,7 +188,8 @@ def _load(p: int) -> Callable[..., None]:
     """The compiled kernel for p weights per neuron (built once per machine type into the compile cache)."""
     from torch._inductor.codecache import CppPythonBindingsCodeCache
 
-    return CppPythonBindingsCodeCache.load_pybinding(_ARGTYPES, _SOURCE.replace("@P@", str(p)).replace("@K@", str(BLOCK_CHUNKS)))
+    source = _SOURCE.replace("@P@", str(p)).replace("@K@", str(BLOCK_CHUNKS))
+    return CppPythonBindingsCodeCache.load_pybinding(_ARGTYPES, source)
 
 
 class StreamedKernel:
@@ -214,9 +215,8 @@ class StreamedKernel:
             if t.dtype != torch.float64 or t.device.type != "cpu" or not t.is_contiguous():
                 raise ValueError(f"the streamed kernel takes contiguous float64 CPU tensors; {name} is not")
         if Xt.shape != (n, p) or y.shape not in ((n,), (*batch, n)) or a.shape != (*batch, m) or len(batch) > 1:
-            raise ValueError(
-                f"shapes do not match: Wt {tuple(Wt.shape)}, Xt {tuple(Xt.shape)}, y {tuple(y.shape)}, a {tuple(a.shape)}"
-            )
+            shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in (("Wt", Wt), ("Xt", Xt), ("y", y), ("a", a)))
+            raise ValueError(f"shapes do not match: {shapes}")
         S = batch[0] if batch else 1
         if (n, m) not in self._scratch:
             blocks = -(-m // (LANES * BLOCK_CHUNKS))
