@@ -52,7 +52,7 @@ run: venv
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # The studies beyond the paper (config/beyond.yaml; README "Beyond the paper"): `make run` with
-# that config in place of the default one. About 28 minutes on 2 cores (BENCHMARKS.md); `make
+# that config in place of the default one. About 17 minutes on 2 cores (BENCHMARKS.md); `make
 # report` afterwards covers them. Extra flags go in SNAKEMAKE_ARGS as for `make run`.
 BEYOND_ARGS := --configfile config/beyond.yaml --replace-workflow-config
 beyond:
