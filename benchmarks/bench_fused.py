@@ -121,7 +121,6 @@ def widths(repeats: int, threads: int) -> None:
     """Per-neuron step time against m, each (width, variant) in its own process: the compiled
     formula unblocked and blocked as it runs without the kernel (512 neurons above
     STREAMED_BLOCK_ABOVE_M), and the step as training runs it (the C++ kernel where usable)."""
-    torch.set_num_threads(threads)
     print("| m | compiled, unblocked | compiled, blocked above 2^14 | as trained | as trained / as trained at "
           "m = 10^4 | compiled (blocked) / as trained |")
     print("|---|---|---|---|---|---|")

@@ -218,17 +218,17 @@ class StreamedKernel:
             shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in (("Wt", Wt), ("Xt", Xt), ("y", y), ("a", a)))
             raise ValueError(f"shapes do not match: {shapes}")
         S = batch[0] if batch else 1
-        if (n, m) not in self._scratch:
+        if (n, m) not in self._scratch:  # buffers the kernel overwrites, made once per shape
             blocks = -(-m // (LANES * BLOCK_CHUNKS))
             self._scratch[(n, m)] = (
+                torch.tensor(m**-0.5, dtype=torch.float64),
                 torch.empty(n, dtype=torch.float64),
                 torch.empty(n, LANES, dtype=torch.float64),
                 torch.empty(n, p, dtype=torch.float64),
                 torch.empty(blocks, n, BLOCK_CHUNKS, dtype=torch.int16),
             )
-        f, lanes, rx, bits = self._scratch[(n, m)]
+        inv_sqrt_m, f, lanes, rx, bits = self._scratch[(n, m)]
         G = torch.empty_like(Wt)
         loss = torch.empty(batch, dtype=torch.float64)
-        inv_sqrt_m = torch.tensor(m**-0.5, dtype=torch.float64)
         self._kernel(Wt, Xt, y, a, scale, inv_sqrt_m, G, loss, f, lanes, rx, bits, S, n, m, n if y.ndim == 2 else 0)
         return G.mT, loss
