@@ -42,13 +42,13 @@ lock:
 
 # The default config on all cores (profile profiles/default). A run killed with SIGKILL leaves
 # Snakemake's directory lock behind; it is removed first only when no snakemake process (nor a
-# job of one) works in this directory (minnorm.lock_guard), so that repeating `make run`
+# job of one) works in this directory (minnorm.workflow.lock_guard), so that repeating `make run`
 # resumes the sweep and never breaks into a live one. Before that, the config files the command
-# reads are checked (minnorm.config_yaml): a YAML error in a --configfile is reported with its
+# reads are checked (minnorm.config.yaml_reader): a YAML error in a --configfile is reported with its
 # file, line and column, which Snakemake itself does not give.
 run: venv
-	@$(BIN)/python -m minnorm.config_yaml $(SNAKEMAKE_ARGS)
-	@if $(BIN)/python -m minnorm.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
+	@$(BIN)/python -m minnorm.config.yaml_reader $(SNAKEMAKE_ARGS)
+	@if $(BIN)/python -m minnorm.workflow.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
 	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
 
 # The studies beyond the paper (config/beyond.yaml; README "Beyond the paper"): `make run` with
@@ -67,7 +67,7 @@ beyond-plan: venv
 # How far the run in this directory has got (run files present per experiment, runs started,
 # the latest training log line, whether snakemake still runs); from another terminal, any time.
 status:
-	@$(BIN)/python -m minnorm.status
+	@$(BIN)/python -m minnorm.workflow.status
 
 # The whole test suite, slow tests included.
 test: venv
@@ -80,9 +80,14 @@ report: venv
 	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
 	  $(SNAKEMAKE_ARGS)
 
+# Workflow lint (snakemake, snakefmt), Python lint and format (ruff), the layer contract and
+# import cycles (import-linter, contracts in pyproject.toml).
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
 # the README).

@@ -46,11 +46,15 @@ def main() -> None:
         job = max(times, key=lambda t: t[2])
         total_cpu += cpu
         longest = max(longest, (f"{exp} {job[0]}", job[2]), key=lambda t: t[1])
-        print(f"| {exp} | {len(times)} | {sum(t[1] for t in times):.0f} | {cpu:.0f} | "
-              f"{job[2]:.0f} ({job[0]}) |")
+        print(
+            f"| {exp} | {len(times)} | {sum(t[1] for t in times):.0f} | {cpu:.0f} | "
+            f"{job[2]:.0f} ({job[0]}) |"
+        )
     bound = max(total_cpu / args.cores, longest[1])
-    print(f"\nsummed CPU {total_cpu:.0f} s; longest job {longest[1]:.0f} s ({longest[0]}); "
-          f"idle-machine wall time with {args.cores} cores >= {bound:.0f} s = {bound / 60:.1f} min")
+    print(
+        f"\nsummed CPU {total_cpu:.0f} s; longest job {longest[1]:.0f} s ({longest[0]}); "
+        f"idle-machine wall time with {args.cores} cores >= {bound:.0f} s = {bound / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

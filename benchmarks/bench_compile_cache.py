@@ -1,9 +1,11 @@
-"""First-call time of the compiled GD step with an empty and with a warm project-local compile cache.
+"""First-call time of the compiled GD step with an empty and with a warm project-local compile
+cache.
 
 Usage: python benchmarks/bench_compile_cache.py [--repeats 3] [--width 10000] [--threads 1]
 
 Each measurement is a fresh interpreter, as a training job is: it points inductor at a cache folder
-with ``minnorm.compile_cache.use_compile_cache`` (the call `pipeline.make_run_files` makes), builds
+with ``minnorm.training.compile_cache.use_compile_cache`` (the call `pipeline.make_run_files`
+makes), builds
 the fused step of a training run (n = 100, p = 6, float64; the streamed formula) and times the
 first call (dynamo tracing, inductor, C++ compilation or cache load) and a later call. "cold" uses
 a new empty folder each time; "warm" reuses the folder a cold process filled. The script also
@@ -20,12 +22,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 CHILD = r"""
 import json, sys, time, hashlib
 start = time.perf_counter()
-from minnorm.compile_cache import use_compile_cache
+from minnorm.training.compile_cache import use_compile_cache
 folder = use_compile_cache(sys.argv[1])
 import torch
 from torch._dynamo.utils import counters
@@ -58,8 +59,12 @@ print(json.dumps({"imports_s": imported - start, "first_call_s": t1 - t0, "later
 
 def child(folder: str, width: int, threads: int) -> dict:
     """One fresh interpreter's timings (see CHILD)."""
-    out = subprocess.run([sys.executable, "-c", CHILD, folder, str(width), str(threads)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, folder, str(width), str(threads)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -71,24 +76,33 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, "
-          f"n = 100, p = 6, m = {args.width}, float64, {args.threads} thread(s), {args.repeats} cold/warm pairs\n")
+    print(
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, "
+        f"n = 100, p = 6, m = {args.width}, float64, {args.threads} thread(s), {args.repeats} cold/warm pairs\n"
+    )
     cold, warm = [], []
-    print("| process | cache | imports (s) | first call (s) | later call (ms) | FX-graph hits / misses | grad sha256 |")
+    print(
+        "| process | cache | imports (s) | first call (s) | later call (ms) | FX-graph hits / misses | grad sha256 |"
+    )
     print("|---|---|---|---|---|---|---|")
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="minnorm-cc-") as folder:
             for kind in ("cold", "warm"):
                 r = child(folder, args.width, args.threads)
                 (cold if kind == "cold" else warm).append(r)
-                print(f"| {i + 1} | {kind} | {r['imports_s']:.2f} | {r['first_call_s']:.2f} | "
-                      f"{r['later_call_s'] * 1e3:.2f} | {r['fxgraph_hits']} / {r['fxgraph_misses']} | "
-                      f"{r['grad_sha256']} |", flush=True)
+                print(
+                    f"| {i + 1} | {kind} | {r['imports_s']:.2f} | {r['first_call_s']:.2f} | "
+                    f"{r['later_call_s'] * 1e3:.2f} | {r['fxgraph_hits']} / {r['fxgraph_misses']} | "
+                    f"{r['grad_sha256']} |",
+                    flush=True,
+                )
     same = len({r["grad_sha256"] for r in cold + warm}) == 1
     c = statistics.median(r["first_call_s"] for r in cold)
     w = statistics.median(r["first_call_s"] for r in warm)
-    print(f"\nfirst call, median: cold {c:.2f} s, warm {w:.2f} s ({c / w:.1f}x less, {c - w:.2f} s saved per job); "
-          f"gradients bit for bit equal across all processes: {same}")
+    print(
+        f"\nfirst call, median: cold {c:.2f} s, warm {w:.2f} s ({c / w:.1f}x less, {c - w:.2f} s saved per job); "
+        f"gradients bit for bit equal across all processes: {same}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The Figure 1 experiment (ss_fig1) through the workflow against a plain PyTorch float64 loop, in one invocation.
+"""The Figure 1 experiment (ss_fig1) through the workflow against a plain PyTorch float64 loop, in
+one invocation.
 
 Usage: python benchmarks/bench_fig1.py [--cores 2] [--steps N] [--seeds K] [--cold-cache]
 
@@ -49,12 +50,14 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT = "ss_fig1"
 
-IMPORTS = ("import time; t = time.perf_counter(); import torch, pytorch_lightning, xarray; "
-           "import minnorm.training.train, minnorm.pipeline; print(time.perf_counter() - t)")
+IMPORTS = (
+    "import time; t = time.perf_counter(); import torch, pytorch_lightning, xarray; "
+    "import minnorm.training.train, minnorm.workflow.pipeline; print(time.perf_counter() - t)"
+)
 
 COMPILE = r"""
 import json, sys, time
-from minnorm.compile_cache import use_compile_cache
+from minnorm.training.compile_cache import use_compile_cache
 use_compile_cache(sys.argv[1])
 import torch
 from minnorm.core.model import TwoLayerReLU
@@ -101,13 +104,26 @@ def experiment_config(steps: int | None, seeds: int | None) -> dict:
 
 def run_workflow(workdir: Path, config_file: Path, cores: int, env: dict) -> float:
     """Wall seconds of snakemake on the config (the whole `all` target)."""
-    cmd = [str(REPO / ".venv" / "bin" / "snakemake"), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config_file), "--replace-workflow-config", "--cores", str(cores), "--quiet"]
+    cmd = [
+        str(REPO / ".venv" / "bin" / "snakemake"),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+        "--replace-workflow-config",
+        "--cores",
+        str(cores),
+        "--quiet",
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        sys.exit(f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        sys.exit(
+            f"snakemake failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return wall
 
 
@@ -124,7 +140,8 @@ def job_seconds(workdir: Path) -> dict[str, float]:
 
 
 def plain_loop(workdir: Path, exp: dict) -> tuple[float, dict[tuple[int, int], float]]:
-    """Seconds for all runs of the plain autograd loop, and each run's final mean-squared training loss."""
+    """Seconds for all runs of the plain autograd loop, and each run's final mean-squared training
+    loss."""
     import torch
     import xarray as xr
 
@@ -150,7 +167,9 @@ def plain_loop(workdir: Path, exp: dict) -> tuple[float, dict[tuple[int, int], f
                 f = torch.relu(Xt @ W.T) @ a / math.sqrt(width)
                 loss = 0.5 * torch.sum((f - y) ** 2)
                 if k % every == 0 or k == steps:
-                    losses.append(float(loss.detach()) * 2 / X.shape[0])  # mean squared error, as the run files
+                    losses.append(
+                        float(loss.detach()) * 2 / X.shape[0]
+                    )  # mean squared error, as the run files
                 if k == steps:
                     break
                 loss.backward()
@@ -180,11 +199,19 @@ def training_spans(log: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=None, help="override training.steps (quick look)")
-    parser.add_argument("--seeds", type=int, default=None, help="keep only the first K seeds (quick look)")
-    parser.add_argument("--cold-cache", action="store_true", help="an empty torch.compile cache for the workflow")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="override training.steps (quick look)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="keep only the first K seeds (quick look)"
+    )
+    parser.add_argument(
+        "--cold-cache", action="store_true", help="an empty torch.compile cache for the workflow"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
-    parser.add_argument("--plain-threads", type=int, default=1, help="torch threads of the plain loop")
+    parser.add_argument(
+        "--plain-threads", type=int, default=1, help="torch threads of the plain loop"
+    )
     args = parser.parse_args()
     config = experiment_config(args.steps, args.seeds)
     exp = config["experiments"][EXPERIMENT]
@@ -192,29 +219,42 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="minnorm-fig1-"))
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    from minnorm.compile_cache import CACHE_ENV, machine_key
+    from minnorm.training.compile_cache import CACHE_ENV, machine_key
 
-    cache = (workdir / ".cache-cold" if args.cold_cache else REPO / ".cache" / "torchinductor") / machine_key()
+    cache = (
+        workdir / ".cache-cold" if args.cold_cache else REPO / ".cache" / "torchinductor"
+    ) / machine_key()
     warm_before = any(cache.rglob("*.py")) if cache.exists() else False
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, CACHE_ENV: str(cache)}
     load = os.getloadavg()
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?")
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")),
+        "?",
+    )
     import torch
 
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"{EXPERIMENT}: widths {widths} x seeds {seeds} x {steps} steps, float64; snakemake --cores {args.cores}; "
-          f"compile cache {'cold (empty)' if args.cold_cache else 'repository .cache/torchinductor'}"
-          f"{' (held entries before)' if warm_before and not args.cold_cache else ' (empty before)'}\n", flush=True)
+    print(
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(
+        f"{EXPERIMENT}: widths {widths} x seeds {seeds} x {steps} steps, float64; snakemake --cores {args.cores}; "
+        f"compile cache {'cold (empty)' if args.cold_cache else 'repository .cache/torchinductor'}"
+        f"{' (held entries before)' if warm_before and not args.cold_cache else ' (empty before)'}\n",
+        flush=True,
+    )
 
     wf_before = run_workflow(workdir, config_file, args.cores, env)
     print(f"workflow: {wf_before:.1f} s wall", flush=True)
     torch.set_num_threads(args.plain_threads)
     threads = torch.get_num_threads()
     plain_wall, plain_final = plain_loop(workdir, exp)
-    print(f"plain PyTorch float64 loop ({threads} torch threads, runs one after another): {plain_wall:.1f} s", flush=True)
+    print(
+        f"plain PyTorch float64 loop ({threads} torch threads, runs one after another): {plain_wall:.1f} s",
+        flush=True,
+    )
     # The machine's speed drifts over the plain loop's minutes: the workflow runs again right
     # after it (a fresh working directory), and the ratio uses the mean of the two.
     again = Path(tempfile.mkdtemp(prefix="minnorm-fig1-again-"))
@@ -222,10 +262,14 @@ def main() -> None:
     wf_after = run_workflow(again, again / "config.yaml", args.cores, env)
     shutil.rmtree(again, ignore_errors=True)
     wf_wall = (wf_before + wf_after) / 2
-    print(f"workflow again, after the plain loop: {wf_after:.1f} s wall (mean of the two: {wf_wall:.1f} s)")
+    print(
+        f"workflow again, after the plain loop: {wf_after:.1f} s wall (mean of the two: {wf_wall:.1f} s)"
+    )
     ratio = plain_wall / wf_wall
-    print(f"\nratio plain / workflow: {ratio:.2f}x (target >= 10x: {'met' if ratio >= 10 else 'not met'}); "
-          f"workflow under 60 s: {'yes' if wf_wall < 60 else 'no'} ({wf_wall:.1f} s)")
+    print(
+        f"\nratio plain / workflow: {ratio:.2f}x (target >= 10x: {'met' if ratio >= 10 else 'not met'}); "
+        f"workflow under 60 s: {'yes' if wf_wall < 60 else 'no'} ({wf_wall:.1f} s)"
+    )
 
     import xarray as xr
 
@@ -235,7 +279,9 @@ def main() -> None:
         with xr.open_dataset(run) as ds:
             stored = float(ds["train_loss"].values[-1])
         worst = max(worst, abs(stored - value) / abs(stored))
-    print(f"final training losses, workflow (fused) vs plain loop (autograd): max relative difference {worst:.1e}")
+    print(
+        f"final training losses, workflow (fused) vs plain loop (autograd): max relative difference {worst:.1e}"
+    )
 
     kinds = job_seconds(workdir)
     print("\n| part of the workflow | seconds |\n|---|---|")
@@ -246,8 +292,13 @@ def main() -> None:
     how = "compiled"
     per_width = []
     for width in widths:
-        out = subprocess.run([sys.executable, "-c", COMPILE, str(cache.parent), str(width), "200", str(len(seeds))],
-                             capture_output=True, text=True, check=True, env=env).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", COMPILE, str(cache.parent), str(width), "200", str(len(seeds))],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         compile_warm += r["compile_s"]
         how = "C++ kernel" if r["kernel"] else "compiled"
@@ -255,17 +306,33 @@ def main() -> None:
         per_width.append(f"m = {width}: {r['step_s'] * 1e3:.2f} ms per step for {len(seeds)} seeds")
     outside = in_training = 0.0
     for log in sorted((workdir / "results" / EXPERIMENT / "logs" / "runs").glob("m*.log")):
-        job_s = float(next(csv.DictReader((workdir / "results" / EXPERIMENT / "benchmarks" / "runs" /
-                                           f"{log.stem}.tsv").open(), delimiter="\t"))["s"])
+        job_s = float(
+            next(
+                csv.DictReader(
+                    (
+                        workdir / "results" / EXPERIMENT / "benchmarks" / "runs" / f"{log.stem}.tsv"
+                    ).open(),
+                    delimiter="\t",
+                )
+            )["s"]
+        )
         spans = training_spans(log)
         outside += job_s - sum(spans)
         in_training += sum(spans)
-    print(f"| training jobs: outside training (interpreter, imports, reading data and targets, writing runs) "
-          f"| {outside:.1f} |")
-    print(f"| training jobs: loading the step and its first call (cache load; fresh interpreter) | {compile_warm:.1f} |")
-    print(f"| training jobs: GD steps ({how} batched step, raw loop, 1 thread, x {steps} steps) | {step_s:.1f} |")
-    print(f"| training jobs: rest of training (recording, checkpoints, Lightning, optimizer) "
-          f"| {in_training - compile_warm - step_s:.1f} |")
+    print(
+        f"| training jobs: outside training (interpreter, imports, reading data and targets, writing runs) "
+        f"| {outside:.1f} |"
+    )
+    print(
+        f"| training jobs: loading the step and its first call (cache load; fresh interpreter) | {compile_warm:.1f} |"
+    )
+    print(
+        f"| training jobs: GD steps ({how} batched step, raw loop, 1 thread, x {steps} steps) | {step_s:.1f} |"
+    )
+    print(
+        f"| training jobs: rest of training (recording, checkpoints, Lightning, optimizer) "
+        f"| {in_training - compile_warm - step_s:.1f} |"
+    )
     print(f"\nraw {how} step: " + "; ".join(per_width))
     print(f"\nworkdir: {workdir}" if args.keep else "")
     if not args.keep:

@@ -28,6 +28,7 @@ import time
 import pytorch_lightning as pl
 import torch
 
+from minnorm.core.model import TwoLayerReLU
 from minnorm.training.gd_step import (
     STREAMED_BLOCK,
     STREAMED_BLOCK_ABOVE_M,
@@ -35,7 +36,6 @@ from minnorm.training.gd_step import (
     FusedGradient,
     eager_gradient_fn,
 )
-from minnorm.core.model import TwoLayerReLU
 from minnorm.training.resources import retain_freed_memory
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
@@ -43,7 +43,9 @@ LR = 1e-4  # small: no run diverges, and the activation pattern barely moves whi
 CHUNK = 100  # GD steps per training_step of the system
 
 
-def problem(n: int, d: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, torch.Tensor, torch.Tensor]:
+def problem(
+    n: int, d: int, m: int, dtype: torch.dtype
+) -> tuple[TwoLayerReLU, torch.Tensor, torch.Tensor]:
     """A model with a bias (p = d + 1) and a full batch of n unit-norm points."""
     gen = torch.Generator().manual_seed(0)
     X = torch.nn.functional.normalize(torch.randn(n, d, generator=gen, dtype=torch.float64), dim=1)
@@ -53,8 +55,17 @@ def problem(n: int, d: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, t
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), True), X.to(dtype), y.to(dtype)
 
 
-def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int, formula: str | None = None,
-           block: int | None = None, kernel: bool = True) -> float:
+def raw_ms(
+    impl: str,
+    n: int,
+    d: int,
+    m: int,
+    dtype: torch.dtype,
+    steps: int,
+    formula: str | None = None,
+    block: int | None = None,
+    kernel: bool = True,
+) -> float:
     """ms per step of a plain loop `W -= lr * grad` over the eager or fused gradient (`formula`,
     `block`, `kernel`: the fused step's, default as in training)."""
     model, X, y = problem(n, d, m, dtype)
@@ -75,7 +86,8 @@ def raw_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int, fo
 
 
 def system_ms(impl: str, n: int, d: int, m: int, dtype: torch.dtype, steps: int) -> float:
-    """ms per step of GDSystem under a Trainer, the first chunk (Trainer start, compilation) excluded."""
+    """ms per step of GDSystem under a Trainer, the first chunk (Trainer start, compilation)
+    excluded."""
     model, X, y = problem(n, d, m, dtype)
     boundaries = list(range(0, steps + CHUNK + 1, CHUNK))
     system = GDSystem(model, lr=LR, loss="half_sum", step_impl=impl, boundaries=boundaries)
@@ -97,13 +109,22 @@ def crossover(repeats: int, steps: int) -> None:
     print("|---|---|---|---|---|")
     for d in (5, 10, 15, 31):
         for dtype in (torch.float32, torch.float64):
-            ms = {f: statistics.median(raw_ms("fused", 100, d, 10_000, dtype, steps, f, kernel=False)
-                                       for _ in range(repeats))
-                  for f in ("streamed", "matmul")}
-            print(f"| {d + 1} | {str(dtype).removeprefix('torch.')} | {ms['streamed']:.2f} | {ms['matmul']:.2f} "
-                  f"| {ms['matmul'] / ms['streamed']:.2f} |", flush=True)
-    print(f"\nms per step of the raw loop, medians of {repeats} x {steps} steps; the training path picks "
-          f"streamed for p <= {STREAMED_MAX_P} (minnorm.training.gd_step.STREAMED_MAX_P).")
+            ms = {
+                f: statistics.median(
+                    raw_ms("fused", 100, d, 10_000, dtype, steps, f, kernel=False)
+                    for _ in range(repeats)
+                )
+                for f in ("streamed", "matmul")
+            }
+            print(
+                f"| {d + 1} | {str(dtype).removeprefix('torch.')} | {ms['streamed']:.2f} | {ms['matmul']:.2f} "
+                f"| {ms['matmul'] / ms['streamed']:.2f} |",
+                flush=True,
+            )
+    print(
+        f"\nms per step of the raw loop, medians of {repeats} x {steps} steps; the training path picks "
+        f"streamed for p <= {STREAMED_MAX_P} (minnorm.training.gd_step.STREAMED_MAX_P)."
+    )
 
 
 WIDTHS = (1000, 5000, 10_000, 2**14, 2**15, 2**17, 2**19, 2**20)
@@ -113,34 +134,64 @@ def one_width(m: int, block: int | None, kernel: bool, repeats: int) -> float:
     """ns per step and neuron of the raw fused loop at n = 100, p = 6, float64 (best of `repeats`
     runs of ~3 x 10^6 neuron-steps each; this process sees one shape)."""
     steps = max(10, 3_000_000 // m)
-    return min(raw_ms("fused", 100, 5, m, torch.float64, steps, block=block, kernel=kernel)
-               for _ in range(repeats)) / m * 1e6
+    return (
+        min(
+            raw_ms("fused", 100, 5, m, torch.float64, steps, block=block, kernel=kernel)
+            for _ in range(repeats)
+        )
+        / m
+        * 1e6
+    )
 
 
 def widths(repeats: int, threads: int) -> None:
     """Per-neuron step time against m, each (width, variant) in its own process: the compiled
     formula unblocked and blocked as it runs without the kernel (512 neurons above
     STREAMED_BLOCK_ABOVE_M), and the step as training runs it (the C++ kernel where usable)."""
-    print("| m | compiled, unblocked | compiled, blocked above 2^14 | as trained | as trained / as trained at "
-          "m = 10^4 | compiled (blocked) / as trained |")
+    print(
+        "| m | compiled, unblocked | compiled, blocked above 2^14 | as trained | as trained / as trained at "
+        "m = 10^4 | compiled (blocked) / as trained |"
+    )
     print("|---|---|---|---|---|---|")
     results: dict[int, dict[str, float]] = {}
     for m in WIDTHS:
         ns = {}
         blocked = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
-        for name, block, kernel in (("unblocked", 0, False), ("blocked", blocked, False), ("trained", None, True)):
+        for name, block, kernel in (
+            ("unblocked", 0, False),
+            ("blocked", blocked, False),
+            ("trained", None, True),
+        ):
             if name == "blocked" and not blocked:
                 ns[name] = ns["unblocked"]  # the same formula: not blocked at these widths
                 continue
-            out = subprocess.run([sys.executable, __file__, "--one-width", str(m), "--block", str(block),
-                                  "--kernel", str(int(kernel)), "--repeats", str(repeats), "--threads", str(threads)],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one-width",
+                    str(m),
+                    "--block",
+                    str(block),
+                    "--kernel",
+                    str(int(kernel)),
+                    "--repeats",
+                    str(repeats),
+                    "--threads",
+                    str(threads),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             ns[name] = float(out.split()[-1])
         results[m] = ns
     base = results[10_000]["trained"]
     for m, ns in results.items():
-        print(f"| {m} | {ns['unblocked']:.1f} | {ns['blocked']:.1f} | {ns['trained']:.1f} | {ns['trained'] / base:.2f} "
-              f"| {ns['blocked'] / ns['trained']:.2f} |")
+        print(
+            f"| {m} | {ns['unblocked']:.1f} | {ns['blocked']:.1f} | {ns['trained']:.1f} | {ns['trained'] / base:.2f} "
+            f"| {ns['blocked'] / ns['trained']:.2f} |"
+        )
     step = FusedGradient(*problem(2, 5, 1000, torch.float64), "half_sum")
     trained = "C++ kernel" if step.kernel else "compiled formula, blocked above 2^14"
     ratio = results[2**17]["trained"] / base
@@ -166,39 +217,70 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--crossover", action="store_true", help="also time both compiled formulas against p")
-    parser.add_argument("--widths", action="store_true",
-                        help="only the per-neuron step time against m (blocked streamed step), one process per width")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="do not call retain_freed_memory() as training jobs do (glibc default)")
+    parser.add_argument(
+        "--crossover", action="store_true", help="also time both compiled formulas against p"
+    )
+    parser.add_argument(
+        "--widths",
+        action="store_true",
+        help="only the per-neuron step time against m (blocked streamed step), one process per width",
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="do not call retain_freed_memory() as training jobs do (glibc default)",
+    )
     args = parser.parse_args()
-    malloc = "glibc default malloc" if args.default_malloc or not retain_freed_memory() else "retain_freed_memory()"
+    malloc = (
+        "glibc default malloc"
+        if args.default_malloc or not retain_freed_memory()
+        else "retain_freed_memory()"
+    )
     torch.set_num_threads(args.threads)
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in lscpu.splitlines()
+            if line.startswith("Model name")
+        ),
+        "?",
+    )
     if args.widths:
-        print(f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), n = 100, "
-              f"p = 6, float64, best of {args.repeats} runs per width, one process per width\n")
+        print(
+            f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), n = 100, "
+            f"p = 6, float64, best of {args.repeats} runs per width, one process per width\n"
+        )
         widths(args.repeats, args.threads)
         return
-    print(f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), m = 10000, {malloc}\n")
-    print("| dtype | raw eager | system eager | raw fused | system fused | system eager / raw eager "
-          "| system fused / raw fused | raw eager / system fused |")
+    print(
+        f"{datetime.date.today()}, {cpu}, torch {torch.__version__}, {args.threads} thread(s), "
+        f"{args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), m = 10000, {malloc}\n"
+    )
+    print(
+        "| dtype | raw eager | system eager | raw fused | system fused | system eager / raw eager "
+        "| system fused / raw fused | raw eager / system fused |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dtype in (torch.float32, torch.float64):
-        times: dict[str, list[float]] = {k: [] for k in ("raw eager", "system eager", "raw fused", "system fused")}
+        times: dict[str, list[float]] = {
+            k: [] for k in ("raw eager", "system eager", "raw fused", "system fused")
+        }
         for _ in range(args.repeats):
             for impl in ("eager", "fused"):
                 times[f"raw {impl}"].append(raw_ms(impl, 100, 5, 10_000, dtype, args.steps))
                 times[f"system {impl}"].append(system_ms(impl, 100, 5, 10_000, dtype, args.steps))
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"| {str(dtype).removeprefix('torch.')} | {med['raw eager']:.2f} | {med['system eager']:.2f} "
-              f"| {med['raw fused']:.2f} | {med['system fused']:.2f} "
-              f"| {med['system eager'] / med['raw eager']:.2f} | {med['system fused'] / med['raw fused']:.2f} "
-              f"| {med['raw eager'] / med['system fused']:.2f} |")
-    print("\nms per step, medians over repeats; the last column is the fused training path's speed-up over "
-          "the eager raw loop (target >= 2).")
+        print(
+            f"| {str(dtype).removeprefix('torch.')} | {med['raw eager']:.2f} | {med['system eager']:.2f} "
+            f"| {med['raw fused']:.2f} | {med['system fused']:.2f} "
+            f"| {med['system eager'] / med['raw eager']:.2f} | {med['system fused'] / med['raw fused']:.2f} "
+            f"| {med['raw eager'] / med['system fused']:.2f} |"
+        )
+    print(
+        "\nms per step, medians over repeats; the last column is the fused training path's speed-up over "
+        "the eager raw loop (target >= 2)."
+    )
     if args.crossover:
         crossover(args.repeats, args.steps)
 

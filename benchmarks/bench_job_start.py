@@ -7,9 +7,11 @@ Each sample is a fresh interpreter that does what a training job does before and
 steps: import torch, pytorch_lightning, xarray and minnorm's training modules, build the compiled
 GD step for a seed batch (n = 100, p = 6, float64, one thread) and call it once (a load from the
 compile cache, ``.cache/torchinductor``, warmed here first), then exit. Three settings:
-``default`` (neither of the two below), ``gc`` (``minnorm.pipeline.lighten_garbage_collection``,
+``default`` (neither of the two below), ``gc``
+(``minnorm.workflow.pipeline.lighten_garbage_collection``,
 the first thing every job's script does) and ``gc+probes`` (also
-``minnorm.compile_cache.remember_isa_probes``: what a training job did before the C++ kernel),
+``minnorm.training.compile_cache.remember_isa_probes``: what a training job did before the C++
+kernel),
 and ``kernel`` (all that, with the step as ``streamed_kernel.StreamedKernel``, loaded from the
 cache: what a training job does now on an AVX-512 machine). The first three compile the formula
 with torch.compile (``FusedGradient(kernel=False)``). They alternate,
@@ -30,14 +32,14 @@ JOB = r"""
 import json, sys, time
 t0 = time.perf_counter()
 if sys.argv[1] != "default":
-    from minnorm.pipeline import lighten_garbage_collection
+    from minnorm.workflow.pipeline import lighten_garbage_collection
     lighten_garbage_collection()
-from minnorm.compile_cache import remember_isa_probes, use_compile_cache
+from minnorm.training.compile_cache import remember_isa_probes, use_compile_cache
 use_compile_cache()
 import torch, pytorch_lightning, xarray
 if sys.argv[1] in ("gc+probes", "kernel"):
     remember_isa_probes()
-import minnorm.pipeline, minnorm.training.train
+import minnorm.workflow.pipeline, minnorm.training.train
 from minnorm.core.model import TwoLayerReLU
 from minnorm.training.gd_step import FusedGradient
 t1 = time.perf_counter()
@@ -60,8 +62,12 @@ print(json.dumps({"imports_s": t1 - t0, "first_call_s": t2 - t1}))
 def sample(setting: str, width: int, seeds: int) -> dict[str, float]:
     """One fresh interpreter: its wall time from the parent and its own split."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", JOB, setting, str(width), str(seeds)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", JOB, setting, str(width), str(seeds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     wall = time.perf_counter() - start
     split = json.loads(out.strip().splitlines()[-1])
     return {"wall_s": wall, **split, "rest_s": wall - split["imports_s"] - split["first_call_s"]}
@@ -75,20 +81,31 @@ def main() -> None:
     args = parser.parse_args()
     for setting in ("gc+probes", "kernel"):
         sample(setting, args.width, args.seeds)  # warms the compile cache (and its probe markers)
-    results: dict[str, list[dict[str, float]]] = {"default": [], "gc": [], "gc+probes": [], "kernel": []}
+    results: dict[str, list[dict[str, float]]] = {
+        "default": [],
+        "gc": [],
+        "gc+probes": [],
+        "kernel": [],
+    }
     for _ in range(args.repeats):
         for setting in results:
             results[setting].append(sample(setting, args.width, args.seeds))
-    print(f"training job's fixed cost: imports, first call of the cached GD step (m = {args.width}, "
-          f"{args.seeds} seeds), exit; median of {args.repeats} fresh interpreters each, alternating\n")
-    print("| setting | wall (start to exit) s | imports s | first call s | interpreter start, exit, rest s |")
+    print(
+        f"training job's fixed cost: imports, first call of the cached GD step (m = {args.width}, "
+        f"{args.seeds} seeds), exit; median of {args.repeats} fresh interpreters each, alternating\n"
+    )
+    print(
+        "| setting | wall (start to exit) s | imports s | first call s | interpreter start, exit, rest s |"
+    )
     print("|---|---|---|---|---|")
     medians = {}
     for setting, rows in results.items():
         med = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
         medians[setting] = med
-        print(f"| {setting} | {med['wall_s']:.2f} | {med['imports_s']:.2f} | {med['first_call_s']:.2f} "
-              f"| {med['rest_s']:.2f} |")
+        print(
+            f"| {setting} | {med['wall_s']:.2f} | {med['imports_s']:.2f} | {med['first_call_s']:.2f} "
+            f"| {med['rest_s']:.2f} |"
+        )
     base = medians["default"]["wall_s"]
     print()
     for setting in ("gc", "gc+probes", "kernel"):

@@ -36,11 +36,17 @@ def before(metrics: RunMetrics, W: torch.Tensor) -> dict[str, float]:
     f_test = network_outputs(W, metrics.Xt_test, t.a)
     err = f_test - metrics.y_test
     rms = lambda v: float(torch.sqrt(torch.mean(v**2)))  # noqa: E731
-    return {"train_loss": float(torch.mean((f - t.y) ** 2)), "dist_to_target": float(torch.linalg.vector_norm(diff)),
-            "dist_to_target_range": in_range, "dist_to_target_perp": perp,
-            "dist_from_init": float(torch.linalg.vector_norm(W - t.W0)), "activation_flip_fraction": flips,
-            "test_loss": float(torch.mean(err**2)), "gap_linearized": rms(f_test - metrics.f_linear_test),
-            "gap_kernel": rms(f_test - metrics.f_kernel_test)}
+    return {
+        "train_loss": float(torch.mean((f - t.y) ** 2)),
+        "dist_to_target": float(torch.linalg.vector_norm(diff)),
+        "dist_to_target_range": in_range,
+        "dist_to_target_perp": perp,
+        "dist_from_init": float(torch.linalg.vector_norm(W - t.W0)),
+        "activation_flip_fraction": flips,
+        "test_loss": float(torch.mean(err**2)),
+        "gap_linearized": rms(f_test - metrics.f_linear_test),
+        "gap_kernel": rms(f_test - metrics.f_kernel_test),
+    }
 
 
 def main() -> None:
@@ -53,15 +59,26 @@ def main() -> None:
     print("| m | before, ms per record | now, ms per record | ratio |\n|---|---|---|---|")
     for m in args.widths:
         gen = torch.Generator().manual_seed(0)
-        X = torch.nn.functional.normalize(torch.randn(100, 5, generator=gen, dtype=torch.float64), dim=1)
-        X_test = torch.nn.functional.normalize(torch.randn(200, 5, generator=gen, dtype=torch.float64), dim=1)
-        y, y_test = torch.randn(100, generator=gen, dtype=torch.float64), torch.randn(200, generator=gen, dtype=torch.float64)
+        X = torch.nn.functional.normalize(
+            torch.randn(100, 5, generator=gen, dtype=torch.float64), dim=1
+        )
+        X_test = torch.nn.functional.normalize(
+            torch.randn(200, 5, generator=gen, dtype=torch.float64), dim=1
+        )
+        y, y_test = (
+            torch.randn(100, generator=gen, dtype=torch.float64),
+            torch.randn(200, generator=gen, dtype=torch.float64),
+        )
         W0, a = init_weights(m, 6, 1.0, seed=0)
         target = min_norm_target(augment_inputs(X, True), y, W0, a)
-        metrics = RunMetrics(target, types.SimpleNamespace(X_train=X, X_test=X_test, y_test=y_test), False)
+        metrics = RunMetrics(
+            target, types.SimpleNamespace(X_train=X, X_test=X_test, y_test=y_test), False
+        )
         W = W0 + 0.01 * torch.randn(m, 6, generator=gen, dtype=torch.float64)
         now = metrics(W)
-        assert all(now[k] == v for k, v in before(metrics, W).items()), "the two formulations differ"
+        assert all(now[k] == v for k, v in before(metrics, W).items()), (
+            "the two formulations differ"
+        )
         times: dict[str, list[float]] = {"before": [], "now": []}
         for _ in range(args.repeats):
             for name, fn in (("before", lambda: before(metrics, W)), ("now", lambda: metrics(W))):

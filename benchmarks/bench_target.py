@@ -77,7 +77,9 @@ def main() -> None:
     Xt = augment_inputs(X, True)
     baseline = maxrss_bytes()
 
-    pattern_times, w_pattern = time_runs(lambda: min_norm_target(Xt, y, W0, net.a).W_star, args.repeats)
+    pattern_times, w_pattern = time_runs(
+        lambda: min_norm_target(Xt, y, W0, net.a).W_star, args.repeats
+    )
     pattern_peak = maxrss_bytes() - baseline
     explicit_times, w_explicit = time_runs(lambda: explicit_w_star(net, X, y), args.repeats)
     explicit_peak = maxrss_bytes() - baseline
@@ -86,25 +88,37 @@ def main() -> None:
     budget = args.n * args.width * args.dim * 8
     speedup = statistics.median(explicit_times) / statistics.median(pattern_times)
     diff = float((w_pattern - w_explicit).abs().max())
-    print(f"n = {args.n}, d = {args.dim} (p = {p}, bias), m = {args.width}, float64, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.repeats} runs each")
+    print(
+        f"n = {args.n}, d = {args.dim} (p = {p}, bias), m = {args.width}, float64, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.repeats} runs each"
+    )
     print()
     print("| method | median time (s) | all runs (s) | peak memory increase (GB) |")
     print("|---|---|---|---|")
     for name, times, peak in (
         ("min_norm_target (activation pattern)", pattern_times, pattern_peak),
-        ("explicit Jacobian (torch.func vmap+jacrev, J J^T, Cholesky)", explicit_times, explicit_peak),
+        (
+            "explicit Jacobian (torch.func vmap+jacrev, J J^T, Cholesky)",
+            explicit_times,
+            explicit_peak,
+        ),
     ):
         runs = ", ".join(f"{t:.2f}" for t in times)
         print(f"| {name} | {statistics.median(times):.3f} | {runs} | {peak / 1e9:.2f} |")
     print()
-    print(f"speedup: {speedup:.1f}x (target >= {SPEEDUP_TARGET:.0f}x: "
-          f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'})")
-    print(f"pattern peak {pattern_peak / 1e9:.2f} GB vs budget n m d 8 B = {budget / 1e9:.2f} GB: "
-          f"{'met' if pattern_peak < budget else 'NOT met'}")
+    print(
+        f"speedup: {speedup:.1f}x (target >= {SPEEDUP_TARGET:.0f}x: "
+        f"{'met' if speedup >= SPEEDUP_TARGET else 'NOT met'})"
+    )
+    print(
+        f"pattern peak {pattern_peak / 1e9:.2f} GB vs budget n m d 8 B = {budget / 1e9:.2f} GB: "
+        f"{'met' if pattern_peak < budget else 'NOT met'}"
+    )
     print(f"explicit J alone: n m p 8 B = {args.n * args.width * p * 8 / 1e9:.2f} GB")
-    print(f"max |W*_pattern - W*_explicit| = {diff:.2e} (||W* - W0|| = "
-          f"{math.sqrt(float(torch.sum((w_pattern - W0) ** 2))):.3f})")
+    print(
+        f"max |W*_pattern - W*_explicit| = {diff:.2e} (||W* - W0|| = "
+        f"{math.sqrt(float(torch.sum((w_pattern - W0) ** 2))):.3f})"
+    )
 
 
 if __name__ == "__main__":

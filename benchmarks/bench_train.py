@@ -16,25 +16,31 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from minnorm.training.gd_step import FusedGradient, eager_gradient_fn
 from minnorm.core.model import TwoLayerReLU
+from minnorm.training.gd_step import FusedGradient
 from minnorm.training.resources import retain_freed_memory
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 LR = 1e-3  # small enough that no size diverges within the timed steps
 
 
-def problem(n: int, p: int, m: int, dtype: torch.dtype) -> tuple[TwoLayerReLU, torch.Tensor, torch.Tensor]:
+def problem(
+    n: int, p: int, m: int, dtype: torch.dtype
+) -> tuple[TwoLayerReLU, torch.Tensor, torch.Tensor]:
     """A random model (bias: inputs of dimension p - 1) and full batch of n points."""
     gen = torch.Generator().manual_seed(0)
-    X = torch.nn.functional.normalize(torch.randn(n, p - 1, generator=gen, dtype=torch.float64), dim=1)
+    X = torch.nn.functional.normalize(
+        torch.randn(n, p - 1, generator=gen, dtype=torch.float64), dim=1
+    )
     y = torch.randn(n, generator=gen, dtype=torch.float64)
     W0 = torch.randn(m, p, generator=gen, dtype=torch.float64)
     a = torch.randint(0, 2, (m,), generator=gen, dtype=torch.float64) * 2 - 1
     return TwoLayerReLU(W0.to(dtype), a.to(dtype), True), X.to(dtype), y.to(dtype)
 
 
-def raw_fused_seconds(n: int, p: int, m: int, dtype: torch.dtype, steps: int) -> tuple[float, float]:
+def raw_fused_seconds(
+    n: int, p: int, m: int, dtype: torch.dtype, steps: int
+) -> tuple[float, float]:
     """(seconds per step, first-call compile seconds) of a loop over the compiled gradient."""
     model, X, y = problem(n, p, m, dtype)
     gradient = FusedGradient(model, X, y, "half_sum")
@@ -80,7 +86,8 @@ class _InterleavedRaw(pl.Callback):
 
 
 def raw_eager_step(n: int, p: int, m: int, dtype: torch.dtype):
-    """One step of a hand-written autograd GD loop (half_sum loss) on its own copy of the problem."""
+    """One step of a hand-written autograd GD loop (half_sum loss) on its own copy of the
+    problem."""
     model, X, y = problem(n, p, m, dtype)
     W = model.W
 
@@ -109,8 +116,9 @@ def raw_fused_step(n: int, p: int, m: int, dtype: torch.dtype):
     return step
 
 
-def interleaved(n: int, p: int, m: int, dtype: torch.dtype, impl: str, raw_step, chunks: int,
-                chunk: int) -> tuple[list[float], list[float], float]:
+def interleaved(
+    n: int, p: int, m: int, dtype: torch.dtype, impl: str, raw_step, chunks: int, chunk: int
+) -> tuple[list[float], list[float], float]:
     """(system s/step per chunk, raw s/step per burst, setup + first chunk s) for one fit."""
     model, X, y = problem(n, p, m, dtype)
     boundaries = list(range(0, (chunks + 1) * chunk + 1, chunk))
@@ -128,52 +136,97 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
-    parser.add_argument("--chunk", type=int, default=100,
-                        help="GD steps per training_step at n = 100 (default: record.every of the default experiments)")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="do not call retain_freed_memory() as training jobs do (glibc default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: leave the default)"
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=100,
+        help="GD steps per training_step at n = 100 (default: record.every of the default experiments)",
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="do not call retain_freed_memory() as training jobs do (glibc default)",
+    )
     args = parser.parse_args()
-    malloc = "glibc default malloc" if args.default_malloc or not retain_freed_memory() else "retain_freed_memory()"
+    malloc = (
+        "glibc default malloc"
+        if args.default_malloc or not retain_freed_memory()
+        else "retain_freed_memory()"
+    )
     if args.threads:
         torch.set_num_threads(args.threads)  # a script, not the library: it may set this
-    model_name = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True,
-                                text=True, check=False).stdout.strip()
-    print(f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100, {malloc}\n")
+    model_name = subprocess.run(
+        "lscpu | sed -n 's/^Model name: *//p'",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    print(
+        f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100, {malloc}\n"
+    )
     if args.quick:
         print("| n | p | m | fused float64 ms/step | compile s |\n|---|---|---|---|---|")
         for n, p, m in [(100, 6, 1000), (100, 6, 10000), (300, 64, 2000)]:
             runs = [raw_fused_seconds(n, p, m, torch.float64, 100) for _ in range(args.repeats)]
-            print(f"| {n} | {p} | {m} | {1e3 * statistics.median(r[0] for r in runs):.2f} | {runs[0][1]:.1f} |",
-                  flush=True)
+            print(
+                f"| {n} | {p} | {m} | {1e3 * statistics.median(r[0] for r in runs):.2f} | {runs[0][1]:.1f} |",
+                flush=True,
+            )
             torch._dynamo.reset()
         return
 
-    print("| n | p | m | dtype | raw eager | system eager | ratio | raw fused | system fused | ratio | "
-          "fused speed-up vs raw eager | first fused chunk incl. setup (s) |")
+    print(
+        "| n | p | m | dtype | raw eager | system eager | ratio | raw fused | system fused | ratio | "
+        "fused speed-up vs raw eager | first fused chunk incl. setup (s) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
-    for n, p, m, chunks, chunk in [(100, 6, 10000, max(6, 1200 // args.chunk), args.chunk), (1000, 65, 10000, 3, 4)]:
+    for n, p, m, chunks, chunk in [
+        (100, 6, 10000, max(6, 1200 // args.chunk), args.chunk),
+        (1000, 65, 10000, 3, 4),
+    ]:
         for dtype in (torch.float32, torch.float64):
             torch._dynamo.reset()  # a fresh static graph per size, as in a real one-run job
-            eager_sys, eager_raw, fused_sys, fused_raw, fused_vs_eager, setup = [], [], [], [], [], []
+            eager_sys, eager_raw, fused_sys, fused_raw, fused_vs_eager, setup = (
+                [],
+                [],
+                [],
+                [],
+                [],
+                [],
+            )
             for _ in range(args.repeats):
-                a, b, _ = interleaved(n, p, m, dtype, "eager", raw_eager_step(n, p, m, dtype), chunks, chunk)
+                a, b, _ = interleaved(
+                    n, p, m, dtype, "eager", raw_eager_step(n, p, m, dtype), chunks, chunk
+                )
                 eager_sys += a
                 eager_raw += b
-                a, b, first = interleaved(n, p, m, dtype, "fused", raw_fused_step(n, p, m, dtype), chunks, chunk)
+                a, b, first = interleaved(
+                    n, p, m, dtype, "fused", raw_fused_step(n, p, m, dtype), chunks, chunk
+                )
                 fused_sys += a
                 fused_raw += b
                 setup.append(first)
-                a, b, _ = interleaved(n, p, m, dtype, "fused", raw_eager_step(n, p, m, dtype), chunks, chunk)
-                fused_vs_eager += [r / s for s, r in zip(a, b)]
-            print(f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * med(eager_raw):.2f} | {1e3 * med(eager_sys):.2f} | "
-                  f"{med(s / r for s, r in zip(eager_sys, eager_raw)):.2f} | {1e3 * med(fused_raw):.2f} | "
-                  f"{1e3 * med(fused_sys):.2f} | {med(s / r for s, r in zip(fused_sys, fused_raw)):.2f} | "
-                  f"{med(fused_vs_eager):.2f} | {med(setup):.1f} |", flush=True)
-    print("\nms/step: medians over all chunks of all repeats; ratios: medians of the per-chunk ratios "
-          "(system chunk / raw burst right after it), so > 1 is Lightning's overhead.")
+                a, b, _ = interleaved(
+                    n, p, m, dtype, "fused", raw_eager_step(n, p, m, dtype), chunks, chunk
+                )
+                fused_vs_eager += [r / s for s, r in zip(a, b, strict=True)]
+            print(
+                f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * med(eager_raw):.2f} | {1e3 * med(eager_sys):.2f} | "
+                f"{med(s / r for s, r in zip(eager_sys, eager_raw, strict=True)):.2f} | {1e3 * med(fused_raw):.2f} | "
+                f"{1e3 * med(fused_sys):.2f} | {med(s / r for s, r in zip(fused_sys, fused_raw, strict=True)):.2f} | "
+                f"{med(fused_vs_eager):.2f} | {med(setup):.1f} |",
+                flush=True,
+            )
+    print(
+        "\nms/step: medians over all chunks of all repeats; ratios: medians of the per-chunk ratios "
+        "(system chunk / raw burst right after it), so > 1 is Lightning's overhead."
+    )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,18 @@ setTimeout(() => {
   }
 }, 2400);
 </script>"""
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1600,1100", "--virtual-time-budget=8000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1100",
+    "--virtual-time-budget=8000",
+]
 
 
 def main(report: str = "docs/report.html", out: str = "docs/report_checks.png") -> None:
@@ -39,9 +48,18 @@ def main(report: str = "docs/report.html", out: str = "docs/report_checks.png") 
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "report.html"
         page.write_text(html[:end] + OPEN_CHECKS + html[end:], encoding="utf-8")
-        subprocess.run(["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp}/profile",
-                        f"--screenshot={Path(out).resolve()}", page.as_uri()],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "chromium",
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp}/profile",
+                f"--screenshot={Path(out).resolve()}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     print(f"wrote {out}")
 
 

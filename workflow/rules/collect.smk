@@ -14,7 +14,7 @@ rule collect:
         "../scripts/collect_runs.py"
 
 
-# Theorem checks (minnorm.checks.CHECKS) of one experiment. The report shows the HTML table (and
+# Theorem checks (minnorm.analysis.checks.CHECKS) of one experiment. The report shows the HTML table (and
 # its caption includes the table too), so the verdicts are on the page.
 rule checks:
     input:

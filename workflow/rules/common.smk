@@ -1,12 +1,13 @@
 # Config validation, wildcard constraints and thin calls into the run plan. All logic lives in
-# minnorm.config (validation) and minnorm.plan (files, jobs, identities, resources).
+# minnorm.config.validate (validation) and minnorm.workflow.plan (files, jobs, identities, resources).
 
 from pathlib import Path
 
-from minnorm import integrity, plan, resource_requests
+from minnorm.io import integrity
+from minnorm.workflow import plan, resource_requests
 from minnorm.config import ConfigError, validate_config
-from minnorm.config_yaml import check_config_files
-from minnorm.invocation import warn_if_configfile_merged
+from minnorm.config.yaml_reader import check_config_files
+from minnorm.workflow.invocation import warn_if_configfile_merged
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 

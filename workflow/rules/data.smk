@@ -4,7 +4,7 @@
 # One job per experiment writes all of them, the data files first, then the targets of every
 # width from them: each job is a fresh interpreter, and its imports (torch) cost more than
 # drawing a small data set or solving for a target. The job's work list is rebuilt in the script
-# from the config (minnorm.plan.data_jobs, minnorm.plan.target_jobs); its params are short
+# from the config (minnorm.workflow.plan.data_jobs, minnorm.workflow.plan.target_jobs); its params are short
 # digests of the data and target settings (data, model, widths) and the numerical code, so that
 # any of these changes reruns it while a training setting does not.
 

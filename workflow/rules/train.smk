@@ -3,7 +3,7 @@
 # training settings train side by side, one compiled step for the batch (minnorm.training.train.
 # train_runs). A job per run would spend more time importing torch and pytorch_lightning than
 # training (BENCHMARKS.md).
-# The runs are rebuilt in the script (minnorm.plan.train_jobs). The params are short digests of
+# The runs are rebuilt in the script (minnorm.workflow.plan.train_jobs). The params are short digests of
 # the runs' numeric settings and of the numerical code: a changed lr, steps or numerical module
 # reruns exactly the affected widths, a changed log interval or plotting module reruns nothing.
 

@@ -3,8 +3,8 @@ target files of every width (results/{exp}/target/m*.nc)."""
 
 import torch
 
-from minnorm import plan
-from minnorm.pipeline import log_job_to, make_data_files
+from minnorm.workflow import plan
+from minnorm.workflow.pipeline import log_job_to, make_data_files
 
 log_job_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -5,7 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # jobs run without a display
 
-from minnorm.pipeline import log_job_to, make_figure  # noqa: E402 (after choosing the backend)
+from minnorm.workflow.pipeline import log_job_to, make_figure
 
 log_job_to(snakemake.log[0])
 make_figure(

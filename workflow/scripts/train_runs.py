@@ -4,8 +4,8 @@ Prints one line to the terminal: "train_<exp> m=<width>: reused k, trained n". R
 restored before torch is imported, so a fully reused job takes well under a second of imports.
 """
 
-from minnorm import plan
-from minnorm.pipeline import log_job_to, make_run_files
+from minnorm.workflow import plan
+from minnorm.workflow.pipeline import log_job_to, make_run_files
 
 log_job_to(snakemake.log[0])
 exp, width = snakemake.params.exp, snakemake.wildcards.width

@@ -25,13 +25,16 @@ def activation_pattern(Xt: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def coactivation_counts(Sa: torch.Tensor, Sb: torch.Tensor) -> torch.Tensor:
-    """Number of neurons active on both inputs: Sa (na, m) and Sb (nb, m) bool -> (na, nb) float64."""
+    """Number of neurons active on both inputs: Sa (na, m) and Sb (nb, m) bool -> (na, nb)
+    float64."""
     m = Sa.shape[1]
     dtype = torch.float32 if m <= _EXACT_FLOAT32_COUNT else torch.float64
     return (Sa.to(dtype) @ Sb.to(dtype).T).to(torch.float64)
 
 
-def ntk_gram(Xa: torch.Tensor, Sa: torch.Tensor, Xb: torch.Tensor, Sb: torch.Tensor) -> torch.Tensor:
+def ntk_gram(
+    Xa: torch.Tensor, Sa: torch.Tensor, Xb: torch.Tensor, Sb: torch.Tensor
+) -> torch.Tensor:
     """Empirical NTK Gram of the first layer, from the activation patterns at W0.
 
     Xa: (na, p), Xb: (nb, p) augmented inputs; Sa: (na, m), Sb: (nb, m) their patterns
@@ -52,9 +55,13 @@ def infinite_width_kernel(Xa: torch.Tensor, Xb: torch.Tensor) -> torch.Tensor:
     norm and any isotropic Gaussian w). A zero input gives a zero row.
     """
     if Xa.ndim != 2 or Xb.ndim != 2 or Xa.shape[1] != Xb.shape[1]:
-        raise ValueError(f"need Xa (na, p) and Xb (nb, p), got {tuple(Xa.shape)} and {tuple(Xb.shape)}")
+        raise ValueError(
+            f"need Xa (na, p) and Xb (nb, p), got {tuple(Xa.shape)} and {tuple(Xb.shape)}"
+        )
     dots = Xa @ Xb.T
-    norms = torch.linalg.vector_norm(Xa, dim=1)[:, None] * torch.linalg.vector_norm(Xb, dim=1)[None, :]
+    norms = (
+        torch.linalg.vector_norm(Xa, dim=1)[:, None] * torch.linalg.vector_norm(Xb, dim=1)[None, :]
+    )
     safe = torch.where(norms > 0, norms, torch.ones_like(norms))
     # Rounding can push the cosine just outside [-1, 1], where arccos is NaN.
     cosine = torch.clamp(dots / safe, -1.0, 1.0)

@@ -25,7 +25,8 @@ def augment_inputs(X: torch.Tensor, bias: bool) -> torch.Tensor:
 
 
 def readout(Z: torch.Tensor, a: torch.Tensor, *, in_place: bool = False) -> torch.Tensor:
-    """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) -> (n,);
+    """The output layer: f = m^-1/2 relu(Z) a, for pre-activations Z: (n, m) and signs a: (m,) ->
+    (n,);
     for a batch of S networks Z: (S, n, m) and a: (S, m) -> (S, n).
 
     With ``network_outputs`` this is the network's one forward formula; code that also needs
@@ -40,12 +41,15 @@ def readout(Z: torch.Tensor, a: torch.Tensor, *, in_place: bool = False) -> torc
 
 
 def network_outputs(W: torch.Tensor, Xt: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """f(x_i; W) = m^-1/2 sum_r a_r relu(w_r . x~_i): (n,), for W: (m, p), Xt: (n, p) augmented, a: (m,);
+    """f(x_i; W) = m^-1/2 sum_r a_r relu(w_r . x~_i): (n,), for W: (m, p), Xt: (n, p) augmented, a:
+    (m,);
     (S, n) for a batch of S networks, W: (S, m, p) and a: (S, m)."""
     return readout(Xt @ W.mT, a)
 
 
-def init_weights(width: int, p: int, kappa: float, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def init_weights(
+    width: int, p: int, kappa: float, *, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial first-layer weights and fixed output signs.
 
     Drawn on the CPU in float64 from ``make_generator("init", seed, width)``, so the same
@@ -77,8 +81,10 @@ class TwoLayerReLU(nn.Module):
     def __init__(self, W0: torch.Tensor, a: torch.Tensor, bias: bool) -> None:
         super().__init__()
         if W0.ndim not in (2, 3) or a.shape != W0.shape[:-1]:
-            raise ValueError(f"need W0 (m, p) and a (m,), or W0 (S, m, p) and a (S, m); got "
-                             f"{tuple(W0.shape)} and {tuple(a.shape)}")
+            raise ValueError(
+                f"need W0 (m, p) and a (m,), or W0 (S, m, p) and a (S, m); got "
+                f"{tuple(W0.shape)} and {tuple(a.shape)}"
+            )
         self.bias = bool(bias)
         self.W = nn.Parameter(W0.detach().clone())
         self.register_buffer("a", a.detach().clone().to(dtype=W0.dtype, device=W0.device))

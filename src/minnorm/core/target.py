@@ -170,14 +170,18 @@ class MinNormTarget:
         return math.sqrt(range_sq), math.sqrt(max(total_sq - range_sq, 0.0))
 
 
-def _pattern_jvp(Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+def _pattern_jvp(
+    Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, V: torch.Tensor
+) -> torch.Tensor:
     """m^-1/2 sum_r a_r S_ir (v_r . x~_i): (n,), for Xt: (n, p), S: (n, m), a: (m,), V: (m, p)."""
     Z = Xt @ V.T  # (n, m)
     Z.mul_(S)
     return Z @ a / math.sqrt(V.shape[0])
 
 
-def _pattern_vjp(Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+def _pattern_vjp(
+    Xt: torch.Tensor, S: torch.Tensor, a: torch.Tensor, c: torch.Tensor
+) -> torch.Tensor:
     """m^-1/2 a_r sum_i c_i S_ir x~_i: (m, p), for Xt: (n, p), S: (n, m), a: (m,), c: (n,)."""
     # Weighting the (n, p) inputs rather than the (n, m) pattern saves an n x m product.
     weighted_inputs = Xt * c[:, None]
@@ -200,7 +204,13 @@ def min_norm_target(
     """
     Xt, y, W0, a = (t.detach().to(torch.float64) for t in (Xt, y, W0, a))
     n, p = Xt.shape if Xt.ndim == 2 else (-1, -1)
-    if Xt.ndim != 2 or y.shape != (n,) or W0.ndim != 2 or W0.shape[1] != p or a.shape != (W0.shape[0],):
+    if (
+        Xt.ndim != 2
+        or y.shape != (n,)
+        or W0.ndim != 2
+        or W0.shape[1] != p
+        or a.shape != (W0.shape[0],)
+    ):
         raise ValueError(
             "need Xt (n, p), y (n,), W0 (m, p), a (m,); got "
             f"{tuple(Xt.shape)}, {tuple(y.shape)}, {tuple(W0.shape)}, {tuple(a.shape)}"

@@ -39,7 +39,11 @@ def kernel_regression_predict(
     K_test_train: torch.Tensor, K_train: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
     """Kernel regression h(x)^T K^-1 y: K_test_train (k, n), K_train (n, n), y (n,) -> (k,)."""
-    if K_test_train.ndim != 2 or K_test_train.shape[1] != K_train.shape[0] or y.shape != (K_train.shape[0],):
+    if (
+        K_test_train.ndim != 2
+        or K_test_train.shape[1] != K_train.shape[0]
+        or y.shape != (K_train.shape[0],)
+    ):
         raise ValueError(
             "need K_test_train (k, n), K_train (n, n), y (n,); got "
             f"{tuple(K_test_train.shape)}, {tuple(K_train.shape)}, {tuple(y.shape)}"

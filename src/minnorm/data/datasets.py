@@ -14,10 +14,10 @@ import numpy as np
 import torch
 import xarray as xr
 
-from minnorm.files import CF_CONVENTIONS, atomic_write_netcdf
+from minnorm.core.seeding import make_generator
 from minnorm.data.image_files import DataFileError, read_cifar10, read_mnist
 from minnorm.data.registry import DATASETS
-from minnorm.core.seeding import make_generator
+from minnorm.io.files import CF_CONVENTIONS, atomic_write_netcdf
 
 __all__ = [
     "DataFileError",
@@ -112,7 +112,8 @@ def _check_classes(classes: Sequence[int], allowed: range) -> tuple[int, int]:
     )
     if not ok or classes[0] == classes[1]:
         raise ValueError(
-            f"data.classes must be two distinct class labels in {allowed.start}..{allowed.stop - 1}, "
+            "data.classes must be two distinct class labels in "
+            f"{allowed.start}..{allowed.stop - 1}, "
             f"got {classes!r}"
         )
     return int(classes[0]), int(classes[1])
@@ -143,8 +144,15 @@ LABEL_SCALINGS: tuple[str, ...] = ("standardize", "center", "none")
 INPUT_DISTRIBUTIONS: tuple[str, ...] = ("cube", "gaussian")
 
 
-def sphere_quadratic(n_train: int, n_test: int, dim: int, *, data_seed: int,
-                     labels: str = "standardize", inputs: str = "cube") -> Dataset:
+def sphere_quadratic(
+    n_train: int,
+    n_test: int,
+    dim: int,
+    *,
+    data_seed: int,
+    labels: str = "standardize",
+    inputs: str = "cube",
+) -> Dataset:
     """Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised.
 
     From one generator `make_generator("data", data_seed)`, in this order: beta uniform in
@@ -344,27 +352,46 @@ def _require(cfg: Mapping[str, Any], key: str) -> Any:
 def build_sphere_quadratic(cfg: Mapping[str, Any]) -> Dataset:
     """`sphere_quadratic` from a `data:` block (keys n_train, n_test, dim, seed; optional labels
     and inputs, default "standardize" and "cube")."""
-    return sphere_quadratic(_require(cfg, "n_train"), _require(cfg, "n_test"), _require(cfg, "dim"),
-                            data_seed=_require(cfg, "seed"),
-                            labels=cfg.get("labels", "standardize"), inputs=cfg.get("inputs", "cube"))
+    return sphere_quadratic(
+        _require(cfg, "n_train"),
+        _require(cfg, "n_test"),
+        _require(cfg, "dim"),
+        data_seed=_require(cfg, "seed"),
+        labels=cfg.get("labels", "standardize"),
+        inputs=cfg.get("inputs", "cube"),
+    )
 
 
 def build_digits(cfg: Mapping[str, Any]) -> Dataset:
     """`digits` from a `data:` block (keys classes, n_train, n_test, seed)."""
-    return digits(_require(cfg, "classes"), _require(cfg, "n_train"), _require(cfg, "n_test"),
-                  data_seed=_require(cfg, "seed"))
+    return digits(
+        _require(cfg, "classes"),
+        _require(cfg, "n_train"),
+        _require(cfg, "n_test"),
+        data_seed=_require(cfg, "seed"),
+    )
 
 
 def build_mnist(cfg: Mapping[str, Any]) -> Dataset:
     """`mnist` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
-    return mnist(_require(cfg, "path"), _require(cfg, "classes"), _require(cfg, "n_train"),
-                 _require(cfg, "n_test"), data_seed=_require(cfg, "seed"))
+    return mnist(
+        _require(cfg, "path"),
+        _require(cfg, "classes"),
+        _require(cfg, "n_train"),
+        _require(cfg, "n_test"),
+        data_seed=_require(cfg, "seed"),
+    )
 
 
 def build_cifar10(cfg: Mapping[str, Any]) -> Dataset:
     """`cifar10` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
-    return cifar10(_require(cfg, "path"), _require(cfg, "classes"), _require(cfg, "n_train"),
-                   _require(cfg, "n_test"), data_seed=_require(cfg, "seed"))
+    return cifar10(
+        _require(cfg, "path"),
+        _require(cfg, "classes"),
+        _require(cfg, "n_train"),
+        _require(cfg, "n_test"),
+        data_seed=_require(cfg, "seed"),
+    )
 
 
 def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) -> Dataset:
@@ -384,9 +411,7 @@ def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) 
     ):
         raise ValueError(f"label_noise must be a number in [0, 1], got {label_noise!r}")
     if not spec.pm1_labels and label_noise > 0:
-        raise ValueError(
-            f"label_noise > 0 needs +-1 labels; {name} has real-valued labels"
-        )
+        raise ValueError(f"label_noise > 0 needs +-1 labels; {name} has real-valued labels")
     data_seed = _require(data_cfg, "seed")
     for key, value in (("data.seed", data_seed), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
@@ -419,7 +444,11 @@ def save_dataset(ds: Dataset, path: str | os.PathLike[str]) -> None:
     (the whole meta dict as JSON, so that load_dataset restores it exactly).
     """
     variables = {
-        name: (dims, getattr(ds, name).detach().cpu().numpy(), {"long_name": _LONG_NAMES[name], "units": "1"})
+        name: (
+            dims,
+            getattr(ds, name).detach().cpu().numpy(),
+            {"long_name": _LONG_NAMES[name], "units": "1"},
+        )
         for name, dims in _VARIABLES.items()
     }
     meta = ds.meta

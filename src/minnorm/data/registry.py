@@ -6,7 +6,7 @@ checks (`DatasetSpec.problems`), `make_dataset`'s dispatch and the run planning'
 dimension all derive from this dict. This module imports neither torch nor the generators
 (they are named as "module:function"), so validating a config stays cheap.
 
-This file is not part of the numerics fingerprint (minnorm.fingerprint.NON_NUMERIC_FILES), so
+This file is not part of the numerics fingerprint (minnorm.io.fingerprint.NON_NUMERIC_FILES), so
 editing it retrains nothing: keep every number that makes data out of it. A generator lives in
 a hashed module (minnorm.data.datasets or another module under minnorm/data/), and an existing
 name is never re-pointed to another generator (register a new name instead).
@@ -48,7 +48,7 @@ class DatasetSpec:
       {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
     min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
     schema: the data set's own keys of the `data:` block, {key: JSON schema of its value} (no
-      `default`), merged into the config schema by minnorm.config_schema.load_schema so that a
+      `default`), merged into the config schema by minnorm.config.schema.load_schema so that a
       new key needs no schema edit; another data set's block may not use it. None: no own keys.
     """
 
@@ -77,7 +77,8 @@ class DatasetSpec:
     def files(self, data_cfg: Mapping[str, Any]) -> list[Path]:
         """The user's original files the data are read from (`local_files` in `data.path`);
         [] for a data set without `needs_path` or when no path is given. Declared as inputs of
-        the data job (minnorm.plan.local_data_files), so that replacing one rebuilds the data."""
+        the data job (minnorm.workflow.plan.local_data_files), so that replacing one rebuilds the
+        data."""
         folder = data_cfg.get("path")
         if not self.needs_path or folder is None:
             return []
@@ -117,30 +118,48 @@ class DatasetSpec:
         problems = []
         if self.dim is None:
             if "dim" not in data_cfg:
-                problems.append(f"{where}.dim: required for {self.name} "
-                                f"(input dimension, >= {self.min_dim})")
+                problems.append(
+                    f"{where}.dim: required for {self.name} (input dimension, >= {self.min_dim})"
+                )
             elif data_cfg["dim"] < self.min_dim:
-                problems.append(f"{where}.dim: {data_cfg['dim']!r} is out of range; {self.name} "
-                                f"needs dim >= {self.min_dim}")
+                problems.append(
+                    f"{where}.dim: {data_cfg['dim']!r} is out of range; {self.name} "
+                    f"needs dim >= {self.min_dim}"
+                )
         elif "dim" in data_cfg:
-            problems.append(f"{where}.dim: only for {', '.join(_names(lambda s: s.dim is None))} "
-                            f"({self.name} has d={self.dim})")
+            problems.append(
+                f"{where}.dim: only for {', '.join(_names(lambda s: s.dim is None))} "
+                f"({self.name} has d={self.dim})"
+            )
         problems.extend(self._class_problems(f"{where}.classes", data_cfg.get("classes")))
         problems.extend(self._path_problems(f"{where}.path", data_cfg.get("path")))
         n_train, n_test = data_cfg.get("n_train"), data_cfg.get("n_test")
         if isinstance(n_train, int) and n_train < self.min_n_train:
-            problems.append(f"{where}.n_train: {n_train} is out of range; {self.name} needs "
-                            f"n_train >= {self.min_n_train}")
+            problems.append(
+                f"{where}.n_train: {n_train} is out of range; {self.name} needs "
+                f"n_train >= {self.min_n_train}"
+            )
         size = self.size(data_cfg) if isinstance(n_train, int) and isinstance(n_test, int) else None
-        chosen = f" of classes {list(data_cfg['classes'])}" if self.classes is not None and size is not None else ""
+        chosen = (
+            f" of classes {list(data_cfg['classes'])}"
+            if self.classes is not None and size is not None
+            else ""
+        )
         if size is not None and "total" in size and n_train + n_test > size["total"]:
-            problems.append(f"{where}.n_train: n_train + n_test = {n_train + n_test} exceeds the "
-                            f"{size['total']} examples{chosen} in {self.name}")
+            problems.append(
+                f"{where}.n_train: n_train + n_test = {n_train + n_test} exceeds the "
+                f"{size['total']} examples{chosen} in {self.name}"
+            )
         if size is not None and "train" in size:
-            for key, have, split in ((n_train, size["train"], "train"), (n_test, size["test"], "test")):
+            for key, have, split in (
+                (n_train, size["train"], "train"),
+                (n_test, size["test"], "test"),
+            ):
                 if key > have:
-                    problems.append(f"{where}.n_{split}: {key} exceeds the {have} {split} "
-                                    f"examples{chosen} in {self.name}")
+                    problems.append(
+                        f"{where}.n_{split}: {key} exceeds the {have} {split} "
+                        f"examples{chosen} in {self.name}"
+                    )
         return problems
 
     def _class_problems(self, where: str, classes: Any) -> list[str]:
@@ -151,25 +170,36 @@ class DatasetSpec:
         allowed = f"{self.classes.start}..{self.classes.stop - 1}"
         if classes is None:
             return [f"{where}: required for {self.name}: two distinct classes out of {allowed}"]
-        problems = [f"{where}[{i}]: class {c} does not exist in {self.name}; allowed values: {allowed}"
-                    for i, c in enumerate(classes) if c not in self.classes]
+        problems = [
+            f"{where}[{i}]: class {c} does not exist in {self.name}; allowed values: {allowed}"
+            for i, c in enumerate(classes)
+            if c not in self.classes
+        ]
         if len(classes) == 2 and classes[0] == classes[1]:
-            problems.append(f"{where}: {list(classes)} names the same class twice; give two "
-                            f"distinct classes out of {allowed}")
+            problems.append(
+                f"{where}: {list(classes)} names the same class twice; give two "
+                f"distinct classes out of {allowed}"
+            )
         return problems
 
     def _path_problems(self, where: str, path: Any) -> list[str]:
         if not self.needs_path:
             if path is None:
                 return []
-            return [f"{where}: only for {', '.join(_names(lambda s: s.needs_path))} "
-                    f"({self.name} needs no files); remove it"]
+            return [
+                f"{where}: only for {', '.join(_names(lambda s: s.needs_path))} "
+                f"({self.name} needs no files); remove it"
+            ]
         if path is None:
-            return [f"{where}: required for {self.name}: the folder holding the original "
-                    f"{self.name} files"]
+            return [
+                f"{where}: required for {self.name}: the folder holding the original "
+                f"{self.name} files"
+            ]
         if not str(path).strip():
-            return [f"{where}: empty; give the folder holding the original {self.name} files "
-                    "(an empty path would mean the working folder)"]
+            return [
+                f"{where}: empty; give the folder holding the original {self.name} files "
+                "(an empty path would mean the working folder)"
+            ]
         folder = Path(path).expanduser()
         if not folder.is_dir():
             return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
@@ -177,7 +207,8 @@ class DatasetSpec:
 
 
 def _resolve(function: Callable | str) -> Callable:
-    """`function` itself, or the function a "package.module:function" string names (imported now)."""
+    """`function` itself, or the function a "package.module:function" string names (imported
+    now)."""
     if callable(function):
         return function
     module, _, attr = function.partition(":")
@@ -185,9 +216,12 @@ def _resolve(function: Callable | str) -> Callable:
 
 
 def _valid_pair(classes: Any, allowed: range) -> bool:
-    return (isinstance(classes, list | tuple) and len(classes) == 2
-            and all(isinstance(c, int) and c in allowed for c in classes)
-            and classes[0] != classes[1])
+    return (
+        isinstance(classes, list | tuple)
+        and len(classes) == 2
+        and all(isinstance(c, int) and c in allowed for c in classes)
+        and classes[0] != classes[1]
+    )
 
 
 def _names(predicate: Callable[[DatasetSpec], bool]) -> list[str]:
@@ -200,7 +234,7 @@ def pm1_datasets() -> list[str]:
 
 
 # Examples per class in the original files: scikit-learn's bundled digits (1797 in all; tested
-# against sklearn in tests/test_data.py), MNIST (LeCun et al.: 60000 train, 10000 test) and
+# against sklearn in tests/data/test_data.py), MNIST (LeCun et al.: 60000 train, 10000 test) and
 # CIFAR-10 (Krizhevsky: 5000 train and 1000 test images per class).
 DIGITS_COUNTS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 MNIST_TRAIN_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
@@ -211,29 +245,52 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         # With d = 1 every unit-norm x is +-1, so y = (x . beta)^2 is constant; standardising the
         # labels needs two points at least.
-        DatasetSpec("sphere_quadratic", f"{_DATASETS}:build_sphere_quadratic",
-                    "Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised",
-                    min_n_train=2, min_dim=2,
-                    schema={
-                        "labels": {"description": "label scaling: standardize (default; mean 0, "
-                                                  "std 1), center (mean 0) or none",
-                                   "enum": ["standardize", "center", "none"]},
-                        "inputs": {"description": "raw inputs before unit-norm scaling: cube "
-                                                  "(default; uniform in [-1, 1]^d) or gaussian",
-                                   "enum": ["cube", "gaussian"]},
-                    }),
-        DatasetSpec("digits", f"{_DATASETS}:build_digits",
-                    "scikit-learn's bundled 8x8 digits, two classes, unit-norm rows",
-                    classes=range(10), dim=64, counts={"all": DIGITS_COUNTS}),
-        DatasetSpec("mnist", f"{_DATASETS}:build_mnist",
-                    "MNIST from the original IDX files in data.path, two classes",
-                    classes=range(10), needs_path=True, dim=28 * 28,
-                    local_files=f"{_IMAGE_FILES}:mnist_files",
-                    counts={"train": MNIST_TRAIN_COUNTS, "test": MNIST_TEST_COUNTS}),
-        DatasetSpec("cifar10", f"{_DATASETS}:build_cifar10",
-                    "CIFAR-10 from the binary batches in data.path, two classes",
-                    classes=range(10), needs_path=True, dim=32 * 32 * 3,
-                    local_files=f"{_IMAGE_FILES}:cifar10_files",
-                    counts={"train": (5000,) * 10, "test": (1000,) * 10}),
+        DatasetSpec(
+            "sphere_quadratic",
+            f"{_DATASETS}:build_sphere_quadratic",
+            "Satpathi & Srikant's Figure 1 data: unit-norm x, y = (x . beta)^2 standardised",
+            min_n_train=2,
+            min_dim=2,
+            schema={
+                "labels": {
+                    "description": "label scaling: standardize (default; mean 0, "
+                    "std 1), center (mean 0) or none",
+                    "enum": ["standardize", "center", "none"],
+                },
+                "inputs": {
+                    "description": "raw inputs before unit-norm scaling: cube "
+                    "(default; uniform in [-1, 1]^d) or gaussian",
+                    "enum": ["cube", "gaussian"],
+                },
+            },
+        ),
+        DatasetSpec(
+            "digits",
+            f"{_DATASETS}:build_digits",
+            "scikit-learn's bundled 8x8 digits, two classes, unit-norm rows",
+            classes=range(10),
+            dim=64,
+            counts={"all": DIGITS_COUNTS},
+        ),
+        DatasetSpec(
+            "mnist",
+            f"{_DATASETS}:build_mnist",
+            "MNIST from the original IDX files in data.path, two classes",
+            classes=range(10),
+            needs_path=True,
+            dim=28 * 28,
+            local_files=f"{_IMAGE_FILES}:mnist_files",
+            counts={"train": MNIST_TRAIN_COUNTS, "test": MNIST_TEST_COUNTS},
+        ),
+        DatasetSpec(
+            "cifar10",
+            f"{_DATASETS}:build_cifar10",
+            "CIFAR-10 from the binary batches in data.path, two classes",
+            classes=range(10),
+            needs_path=True,
+            dim=32 * 32 * 3,
+            local_files=f"{_IMAGE_FILES}:cifar10_files",
+            counts={"train": (5000,) * 10, "test": (1000,) * 10},
+        ),
     )
 }

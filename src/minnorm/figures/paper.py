@@ -1,4 +1,5 @@
-"""The papers' figures redrawn from a collected experiment: Satpathi & Srikant Fig. 1, Arora et al. Figs. 1-2."""
+"""The papers' figures redrawn from a collected experiment: Satpathi & Srikant Fig. 1, Arora et al.
+Figs. 1-2."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 
-from minnorm.collect import final_values
-from minnorm.figures.style import (figure_style, masked, new_figure, require, save_figure,
-                                   seed_band, select, selection_title, width_colors)
+from minnorm.analysis.collect import final_values
+from minnorm.figures.style import (
+    figure_style,
+    masked,
+    new_figure,
+    require,
+    save_figure,
+    seed_band,
+    select,
+    selection_title,
+    width_colors,
+)
 
 SS_PANELS = (
     ("dist_to_target_perp", r"$\|P_0^\perp(w - w^*)\|^2$", "(a)"),
@@ -25,7 +35,8 @@ def plot_ss_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None:
 
     Uses the first lr and the smallest label noise; mean over seeds with a +-1 sd band; each
     legend entry gives that width's mean end value. Diverged runs are left out and counted in
-    the title. Needs `dist_to_target_perp`, `dist_to_target`, `dist_from_init` (norms; squared here).
+    the title. Needs `dist_to_target_perp`, `dist_to_target`, `dist_from_init` (norms; squared
+    here).
     """
     require(collected, tuple(p[0] for p in SS_PANELS) + ("diverged",), "ss_fig1")
     ds = select(collected)
@@ -35,13 +46,22 @@ def plot_ss_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None:
         raise ValueError("figure 'ss_fig1': every run diverged; nothing to plot")
     with figure_style():
         fig, axes = new_figure(3)
-        for ax, (name, label, tag) in zip(axes, SS_PANELS):
+        for ax, (name, label, tag) in zip(axes, SS_PANELS, strict=True):
             squared = masked(ds, name) ** 2
             for width in ds["width"].values:
                 one = squared.sel(width=width)
-                end = float(np.nanmean(final_values(one).values)) if np.isfinite(one.values).any() else np.nan
-                seed_band(ax, steps, one, color=colors[int(width)],
-                                   label=f"m = {int(width)}: end {end:.3g}")
+                end = (
+                    float(np.nanmean(final_values(one).values))
+                    if np.isfinite(one.values).any()
+                    else np.nan
+                )
+                seed_band(
+                    ax,
+                    steps,
+                    one,
+                    color=colors[int(width)],
+                    label=f"m = {int(width)}: end {end:.3g}",
+                )
             ax.set_xlabel("epoch (full-batch GD step)")
             ax.set_ylabel(label)
             ax.set_title(f"{tag} {label}")
@@ -68,26 +88,46 @@ def plot_arora_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None
     require(collected, ("train_loss", "H_eigenvalues", "y_projections", "diverged"), "arora_fig1")
     ds = select(collected, label_noise=None, width="max")
     noises = np.unique(ds["label_noise"].values[[0, -1]]) if "label_noise" in ds.dims else None
-    sets = [(ds.sel(label_noise=p), p) for p in noises] if noises is not None else [(ds, float(ds.label_noise))]
-    palette = dict(zip([p for _, p in sets], sns.color_palette("deep", 2)))
+    sets = (
+        [(ds.sel(label_noise=p), p) for p in noises]
+        if noises is not None
+        else [(ds, float(ds.label_noise))]
+    )
+    palette = dict(zip([p for _, p in sets], sns.color_palette("deep", 2), strict=False))
     if not np.isfinite(masked(ds, "train_loss").values).any():
         raise ValueError("figure 'arora_fig1': every run diverged; nothing to plot")
     with figure_style():
         fig, (ax_loss, ax_eig, ax_proj) = new_figure(3)
         for one, p in sets:
-            seed_band(ax_loss, ds["step"].values, masked(one, "train_loss"),
-                               color=palette[p], label=_noise_label(p))
+            seed_band(
+                ax_loss,
+                ds["step"].values,
+                masked(one, "train_loss"),
+                color=palette[p],
+                label=_noise_label(p),
+            )
             index = np.arange(1, one.sizes["eig"] + 1)
             seed_band(ax_proj, index, one["y_projections"], color=palette[p], label=_noise_label(p))
         eig = sets[0][0]["H_eigenvalues"]
         eig = eig.mean("seed") if "seed" in eig.dims else eig
         ax_eig.plot(np.arange(1, eig.size + 1), eig.values, color="0.2", lw=1.6)
-        ax_loss.set(yscale="log", xlabel="GD step", ylabel="training loss (mean squared error)",
-                    title="(a) training loss")
-        ax_eig.set(yscale="log", xlabel="index $i$ (descending)", ylabel="eigenvalue $\\lambda_i$ of $H$",
-                   title="(b) spectrum of $H^\\infty$")
-        ax_proj.set(xlabel="index $i$ (descending $\\lambda_i$)", ylabel="$|v_i^\\top y|$",
-                    title="(c) projections of $y$ on eigenvectors")
+        ax_loss.set(
+            yscale="log",
+            xlabel="GD step",
+            ylabel="training loss (mean squared error)",
+            title="(a) training loss",
+        )
+        ax_eig.set(
+            yscale="log",
+            xlabel="index $i$ (descending)",
+            ylabel="eigenvalue $\\lambda_i$ of $H$",
+            title="(b) spectrum of $H^\\infty$",
+        )
+        ax_proj.set(
+            xlabel="index $i$ (descending $\\lambda_i$)",
+            ylabel="$|v_i^\\top y|$",
+            title="(c) projections of $y$ on eigenvectors",
+        )
         ax_loss.legend(fontsize="small")
         ax_proj.legend(fontsize="small")
         fig.suptitle(selection_title(collected, ds, "training speed and label structure"))
@@ -95,7 +135,8 @@ def plot_arora_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None
 
 
 def _final_frame(ds: xr.Dataset, names: dict[str, str]) -> pd.DataFrame:
-    """Long-form final values: columns label_noise, seed, quantity, value (diverged runs dropped)."""
+    """Long-form final values: columns label_noise, seed, quantity, value (diverged runs
+    dropped)."""
     frames = []
     for name, quantity in names.items():
         da = masked(ds, name)
@@ -115,32 +156,71 @@ def plot_arora_fig2(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> None
     levels and `test_error`, `test_l1` (may be all NaN: then left out), `arora_bound`,
     `dist_from_init`, `yHy`.
     """
-    require(collected, ("test_error", "test_l1", "arora_bound", "dist_from_init", "yHy", "diverged"),
-            "arora_fig2")
+    require(
+        collected,
+        ("test_error", "test_l1", "arora_bound", "dist_from_init", "yHy", "diverged"),
+        "arora_fig2",
+    )
     if collected.sizes.get("label_noise", 1) < 2:
-        raise ValueError("figure 'arora_fig2': needs two or more label_noise levels, "
-                         f"dataset has {collected.sizes.get('label_noise', 1)}")
+        raise ValueError(
+            "figure 'arora_fig2': needs two or more label_noise levels, "
+            f"dataset has {collected.sizes.get('label_noise', 1)}"
+        )
     ds = select(collected, label_noise=None, width="max")
-    quantities = {"test_error": "test 0-1 error", "test_l1": "test $\\ell_1$ loss",
-                  "arora_bound": "bound $\\sqrt{2 y^\\top H^{-1} y / n}$"}
+    quantities = {
+        "test_error": "test 0-1 error",
+        "test_l1": "test $\\ell_1$ loss",
+        "arora_bound": "bound $\\sqrt{2 y^\\top H^{-1} y / n}$",
+    }
     frame = _final_frame(ds, quantities)
     if frame.empty:
         raise ValueError("figure 'arora_fig2': no finite final values; every run diverged?")
     with figure_style():
         fig, (ax_err, ax_dist) = new_figure(2)
-        sns.lineplot(frame, x="label_noise", y="value", hue="quantity", style="quantity",
-                     markers=True, dashes=False, errorbar="sd", err_style="band", ax=ax_err)
-        ax_err.set(xlabel="label noise fraction $p$", ylabel="test loss / bound", title="(a) generalization")
+        sns.lineplot(
+            frame,
+            x="label_noise",
+            y="value",
+            hue="quantity",
+            style="quantity",
+            markers=True,
+            dashes=False,
+            errorbar="sd",
+            err_style="band",
+            ax=ax_err,
+        )
+        ax_err.set(
+            xlabel="label noise fraction $p$",
+            ylabel="test loss / bound",
+            title="(a) generalization",
+        )
         ax_err.legend(fontsize="small", title=None)
-        runs = _final_frame(ds, {"dist_from_init": "d", "yHy": "q"}).pivot_table(
-            index=["label_noise", "seed"], columns="quantity", values="value").dropna().reset_index()
+        runs = (
+            _final_frame(ds, {"dist_from_init": "d", "yHy": "q"})
+            .pivot_table(index=["label_noise", "seed"], columns="quantity", values="value")
+            .dropna()
+            .reset_index()
+        )
         runs["sqrt_q"] = np.sqrt(runs["q"])
-        sns.scatterplot(runs, x="sqrt_q", y="d", hue="label_noise", palette="viridis", ax=ax_dist,
-                        s=35, edgecolor="none")
+        sns.scatterplot(
+            runs,
+            x="sqrt_q",
+            y="d",
+            hue="label_noise",
+            palette="viridis",
+            ax=ax_dist,
+            s=35,
+            edgecolor="none",
+        )
         lim = float(max(runs["sqrt_q"].max(), runs["d"].max())) * 1.05 if len(runs) else 1.0
         ax_dist.plot([0, lim], [0, lim], ls="--", color="0.4", lw=1, label="$y = x$ (Arora bound)")
-        ax_dist.set(xlim=(0, lim), ylim=(0, lim), xlabel="$\\sqrt{y^\\top H^{-1} y}$",
-                    ylabel="$\\|W(T) - W(0)\\|_F$", title="(b) distance moved")
+        ax_dist.set(
+            xlim=(0, lim),
+            ylim=(0, lim),
+            xlabel="$\\sqrt{y^\\top H^{-1} y}$",
+            ylabel="$\\|W(T) - W(0)\\|_F$",
+            title="(b) distance moved",
+        )
         ax_dist.legend(fontsize="small", title="label noise $p$", title_fontsize="small")
         fig.suptitle(selection_title(collected, ds, "generalization against label noise"))
         save_figure(fig, out_png, out_pdf)

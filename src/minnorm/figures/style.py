@@ -1,4 +1,5 @@
-"""Shared look and plumbing of the figures: theme, selection of runs, bands over seeds, atomic saving."""
+"""Shared look and plumbing of the figures: theme, selection of runs, bands over seeds, atomic
+saving."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from minnorm.collect import converged, diverged_mask, first_lr
-from minnorm.files import atomic_write_all
+from minnorm.analysis.collect import converged, diverged_mask, first_lr
+from minnorm.io.files import atomic_write_all
 
 # Screen-sized PNGs that stay sharp in the HTML report; the PDF is vector.
 PNG_DPI = 150
@@ -28,8 +29,13 @@ BAND_ALPHA = 0.2
 @contextmanager
 def figure_style() -> Iterator[None]:
     """Seaborn's white-grid paper look, set only while a figure is drawn (no global state)."""
-    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.15),
-          "legend.frameon": True, "legend.framealpha": 0.85, "pdf.fonttype": 42}
+    rc = {
+        **sns.axes_style("whitegrid"),
+        **sns.plotting_context("paper", font_scale=1.15),
+        "legend.frameon": True,
+        "legend.framealpha": 0.85,
+        "pdf.fonttype": 42,
+    }
     with matplotlib.rc_context(rc):
         yield
 
@@ -60,7 +66,9 @@ def require(ds: xr.Dataset, names: tuple[str, ...], figure: str) -> None:
         raise ValueError(f"figure {figure!r}: the collected dataset lacks {missing}")
 
 
-def select(ds: xr.Dataset, *, label_noise: str | None = "min", width: str | None = None) -> xr.Dataset:
+def select(
+    ds: xr.Dataset, *, label_noise: str | None = "min", width: str | None = None
+) -> xr.Dataset:
     """First lr; then optionally the smallest/largest label noise and/or width (dims dropped)."""
     out = first_lr(ds)
     for dim, which in (("label_noise", label_noise), ("width", width)):
@@ -71,12 +79,17 @@ def select(ds: xr.Dataset, *, label_noise: str | None = "min", width: str | None
 
 def selection_title(full: xr.Dataset, sel: xr.Dataset, what: str) -> str:
     """Suptitle: experiment, what is shown, the fixed values, and how many runs were hidden."""
-    fixed = [f"{d.replace('_', ' ')} {sel[d].item():g}" for d in ("lr", "label_noise", "width")
-             if d in full.dims and d in sel.coords and sel[d].ndim == 0]
+    fixed = [
+        f"{d.replace('_', ' ')} {sel[d].item():g}"
+        for d in ("lr", "label_noise", "width")
+        if d in full.dims and d in sel.coords and sel[d].ndim == 0
+    ]
     if full.sizes.get("lr", 1) > 1:
         fixed[0] += f" (first of {full.sizes['lr']})"
     n_div = int(diverged_mask(sel).sum())
-    title = f"{full.attrs.get('experiment', '')}: {what}" + (f" ({', '.join(fixed)})" if fixed else "")
+    title = f"{full.attrs.get('experiment', '')}: {what}" + (
+        f" ({', '.join(fixed)})" if fixed else ""
+    )
     if n_div:
         title += f"\n{n_div} diverged run{'s' if n_div > 1 else ''} not shown"
     return title
@@ -85,7 +98,7 @@ def selection_title(full: xr.Dataset, sel: xr.Dataset, what: str) -> str:
 def width_colors(widths: np.ndarray) -> dict[int, tuple]:
     """One colour per width, dark to light in increasing m (colour-blind-safe viridis ramp)."""
     palette = sns.color_palette("viridis", n_colors=max(len(widths), 1))
-    return {int(w): c for w, c in zip(widths, palette)}
+    return {int(w): c for w, c in zip(widths, palette, strict=False)}
 
 
 def seed_band(ax: Axes, x: np.ndarray, da: xr.DataArray, *, color, label: str) -> bool:
@@ -101,7 +114,10 @@ def seed_band(ax: Axes, x: np.ndarray, da: xr.DataArray, *, color, label: str) -
     finite = np.where(np.isfinite(values[:, keep]), values[:, keep], 0.0)
     count = np.isfinite(values[:, keep]).sum(axis=0)
     mean = finite.sum(axis=0) / count
-    sd = np.sqrt(np.where(np.isfinite(values[:, keep]), (values[:, keep] - mean) ** 2, 0.0).sum(axis=0) / count)
+    sd = np.sqrt(
+        np.where(np.isfinite(values[:, keep]), (values[:, keep] - mean) ** 2, 0.0).sum(axis=0)
+        / count
+    )
     ax.plot(x[keep], mean, color=color, label=label, lw=1.6)
     if values.shape[0] > 1:
         ax.fill_between(x[keep], mean - sd, mean + sd, color=color, alpha=BAND_ALPHA, lw=0)

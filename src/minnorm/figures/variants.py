@@ -1,5 +1,6 @@
-"""Figures of the swept-setting studies: the kappa x m lazy phase diagram (minnorm.beyond.lazy)
-and the Figure 1 variants against the paper's read-offs (minnorm.beyond.readoffs).
+"""Figures of the swept-setting studies: the kappa x m lazy phase diagram
+(minnorm.analysis.beyond.lazy)
+and the Figure 1 variants against the paper's read-offs (minnorm.analysis.beyond.readoffs).
 
 Every number drawn or returned is computed by the beyond modules, so figures and checks agree.
 """
@@ -17,11 +18,20 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from minnorm.beyond import lazy, readoffs
-from minnorm.collect import diverged_mask
+from minnorm.analysis.beyond import lazy, readoffs
+from minnorm.analysis.collect import diverged_mask
 from minnorm.figures.paper import SS_PANELS
-from minnorm.figures.style import (PANEL_SIZE, figure_style, log_value_axis, masked, new_figure,
-                                   require, save_figure, seed_band, width_colors)
+from minnorm.figures.style import (
+    PANEL_SIZE,
+    figure_style,
+    log_value_axis,
+    masked,
+    new_figure,
+    require,
+    save_figure,
+    seed_band,
+    width_colors,
+)
 
 # Values of kappa sqrt(m) drawn as guide lines on the heatmaps (those inside the data's range).
 GUIDE_PRODUCTS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -32,6 +42,7 @@ PAPER_MARKER = dict(marker="D", s=46, edgecolor="black", linewidth=0.8, zorder=5
 
 
 # ---- lazy_phase ----
+
 
 def _log_edges(values: np.ndarray) -> np.ndarray:
     """Cell edges around sorted positive centres `values: (k,)` on a log axis: (k + 1,)."""
@@ -51,15 +62,24 @@ def _heatmap(ax: Axes, grid: lazy.LazyGrid, values: np.ndarray, label: str, titl
     if np.isfinite(positive).any():
         low, high = np.nanmin(positive), np.nanmax(positive)
         norm = LogNorm(low, high if high > low else low * 1.01)
-    mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(positive), cmap="viridis",
-                         norm=norm, shading="flat")
+    mesh = ax.pcolormesh(
+        x_edges, y_edges, np.ma.masked_invalid(positive), cmap="viridis", norm=norm, shading="flat"
+    )
     ax.figure.colorbar(mesh, ax=ax, label=label)
     if values.size <= MAX_ANNOTATED_CELLS:
         for i, k in enumerate(grid.kappa):
             for j, m in enumerate(grid.width):
                 text = "-" if not np.isfinite(values[i, j]) else f"{values[i, j]:.2g}"
-                ax.text(m, k, text, ha="center", va="center", fontsize="x-small", color="white",
-                        path_effects=_outline())
+                ax.text(
+                    m,
+                    k,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize="x-small",
+                    color="white",
+                    path_effects=_outline(),
+                )
     m_line = np.geomspace(x_edges[0], x_edges[-1], 50)
     products = grid.kappa_sqrt_m
     for c in GUIDE_PRODUCTS:
@@ -69,16 +89,25 @@ def _heatmap(ax: Axes, grid: lazy.LazyGrid, values: np.ndarray, label: str, titl
             inside = np.flatnonzero((kappa_line >= y_edges[0]) & (kappa_line <= y_edges[-1]))
             if inside.size:  # label where the line leaves the plot (text outside would be clipped)
                 at = inside[-1]
-                ax.text(m_line[at], kappa_line[at], f"$\\kappa\\sqrt{{m}}$={c:g}", color="white",
-                        fontsize="x-small", ha="right", va="bottom", path_effects=_outline(),
-                        clip_on=True)
+                ax.text(
+                    m_line[at],
+                    kappa_line[at],
+                    f"$\\kappa\\sqrt{{m}}$={c:g}",
+                    color="white",
+                    fontsize="x-small",
+                    ha="right",
+                    va="bottom",
+                    path_effects=_outline(),
+                    clip_on=True,
+                )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(y_edges[0], y_edges[-1])
     ax.set_xticks(grid.width)
-    ax.set_xticklabels([f"$2^{{{np.log2(m):.3g}}}$" if np.log2(m) % 1 == 0 else f"{m}"
-                        for m in grid.width])
+    ax.set_xticklabels(
+        [f"$2^{{{np.log2(m):.3g}}}$" if np.log2(m) % 1 == 0 else f"{m}" for m in grid.width]
+    )
     ax.set_yticks(grid.kappa)
     ax.set_yticklabels([f"{k:g}" for k in grid.kappa])
     ax.minorticks_off()
@@ -105,38 +134,66 @@ def _collapse_panel(ax: Axes, grid: lazy.LazyGrid, fit: lazy.Collapse) -> None:
     products = grid.kappa_sqrt_m
     for i, k in enumerate(grid.kappa):
         ok = np.isfinite(grid.rel_dist[i]) & (grid.rel_dist[i] > 0)
-        ax.plot(products[i, ok], grid.rel_dist[i, ok], "o-", color=colors[i], ms=5, lw=0.8,
-                label=f"$\\kappa$ = {k:g}")
+        ax.plot(
+            products[i, ok],
+            grid.rel_dist[i, ok],
+            "o-",
+            color=colors[i],
+            ms=5,
+            lw=0.8,
+            label=f"$\\kappa$ = {k:g}",
+        )
     if fit.n_cells and np.all(np.isfinite(fit.collapse.coef)):
         xs = np.geomspace(*fit.x_range, 100)
-        ax.plot(xs, np.exp(fit.collapse.predict(np.log(xs))), color="0.2", lw=1.6,
-                label=f"degree-{lazy.COLLAPSE_DEGREE} fit, $R^2$ = {fit.collapse.r2:.3f}")
-    ax.axhline(lazy.LAZY_REL_DIST, ls=":", color="0.4", lw=1.0,
-               label=f"relative distance {lazy.LAZY_REL_DIST:g}")
+        ax.plot(
+            xs,
+            np.exp(fit.collapse.predict(np.log(xs))),
+            color="0.2",
+            lw=1.6,
+            label=f"degree-{lazy.COLLAPSE_DEGREE} fit, $R^2$ = {fit.collapse.r2:.3f}",
+        )
+    ax.axhline(
+        lazy.LAZY_REL_DIST,
+        ls=":",
+        color="0.4",
+        lw=1.0,
+        label=f"relative distance {lazy.LAZY_REL_DIST:g}",
+    )
     _log_x_axis(ax)
     log_value_axis(ax)
-    ax.set(xlabel="$\\kappa \\sqrt{m}$", ylabel="$\\|W(T) - W^*\\| / \\|W^* - W_0\\|$",
-           title="(c) collapse onto $\\kappa\\sqrt{m}$")
+    ax.set(
+        xlabel="$\\kappa \\sqrt{m}$",
+        ylabel="$\\|W(T) - W^*\\| / \\|W^* - W_0\\|$",
+        title="(c) collapse onto $\\kappa\\sqrt{m}$",
+    )
     ax.legend(fontsize="x-small")
 
 
 def lazy_summary(grid: lazy.LazyGrid, fit: lazy.Collapse) -> list[str]:
     """Summary lines of the lazy phase diagram: ranges, R^2 of the three fits, the crossing."""
+
     def span(values: np.ndarray) -> str:
         ok = values[np.isfinite(values)]
         return f"{ok.min():.3g}-{ok.max():.3g}" if ok.size else "none finite"
 
-    lines = [f"relative distance ||W(T)-W*|| / ||W*-W0||: {span(grid.rel_dist)} over "
-             f"{grid.rel_dist.size} (kappa, m) cells; flipped fraction {span(grid.flips)}",
-             f"fit of log relative distance: {lazy.collapse_detail(fit)}"]
+    lines = [
+        f"relative distance ||W(T)-W*|| / ||W*-W0||: {span(grid.rel_dist)} over "
+        f"{grid.rel_dist.size} (kappa, m) cells; flipped fraction {span(grid.flips)}",
+        f"fit of log relative distance: {lazy.collapse_detail(fit)}",
+    ]
     if len(grid.kappa) < 2:
-        lines.append(f"one kappa ({grid.kappa[0]:g}): the collapse cannot be told apart from the "
-                     "width dependence")
+        lines.append(
+            f"one kappa ({grid.kappa[0]:g}): the collapse cannot be told apart from the "
+            "width dependence"
+        )
     cross = lazy.lazy_crossing(fit)
-    lines.append(f"fitted relative distance falls below {lazy.LAZY_REL_DIST:g} at kappa sqrt(m) "
-                 f"~ {cross:.3g}" if cross is not None else
-                 f"fitted relative distance does not cross {lazy.LAZY_REL_DIST:g} within "
-                 f"kappa sqrt(m) {fit.x_range[0]:.3g}-{fit.x_range[1]:.3g}")
+    lines.append(
+        f"fitted relative distance falls below {lazy.LAZY_REL_DIST:g} at kappa sqrt(m) "
+        f"~ {cross:.3g}"
+        if cross is not None
+        else f"fitted relative distance does not cross {lazy.LAZY_REL_DIST:g} within "
+        f"kappa sqrt(m) {fit.x_range[0]:.3g}-{fit.x_range[1]:.3g}"
+    )
     return lines
 
 
@@ -149,8 +206,11 @@ def plot_lazy_phase(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list
     `dist_to_target`, `target_norm`, `activation_flip_fraction`, and a model_kappa dim or
     model.kappa in the config attrs.
     """
-    require(collected, ("dist_to_target", "target_norm", "activation_flip_fraction", "diverged"),
-            "lazy_phase")
+    require(
+        collected,
+        ("dist_to_target", "target_norm", "activation_flip_fraction", "diverged"),
+        "lazy_phase",
+    )
     try:
         grid = lazy.lazy_grid(collected)
     except ValueError as exc:
@@ -160,23 +220,30 @@ def plot_lazy_phase(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list
     fit = lazy.collapse_fits(grid)
     with figure_style():
         fig, (ax_rel, ax_flip, ax_col) = new_figure(3)
-        _heatmap(ax_rel, grid, grid.rel_dist, "relative distance", "(a) $\\|W(T)-W^*\\| / \\|W^*-W_0\\|$")
+        _heatmap(
+            ax_rel, grid, grid.rel_dist, "relative distance", "(a) $\\|W(T)-W^*\\| / \\|W^*-W_0\\|$"
+        )
         _heatmap(ax_flip, grid, grid.flips, "flipped fraction", "(b) flipped activations")
         _collapse_panel(ax_col, grid, fit)
         sel = lazy.kappa_slice(collected)
         n_div = int(diverged_mask(sel).sum())
-        title = (f"{collected.attrs.get('experiment', '')}: end of the lazy regime, seed means "
-                 f"at the final step (lr {float(sel['lr'].values.ravel()[0]):g})")
-        fig.suptitle(title + (f"\n{n_div} diverged run{'s' if n_div > 1 else ''} left out"
-                              if n_div else ""))
+        title = (
+            f"{collected.attrs.get('experiment', '')}: end of the lazy regime, seed means "
+            f"at the final step (lr {float(sel['lr'].values.ravel()[0]):g})"
+        )
+        fig.suptitle(
+            title + (f"\n{n_div} diverged run{'s' if n_div > 1 else ''} left out" if n_div else "")
+        )
         save_figure(fig, out_png, out_pdf)
     return lazy_summary(grid, fit)
 
 
 # ---- fig1_variants ----
 
+
 def _ranking(collected: xr.Dataset, figure: str) -> pd.DataFrame:
-    """The variants' ranking, or ValueError naming the figure (missing variables, nothing finite)."""
+    """The variants' ranking, or ValueError naming the figure (missing variables, nothing
+    finite)."""
     require(collected, readoffs.VARIABLES, figure)
     frame = readoffs.ranking(collected)
     if not np.isfinite(frame["score"]).any():
@@ -188,28 +255,40 @@ def _missing_widths_line(collected: xr.Dataset) -> list[str]:
     present = readoffs.paper_widths_present(collected)
     missing = [w for w in readoffs.PAPER_WIDTHS if w not in present]
     if not present:
-        return [f"none of the paper's widths {list(readoffs.PAPER_WIDTHS)} in the data: only "
-                "the width-independent read-offs (start of (b), end of (c)) are compared, at "
-                f"every width {collected['width'].values.tolist()}"]
-    return [f"paper widths missing from the data, their read-offs skipped: {missing}"] if missing else []
+        return [
+            f"none of the paper's widths {list(readoffs.PAPER_WIDTHS)} in the data: only "
+            "the width-independent read-offs (start of (b), end of (c)) are compared, at "
+            f"every width {collected['width'].values.tolist()}"
+        ]
+    return (
+        [f"paper widths missing from the data, their read-offs skipped: {missing}"]
+        if missing
+        else []
+    )
 
 
 def variants_summary(frame: pd.DataFrame, collected: xr.Dataset) -> list[str]:
     """Top three variants with scores and typical factors; the default's rank and score."""
-    lines = [f"#{int(r['rank'])} {r.label}: score {r.score:.3f} (typical factor x{r.factor:.2f}, "
-             f"start ||W0-W*||^2 {r.start:.1f}, {int(r.n_readoffs)} read-offs)"
-             for _, r in frame.head(3).iterrows()]
+    lines = [
+        f"#{int(r['rank'])} {r.label}: score {r.score:.3f} (typical factor x{r.factor:.2f}, "
+        f"start ||W0-W*||^2 {r.start:.1f}, {int(r.n_readoffs)} read-offs)"
+        for _, r in frame.head(3).iterrows()
+    ]
     default = frame[frame.is_default]
     if len(default):
         d = default.iloc[0]
-        lines.append(f"default ({d.label}): rank {int(d['rank'])} of {len(frame)}, score "
-                     f"{d.score:.3f} (x{d.factor:.2f}), start {d.start:.1f} against "
-                     f"{readoffs.PAPER_START:g}")
+        lines.append(
+            f"default ({d.label}): rank {int(d['rank'])} of {len(frame)}, score "
+            f"{d.score:.3f} (x{d.factor:.2f}), start {d.start:.1f} against "
+            f"{readoffs.PAPER_START:g}"
+        )
     else:
         lines.append("default (our ss_fig1 settings) not among the variants")
     best = frame.iloc[0]
-    lines.append(f"best is {'within' if best.factor <= readoffs.READOFF_MAX_FACTOR else 'outside'}"
-                 f" the match threshold x{readoffs.READOFF_MAX_FACTOR:g}")
+    lines.append(
+        f"best is {'within' if best.factor <= readoffs.READOFF_MAX_FACTOR else 'outside'}"
+        f" the match threshold x{readoffs.READOFF_MAX_FACTOR:g}"
+    )
     return lines + _missing_widths_line(collected)
 
 
@@ -229,28 +308,48 @@ def plot_fig1_variants(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
         fig.set_size_inches(PANEL_SIZE[0] * 3.2, max(PANEL_SIZE[1], 1.2 + 0.3 * n) + 0.6)
         ax_s.barh(y, frame.score, color=colors, height=0.7)
         for panel, marker in (("start", "o"), ("a", "^"), ("b", "s"), ("c", "v")):
-            ax_s.scatter(frame[f"score_{panel}"], y, marker=marker, s=18, edgecolors="black",
-                         facecolors="none" if panel != "start" else "black", lw=0.8, zorder=4,
-                         label=f"panel {panel}" if panel != "start" else "start of (b)")
-        for yy, (_, r) in zip(y, frame.iterrows()):
+            ax_s.scatter(
+                frame[f"score_{panel}"],
+                y,
+                marker=marker,
+                s=18,
+                edgecolors="black",
+                facecolors="none" if panel != "start" else "black",
+                lw=0.8,
+                zorder=4,
+                label=f"panel {panel}" if panel != "start" else "start of (b)",
+            )
+        for yy, (_, r) in zip(y, frame.iterrows(), strict=True):
             if np.isfinite(r.score):
                 ax_s.text(r.score, yy, f" x{r.factor:.2f}", va="center", fontsize="x-small")
-        ax_s.axvline(np.log(readoffs.READOFF_MAX_FACTOR), ls="--", color="0.3", lw=1,
-                     label=f"match: x{readoffs.READOFF_MAX_FACTOR:g}")
+        ax_s.axvline(
+            np.log(readoffs.READOFF_MAX_FACTOR),
+            ls="--",
+            color="0.3",
+            lw=1,
+            label=f"match: x{readoffs.READOFF_MAX_FACTOR:g}",
+        )
         ax_s.set_yticks(y)
         ax_s.set_yticklabels(frame.label, fontsize="small")
-        for tick, d in zip(ax_s.get_yticklabels(), frame.is_default):
+        for tick, d in zip(ax_s.get_yticklabels(), frame.is_default, strict=True):
             if d:
                 tick.set_color(DEFAULT_COLOR)
                 tick.set_fontweight("bold")
-        ax_s.set(xlabel="score: mean $|\\log(\\mathrm{ours} / \\mathrm{paper})|$",
-                 title="(a) distance to the read-offs (default in red)")
+        ax_s.set(
+            xlabel="score: mean $|\\log(\\mathrm{ours} / \\mathrm{paper})|$",
+            title="(a) distance to the read-offs (default in red)",
+        )
         finite = np.concatenate([frame[c].to_numpy(float) for c in frame if c.startswith("score")])
         finite = finite[np.isfinite(finite)]
         ax_s.set_xlim(0, max(finite.max(), np.log(readoffs.READOFF_MAX_FACTOR)) * 1.18)
         ax_s.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5)
-        ax_0.axvspan(*readoffs.PAPER_START_BAND, color="C2", alpha=0.25, lw=0,
-                     label=f"paper {readoffs.PAPER_START_BAND[0]:g}-{readoffs.PAPER_START_BAND[1]:g}")
+        ax_0.axvspan(
+            *readoffs.PAPER_START_BAND,
+            color="C2",
+            alpha=0.25,
+            lw=0,
+            label=f"paper {readoffs.PAPER_START_BAND[0]:g}-{readoffs.PAPER_START_BAND[1]:g}",
+        )
         ax_0.scatter(frame.start, y, color=colors, s=30, zorder=3)
         _log_x_axis(ax_0)
         starts = np.concatenate([frame.start.to_numpy(float), readoffs.PAPER_START_BAND])
@@ -258,37 +357,56 @@ def plot_fig1_variants(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
         ax_0.set_xlim(starts.min() / 1.3, starts.max() * 1.3)
         ax_0.set_yticks(y)
         ax_0.set_yticklabels([])
-        ax_0.set(xlabel="$\\|W_0 - W^*\\|^2$ (seed mean, paper widths)",
-                 title="(b) start of panel (b)", ylim=ax_s.get_ylim())
+        ax_0.set(
+            xlabel="$\\|W_0 - W^*\\|^2$ (seed mean, paper widths)",
+            title="(b) start of panel (b)",
+            ylim=ax_s.get_ylim(),
+        )
         ax_0.legend(fontsize="x-small")
-        fig.suptitle(f"{collected.attrs.get('experiment', '')}: Figure 1 variants ranked by the "
-                     "paper's read-off values (first lr, seed means)")
+        fig.suptitle(
+            f"{collected.attrs.get('experiment', '')}: Figure 1 variants ranked by the "
+            "paper's read-off values (first lr, seed means)"
+        )
         save_figure(fig, out_png, out_pdf)
     return variants_summary(frame, collected)
 
 
 # ---- fig1_readoffs ----
 
+
 def _readoff_markers(ax: Axes, panel: str, colors: dict[int, tuple], widths: list[int]) -> None:
     """The paper's read-offs of one panel: end values at PAPER_STEPS (per width present), and
     the start value at step 0 on panel (b), as diamonds with the read-off range."""
     _, paper = readoffs.PANELS[panel]
     if panel == "c":  # one value at every width: one white diamond with the read-off range
-        _range_marker(ax, readoffs.PAPER_STEPS, readoffs.PAPER_END_INIT,
-                      readoffs.PAPER_END_INIT_BAND, "paper read-off (every m)")
+        _range_marker(
+            ax,
+            readoffs.PAPER_STEPS,
+            readoffs.PAPER_END_INIT,
+            readoffs.PAPER_END_INIT_BAND,
+            "paper read-off (every m)",
+        )
         return
     for k, w in enumerate(readoffs.PAPER_WIDTHS):
         if w in widths:
             ax.scatter([readoffs.PAPER_STEPS], [paper[k]], color=colors[w], **PAPER_MARKER)
     if panel == "b":
-        _range_marker(ax, 0, readoffs.PAPER_START, readoffs.PAPER_START_BAND,
-                      "paper read-offs (diamonds)")
+        _range_marker(
+            ax, 0, readoffs.PAPER_START, readoffs.PAPER_START_BAND, "paper read-offs (diamonds)"
+        )
 
 
 def _range_marker(ax: Axes, x: float, value: float, band: tuple[float, float], label: str) -> None:
     """A white diamond at (x, value) with an error bar over the read-off range `band`."""
-    ax.errorbar([x], [value], yerr=[[value - band[0]], [band[1] - value]], color="black",
-                capsize=3, lw=1, zorder=4)
+    ax.errorbar(
+        [x],
+        [value],
+        yerr=[[value - band[0]], [band[1] - value]],
+        color="black",
+        capsize=3,
+        lw=1,
+        zorder=4,
+    )
     ax.scatter([x], [value], color="white", label=label, **PAPER_MARKER)
 
 
@@ -299,7 +417,7 @@ def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict) -> None
     widths = [int(w) for w in sel["width"].values]
     colors = width_colors(sel["width"].values)
     steps = sel["step"].values
-    for ax, (name, label, tag), panel in zip(axes, SS_PANELS, ("a", "b", "c")):
+    for ax, (name, label, tag), panel in zip(axes, SS_PANELS, ("a", "b", "c"), strict=True):
         squared = masked(sel, name) ** 2
         for w in widths:
             seed_band(ax, steps, squared.sel(width=w), color=colors[w], label=f"m = {w}")
@@ -308,15 +426,21 @@ def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict) -> None
         ax.legend(fontsize="x-small")
 
 
-def readoffs_summary(frame: pd.DataFrame, rows: list[tuple[str, pd.Series]],
-                     collected: xr.Dataset) -> list[str]:
+def readoffs_summary(
+    frame: pd.DataFrame, rows: list[tuple[str, pd.Series]], collected: xr.Dataset
+) -> list[str]:
     """One line per drawn variant: its per-panel scores against the read-offs."""
     lines = []
     for role, r in rows:
-        panels = ", ".join(f"{p} {r[f'score_{p}']:.3f}" for p in ("start", "a", "b", "c")
-                           if np.isfinite(r[f"score_{p}"]))
-        lines.append(f"{role} ({r.label}, rank {int(r['rank'])} of {len(frame)}): score "
-                     f"{r.score:.3f} (x{r.factor:.2f}); per panel {panels}")
+        panels = ", ".join(
+            f"{p} {r[f'score_{p}']:.3f}"
+            for p in ("start", "a", "b", "c")
+            if np.isfinite(r[f"score_{p}"])
+        )
+        lines.append(
+            f"{role} ({r.label}, rank {int(r['rank'])} of {len(frame)}): score "
+            f"{r.score:.3f} (x{r.factor:.2f}); per panel {panels}"
+        )
     return lines + _missing_widths_line(collected)
 
 
@@ -334,14 +458,20 @@ def plot_fig1_readoffs(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
     elif len(default):
         rows[0] = ("closest variant = default", frame.iloc[0])
     with figure_style():
-        fig = Figure(figsize=(PANEL_SIZE[0] * 3, (PANEL_SIZE[1] + 0.4) * len(rows) + 0.5),
-                     layout="constrained")
-        for sub, (role, r) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows):
-            sub.suptitle(f"{role}: {r.label}; score {r.score:.3f} (typical factor "
-                         f"x{r.factor:.2f}), rank {int(r['rank'])} of {len(frame)}",
-                         fontsize="medium")
+        fig = Figure(
+            figsize=(PANEL_SIZE[0] * 3, (PANEL_SIZE[1] + 0.4) * len(rows) + 0.5),
+            layout="constrained",
+        )
+        for sub, (role, r) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows, strict=True):
+            sub.suptitle(
+                f"{role}: {r.label}; score {r.score:.3f} (typical factor "
+                f"x{r.factor:.2f}), rank {int(r['rank'])} of {len(frame)}",
+                fontsize="medium",
+            )
             _readoff_row(list(sub.subplots(1, 3)), collected, readoffs.variant_of(r, collected))
-        fig.suptitle(f"{collected.attrs.get('experiment', '')}: Figure 1 against the paper's "
-                     "read-offs (diamonds; first lr, smallest label noise)")
+        fig.suptitle(
+            f"{collected.attrs.get('experiment', '')}: Figure 1 against the paper's "
+            "read-offs (diamonds; first lr, smallest label noise)"
+        )
         save_figure(fig, out_png, out_pdf)
     return readoffs_summary(frame, rows, collected)

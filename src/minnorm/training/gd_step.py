@@ -1,4 +1,5 @@
-"""The gradient of one full-batch GD step on the squared loss: eager (autograd) or fused (compiled)."""
+"""The gradient of one full-batch GD step on the squared loss: eager (autograd) or fused
+(compiled)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ LOSSES: tuple[str, ...] = ("half_sum", "mean")
 STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
 FORMULAS: tuple[str, ...] = ("streamed", "matmul")  # what FusedGradient compiles
 
-# W: (..., m, p) -> (dL/dW: (..., m, p), L at W: (...)) for the fixed full batch the function was built
+# W: (..., m, p) -> (dL/dW: (..., m, p), L at W: (...)) for the fixed full batch the function was
+# built
 # for; W: (m, p) for one run, (S, m, p) for a batch of S runs on the same data (a 0-d or (S,) L).
 GradientFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -87,7 +89,8 @@ _STREAMED_INDUCTOR_OPTIONS = {
 # Widths above which the streamed formula computes f block by block over m (``STREAMED_BLOCK``
 # neurons at a time): unblocked, the loop for f re-reads all of W (p m values) for each of the n
 # points, which leaves the cache once W outgrows it. Measured at n = 100, p = 6, float64, one thread
-# of an AMD EPYC, each width in its own process (`bench_fused.py --widths`, BENCHMARKS.md): unblocked
+# of an AMD EPYC, each width in its own process (`bench_fused.py --widths`, BENCHMARKS.md):
+# unblocked
 # 138 ns per neuron and step at m = 10^4, 253 at 2^19 and 305 at 2^20; blocked by 512, 114-129 at
 # every width from 2^15 to 2^19. The threshold is the largest default width (2^14), so every run of
 # the default config keeps the unblocked formula's iterates bit for bit (blocking reorders the sum
@@ -107,7 +110,8 @@ def streamed_gradient(
     scale: torch.Tensor,
     block: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``analytic_gradient`` rewritten for small p so that, compiled, it never stores an (n, m) matrix.
+    """``analytic_gradient`` rewritten for small p so that, compiled, it never stores an (n, m)
+    matrix.
 
     Wt: (p, m) contiguous, i.e. W transposed, or (S, p, m) for S runs on the same data (a seed
     batch); Xt: (n, p) row-major augmented inputs; y: (n,); a: (m,) or (S, m); scale: 0-d tensor
@@ -117,7 +121,7 @@ def streamed_gradient(
     recomputes Z and reduces over n for each neuron, vectorised over m (the loads of Xt along n
     are strided, which steers inductor's vectorisation to m). The runs of a batch are independent
     and each sees the same loops as alone: the batched gradient of every run equals its unbatched
-    one bit for bit (tests/test_seed_batch.py). Eager, it is slow and allocates many (n, m)
+    one bit for bit (tests/training/test_seed_batch.py). Eager, it is slow and allocates many (n, m)
     temporaries; it is meant to be compiled.
 
     block: None (f summed over all m at once) or a number of neurons B: f is then summed over
@@ -144,7 +148,9 @@ def streamed_gradient(
             return (torch.relu(preactivations(Wt, X)) * c[..., None, :]).sum(-1)
         nb, count = m // block, X.shape[0]
         head = nb * block
-        Zb = X[:, 0].view(1, count, 1) * Wt[..., 0, :head].reshape(*batch, nb, 1, block)  # (..., nb, n', B)
+        Zb = X[:, 0].view(1, count, 1) * Wt[..., 0, :head].reshape(
+            *batch, nb, 1, block
+        )  # (..., nb, n', B)
         for k in range(1, p):
             Zb = Zb + X[:, k].view(1, count, 1) * Wt[..., k, :head].reshape(*batch, nb, 1, block)
         f = (torch.relu(Zb) * c[..., :head].reshape(*batch, nb, 1, block)).sum(-1).sum(-2)
@@ -160,9 +166,11 @@ def streamed_gradient(
         # same sum in the same order as one point at a time (bit for bit). (The blocked loop reads
         # its block of W from the L1 cache already; paired, it was not faster.)
         pairs = n // 2
-        f = torch.stack([outputs(Xt[0:2 * pairs:2]), outputs(Xt[1:2 * pairs:2])], -1).reshape(*batch, 2 * pairs)
+        f = torch.stack(
+            [outputs(Xt[0 : 2 * pairs : 2]), outputs(Xt[1 : 2 * pairs : 2])], -1
+        ).reshape(*batch, 2 * pairs)
         if n % 2:
-            f = torch.cat([f, outputs(Xt[n - 1:])], -1)
+            f = torch.cat([f, outputs(Xt[n - 1 :])], -1)
     err = f - y
     r = err * scale
     back = torch.where(preactivations() > 0, r[..., None], 0.0)
@@ -170,7 +178,9 @@ def streamed_gradient(
     return grad_t.mT, 0.5 * scale * torch.sum(err * err, -1)
 
 
-def eager_gradient_fn(model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
+def eager_gradient_fn(
+    model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
+) -> GradientFn:
     """Gradient by autograd through the plain model; X: (n, d) raw inputs, y: (n,).
 
     The returned function evaluates the model at the given W (which must be ``model.W``) and
@@ -235,19 +245,33 @@ class FusedGradient:
         self.y, self.a = y, model.a
         self.scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
         if formula is None:
-            formula = "streamed" if X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P else "matmul"
+            formula = (
+                "streamed"
+                if X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P
+                else "matmul"
+            )
         if formula not in FORMULAS:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
         self.compiled, self._first_call, self.kernel = True, True, False
         self.block: int | None = None
-        if kernel and self.streamed and block is None and X.dtype == torch.float64 and streamed_kernel.usable():
+        if (
+            kernel
+            and self.streamed
+            and block is None
+            and X.dtype == torch.float64
+            and streamed_kernel.usable()
+        ):
             try:
                 self._fn, self.kernel = streamed_kernel.StreamedKernel(self.Xt.shape[1]), True
                 return
-            except Exception as exc:  # a compiler error of any kind: the compiled formula still works
-                _log.warning("the C++ streamed kernel could not be built (%s); compiling the formula", exc)
+            except (
+                Exception
+            ) as exc:  # a compiler error of any kind: the compiled formula still works
+                _log.warning(
+                    "the C++ streamed kernel could not be built (%s); compiling the formula", exc
+                )
         m = model.W.shape[-2]
         if block is None:
             block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
@@ -259,7 +283,9 @@ class FusedGradient:
         # Dynamo keeps at most `recompile_limit` (8 by default) graphs per function and, with
         # fullgraph, fails beyond it; one process may need more (a job's batches of several sizes,
         # with and without a bias; the test suite), each graph still compiled once.
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        torch._dynamo.config.recompile_limit = max(
+            torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT
+        )
         if self.streamed:
             self._fn = torch.compile(
                 functools.partial(streamed_gradient, block=self.block),
@@ -277,7 +303,8 @@ class FusedGradient:
     def lay_out(self, W: torch.nn.Parameter) -> None:
         """Re-lay the parameter W: (..., m, p) out in memory as this formula reads it (same values).
 
-        The streamed formula reads and returns W as the transpose of a contiguous (..., p, m) tensor:
+        The streamed formula reads and returns W as the transpose of a contiguous (..., p, m)
+        tensor:
         with W stored that way no step copies W, and SGD's update runs over matching contiguous
         memory. Call once before the first step; without it the steps are the same numbers, but
         each copies W. No-op for the matmul formula.
@@ -296,7 +323,9 @@ class FusedGradient:
         self._first_call = False
         try:
             with torch.no_grad(), warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_INDUCTOR_IMPORT_WARNING, category=DeprecationWarning)
+                warnings.filterwarnings(
+                    "ignore", message=_INDUCTOR_IMPORT_WARNING, category=DeprecationWarning
+                )
                 return self._fn(*args)
         except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
             _log.warning("torch.compile of the GD step failed (%s); using the eager formula", exc)
@@ -305,7 +334,9 @@ class FusedGradient:
                 return analytic_gradient(W, self.Xt, self.y, self.a, self.scale)
 
 
-def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> GradientFn:
+def gradient_fn(
+    impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
+) -> GradientFn:
     """The gradient function for ``training.step_impl`` = ``eager`` or ``fused``."""
     residual_scale(loss, 1)  # validates the loss name up front
     if impl == "eager":
@@ -313,4 +344,3 @@ def gradient_fn(impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor
     if impl == "fused":
         return FusedGradient(model, X, y, loss)
     raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {impl!r}")
-

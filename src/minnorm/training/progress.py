@@ -43,8 +43,14 @@ class JobProgress:
     an upper bound.
     """
 
-    def __init__(self, total_runs: int, *, interval_s: float = DEFAULT_INTERVAL_S,
-                 stream: TextIO | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        total_runs: int,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.total_runs = int(total_runs)
         self.interval_s = float(interval_s)
         self.stream = stream
@@ -54,12 +60,15 @@ class JobProgress:
         self._name = ""
         self._total_steps = 0
         self._runs = 1  # runs trained side by side in the current batch
-        self._measured_from: tuple[float, int] | None = None  # (time, step) at the first chunk's end
+        self._measured_from: tuple[float, int] | None = (
+            None  # (time, step) at the first chunk's end
+        )
         self._last_print = 0.0
 
     def start_run(self, name: str, total_steps: int, start_step: int, runs: int = 1) -> None:
         """A run named ``name`` (e.g. "exp m1000 s0") begins training at ``start_step`` of
-        ``total_steps``; ``runs`` > 1: that many runs trained side by side, counted as one until they end."""
+        ``total_steps``; ``runs`` > 1: that many runs trained side by side, counted as one until
+        they end."""
         self._name, self._total_steps, self._runs = name, int(total_steps), max(int(runs), 1)
         self._measured_from = None
         self._last_print = self.clock()
@@ -71,7 +80,8 @@ class JobProgress:
             self._print(self.line(step))
 
     def end_run(self, step: int, note: str = "done") -> None:
-        """The run stopped at ``step`` (its last step, or where it diverged); prints its final line."""
+        """The run stopped at ``step`` (its last step, or where it diverged); prints its final
+        line."""
         self._measure(step)
         self.runs_done += self._runs
         self._print(self.line(step, note))
@@ -86,14 +96,24 @@ class JobProgress:
         run_left = (self._total_steps - step) / self.rate if running else 0.0
         runs_not_started = self.total_runs - self.runs_done - (self._runs if running else 0)
         job_left = run_left + max(runs_not_started, 0) / self._runs * self._total_steps / self.rate
-        rate = f"{self.rate:.0f} steps/s" if math.isfinite(self.rate) else "? steps/s (compiling)" if running else "? steps/s"
-        eta = f"ETA run {format_duration(run_left)}, job {format_duration(job_left)}" if running \
+        rate = (
+            f"{self.rate:.0f} steps/s"
+            if math.isfinite(self.rate)
+            else "? steps/s (compiling)"
+            if running
+            else "? steps/s"
+        )
+        eta = (
+            f"ETA run {format_duration(run_left)}, job {format_duration(job_left)}"
+            if running
             else f"{note}; ETA job {format_duration(job_left)}"
+        )
         first, last = self.runs_done + 1, self.runs_done + self._runs
         if not running:
             first, last = first - self._runs, last - self._runs
         index = str(last) if first == last else f"{first}-{last}"
-        return f"[{self._name}] run {index}/{self.total_runs}  step {step}/{self._total_steps}  {rate}  {eta}"
+        where = f"run {index}/{self.total_runs}  step {step}/{self._total_steps}"
+        return f"[{self._name}] {where}  {rate}  {eta}"
 
     def _measure(self, step: int) -> float:
         """Update the post-compilation rate with the weights of ``step`` done now; returns now."""

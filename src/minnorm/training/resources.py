@@ -1,4 +1,5 @@
-"""Memory needed by a run and memory available on a device, checked before anything large is allocated."""
+"""Memory needed by a run and memory available on a device, checked before anything large is
+allocated."""
 
 from __future__ import annotations
 
@@ -27,17 +28,22 @@ def estimate_run_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test:
     activation patterns at init (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*,
     differences) and the (n, n) / (n_test, n) kernel matrices.
     """
-    recording = 8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
+    recording = (
+        8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
+    )
     return int(training_bytes(n, m, p, dtype) + recording)
 
 
 def training_bytes(n: int, m: int, p: int, dtype: str | torch.dtype) -> int:
-    """The training part of ``estimate_run_bytes``: what each further run of a batch adds to the GD step."""
+    """The training part of ``estimate_run_bytes``: what each further run of a batch adds to the GD
+    step."""
     itemsize = ITEMSIZE[dtype] if isinstance(dtype, str) else dtype.itemsize
     return int(itemsize * (4 * n * m + 4 * m * p))
 
 
-def estimate_batch_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test: int, runs: int = 1) -> int:
+def estimate_batch_bytes(
+    n: int, m: int, p: int, dtype: str | torch.dtype, n_test: int, runs: int = 1
+) -> int:
     """Estimated peak bytes of ``runs`` runs trained side by side (a seed batch): one run's
     ``estimate_run_bytes`` plus, for every further run, its share of the GD step
     (``training_bytes``) and the references it keeps for recording (its initial activation
@@ -72,7 +78,9 @@ def available_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_fits(n: int, m: int, p: int, dtype: str, n_test: int, device: torch.device, runs: int = 1) -> int:
+def check_fits(
+    n: int, m: int, p: int, dtype: str, n_test: int, device: torch.device, runs: int = 1
+) -> int:
     """Raise ``RunTooLargeError`` (with the sizes) if the estimate for ``runs`` runs trained side by
     side (``estimate_batch_bytes``) exceeds the free memory."""
     needed = estimate_batch_bytes(n, m, p, dtype, n_test, runs)
@@ -81,7 +89,8 @@ def check_fits(n: int, m: int, p: int, dtype: str, n_test: int, device: torch.de
         several = f"{runs} runs side by side, " if runs > 1 else ""
         raise RunTooLargeError(
             f"run too large for {device}: estimated peak {needed / 2**30:.2f} GiB "
-            f"({several}n={n}, width={m}, p={p}, n_test={n_test}, {dtype}), but only {free / 2**30:.2f} GiB "
+            f"({several}n={n}, width={m}, p={p}, n_test={n_test}, {dtype}), "
+            f"but only {free / 2**30:.2f} GiB "
             f"are available ({MEMORY_HEADROOM:.0%} of it is used for planning)"
         )
     return needed

@@ -1,4 +1,5 @@
-"""What a training run records: the paper's quantities at given weights, and resumable checkpoints."""
+"""What a training run records: the paper's quantities at given weights, and resumable
+checkpoints."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from minnorm import fingerprint
+from minnorm.config.sweep import numeric_settings
 from minnorm.core.kernels import infinite_width_kernel
 from minnorm.core.model import augment_inputs, network_outputs, readout
 from minnorm.core.target import MinNormTarget
 from minnorm.core.theory import kernel_regression_predict
 from minnorm.data.datasets import Dataset
-from minnorm.files import atomic_write
-from minnorm.plan import numeric_settings
+from minnorm.io import fingerprint
+from minnorm.io.files import atomic_write
 
 # name -> (long_name, units) of every quantity recorded over `step` (ARCHITECTURE.md, file 3).
 TRAJECTORIES: dict[str, tuple[str, str]] = {
@@ -26,7 +27,10 @@ TRAJECTORIES: dict[str, tuple[str, str]] = {
     "dist_to_target_range": ("||P0 (W - W*)||, P0 the projection onto col(J0)", "1"),
     "dist_to_target_perp": ("||P0perp (W - W*)||", "1"),
     "dist_from_init": ("||W - W0||", "1"),
-    "activation_flip_fraction": ("fraction of (train point, neuron) activations differing from init", "1"),
+    "activation_flip_fraction": (
+        "fraction of (train point, neuron) activations differing from init",
+        "1",
+    ),
     "test_loss": ("mean squared test error", "1"),
     "test_error": ("test 0-1 error of sign(f) (NaN unless labels are +-1)", "1"),
     "test_l1": ("mean absolute test error |f - y| (NaN unless labels are +-1)", "1"),
@@ -54,7 +58,9 @@ class RunMetrics:
         self.y_test = data.y_test
         self.f_linear_test = target.linearized_predict(self.Xt_test, target.W_star)
         H = infinite_width_kernel(target.Xt, target.Xt)
-        self.f_kernel_test = kernel_regression_predict(infinite_width_kernel(self.Xt_test, target.Xt), H, target.y)
+        self.f_kernel_test = kernel_regression_predict(
+            infinite_width_kernel(self.Xt_test, target.Xt), H, target.y
+        )
 
     def __call__(self, W: torch.Tensor) -> dict[str, float]:
         """All quantities of ``TRAJECTORIES`` at W: (m, p) (any dtype or device)."""
@@ -79,7 +85,8 @@ class RunMetrics:
             "activation_flip_fraction": flips,
             "test_loss": float(torch.mean(err**2)),
             "test_error": float(torch.mean((torch.sign(f_test) != self.y_test).to(torch.float64)))
-            if self.pm1_labels else nan,
+            if self.pm1_labels
+            else nan,
             "test_l1": float(torch.mean(err.abs())) if self.pm1_labels else nan,
             "gap_linearized": _rms(f_test - self.f_linear_test),
             "gap_kernel": _rms(f_test - self.f_kernel_test),
@@ -94,7 +101,8 @@ class RunMetrics:
 
 
 def _same_numeric_settings(saved_json: object, config_json: str) -> bool:
-    """Whether two run configs (JSON texts) have equal ``minnorm.plan.numeric_settings``."""
+    """Whether two run configs (JSON texts) have equal
+    ``minnorm.workflow.plan.numeric_settings``."""
     try:
         saved = json.loads(saved_json) if isinstance(saved_json, str) else None
     except ValueError:
@@ -138,23 +146,28 @@ def save_checkpoint(path: Path, state: TrainingState, config_json: str) -> None:
         "step": int(state.step),
         "W": state.W.detach().to("cpu", copy=True),
         "record_steps": torch.tensor([s for s, _ in state.records], dtype=torch.int64),
-        "records": torch.tensor([[r[k] for k in names] for _, r in state.records], dtype=torch.float64),
+        "records": torch.tensor(
+            [[r[k] for k in names] for _, r in state.records], dtype=torch.float64
+        ),
         "record_names": names,
         "wall_time_s": float(state.wall_time_s),
     }
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
-                    logger: logging.Logger) -> TrainingState | None:
+def load_checkpoint(
+    path: Path, config_json: str, shape: tuple[int, int], logger: logging.Logger
+) -> TrainingState | None:
     """The ``TrainingState`` saved at ``path``, or None if there is none that this run can use.
 
-    A checkpoint of another format, other numeric settings (``minnorm.plan.numeric_settings`` of
+    A checkpoint of another format, other numeric settings
+    (``minnorm.workflow.plan.numeric_settings`` of
     the two run configs differ: the config was edited since) or other numerical code
     (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates) is deleted with a
     warning naming the reason, and the run starts from step 0: the rule that decides whether a
     finished run is reused. Settings that change no number (``progress_every``,
-    ``checkpoint_every``) may differ, and the resumed run still equals an uninterrupted one. An unreadable
+    ``checkpoint_every``) may differ, and the resumed run still equals an uninterrupted one. An
+    unreadable
     one raises ValueError naming the file. Loaded with ``weights_only=True`` (no pickle).
     """
     if not path.exists():
@@ -163,14 +176,18 @@ def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
         payload = torch.load(path, map_location="cpu", weights_only=True)
         found = (payload.get("format"), payload.get("config"), payload.get("numerics"))
     except Exception as exc:  # torch.load raises many types for one cause: not our checkpoint
-        raise ValueError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from exc
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({exc}); delete it to start over"
+        ) from exc
     if found[0] != CHECKPOINT_FORMAT:
         reason = f"has checkpoint format {found[0]}, this code writes {CHECKPOINT_FORMAT}"
     elif not _same_numeric_settings(found[1], config_json):
         reason = "belongs to a different run config (numeric settings differ)"
     elif found[2] != fingerprint.numerics_fingerprint():
-        reason = (f"was written by other numerical code (numerics fingerprint {str(found[2])[:12]}, "
-                  f"now {fingerprint.numerics_fingerprint()[:12]})")
+        reason = (
+            f"was written by other numerical code (numerics fingerprint {str(found[2])[:12]}, "
+            f"now {fingerprint.numerics_fingerprint()[:12]})"
+        )
     else:
         reason = None
     if reason is not None:
@@ -184,6 +201,11 @@ def load_checkpoint(path: Path, config_json: str, shape: tuple[int, int],
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path} lacks {exc}; delete it to start over") from exc
     if tuple(W.shape) != shape or names != list(TRAJECTORIES) or values.shape[0] != steps.shape[0]:
-        raise ValueError(f"checkpoint {path} does not match this run (W {tuple(W.shape)}, expected {shape})")
-    records = [(int(s), dict(zip(names, map(float, row)))) for s, row in zip(steps, values)]
+        raise ValueError(
+            f"checkpoint {path} does not match this run (W {tuple(W.shape)}, expected {shape})"
+        )
+    records = [
+        (int(s), dict(zip(names, map(float, row), strict=True)))
+        for s, row in zip(steps, values, strict=True)
+    ]
     return TrainingState(step=step, W=W, records=records, wall_time_s=wall_time_s)

@@ -9,7 +9,8 @@ backward loop then adds r_i x~_i only to the neurons whose bit is set, with mask
 of recomputing p products per neuron and point.
 
 The kernel repeats inductor's loops operation for operation, so that every run's iterates are
-those of the compiled ``streamed_gradient`` bit for bit (``tests/test_streamed_kernel.py``):
+those of the compiled ``streamed_gradient`` bit for bit
+(``tests/training/test_streamed_kernel.py``):
 
 - f_i, for the points in pairs (2q, 2q+1) and the last one alone when n is odd: 16 lanes of
   accumulators, lane l summing c_r relu(z_ir) over the neurons r = l (mod 16) in order, with
@@ -166,7 +167,8 @@ _ARGTYPES = [
 
 
 def available() -> bool:
-    """Whether inductor vectorises this machine's float64 loops with AVX-512 (the kernel's premise)."""
+    """Whether inductor vectorises this machine's float64 loops with AVX-512 (the kernel's
+    premise)."""
     try:
         from torch._inductor.cpu_vec_isa import VecAVX512, pick_vec_isa
 
@@ -185,7 +187,8 @@ def usable() -> bool:
 
 @functools.cache
 def _load(p: int) -> Callable[..., None]:
-    """The compiled kernel for p weights per neuron (built once per machine type into the compile cache)."""
+    """The compiled kernel for p weights per neuron (built once per machine type into the compile
+    cache)."""
     from torch._inductor.codecache import CppPythonBindingsCodeCache
 
     source = _SOURCE.replace("@P@", str(p)).replace("@K@", str(BLOCK_CHUNKS))
@@ -196,7 +199,8 @@ class StreamedKernel:
     """``streamed_gradient`` (unblocked, float64, CPU) as the C++ kernel, for one fixed full batch.
 
     Called like the compiled formula: (Wt: (p, m) or (S, p, m) contiguous, Xt: (n, p) contiguous,
-    y: (n,) or (S, n), a: (m,) or (S, m), scale: 0-d) -> (dL/dW: (..., m, p) as a transposed view of a
+    y: (n,) or (S, n), a: (m,) or (S, m), scale: 0-d) -> (dL/dW: (..., m, p) as a transposed view of
+    a
     (..., p, m) tensor, L: (...)). Building it compiles the kernel on the first use on a machine
     type (a few seconds; then a file in the compile cache) and raises if that fails.
     """
@@ -206,16 +210,31 @@ class StreamedKernel:
         self._scratch: dict[tuple[int, int], tuple[torch.Tensor, ...]] = {}
 
     def __call__(
-        self, Wt: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
+        self,
+        Wt: torch.Tensor,
+        Xt: torch.Tensor,
+        y: torch.Tensor,
+        a: torch.Tensor,
+        scale: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         p, m = Wt.shape[-2:]
         n = Xt.shape[0]
         batch = Wt.shape[:-2]
         for name, t in (("Wt", Wt), ("Xt", Xt), ("y", y), ("a", a), ("scale", scale)):
             if t.dtype != torch.float64 or t.device.type != "cpu" or not t.is_contiguous():
-                raise ValueError(f"the streamed kernel takes contiguous float64 CPU tensors; {name} is not")
-        if Xt.shape != (n, p) or y.shape not in ((n,), (*batch, n)) or a.shape != (*batch, m) or len(batch) > 1:
-            shapes = ", ".join(f"{name} {tuple(t.shape)}" for name, t in (("Wt", Wt), ("Xt", Xt), ("y", y), ("a", a)))
+                raise ValueError(
+                    f"the streamed kernel takes contiguous float64 CPU tensors; {name} is not"
+                )
+        if (
+            Xt.shape != (n, p)
+            or y.shape not in ((n,), (*batch, n))
+            or a.shape != (*batch, m)
+            or len(batch) > 1
+        ):
+            shapes = ", ".join(
+                f"{name} {tuple(t.shape)}"
+                for name, t in (("Wt", Wt), ("Xt", Xt), ("y", y), ("a", a))
+            )
             raise ValueError(f"shapes do not match: {shapes}")
         S = batch[0] if batch else 1
         if (n, m) not in self._scratch:  # buffers the kernel overwrites, made once per shape
@@ -230,5 +249,22 @@ class StreamedKernel:
         inv_sqrt_m, f, lanes, rx, bits = self._scratch[(n, m)]
         G = torch.empty_like(Wt)
         loss = torch.empty(batch, dtype=torch.float64)
-        self._kernel(Wt, Xt, y, a, scale, inv_sqrt_m, G, loss, f, lanes, rx, bits, S, n, m, n if y.ndim == 2 else 0)
+        self._kernel(
+            Wt,
+            Xt,
+            y,
+            a,
+            scale,
+            inv_sqrt_m,
+            G,
+            loss,
+            f,
+            lanes,
+            rx,
+            bits,
+            S,
+            n,
+            m,
+            n if y.ndim == 2 else 0,
+        )
         return G.mT, loss

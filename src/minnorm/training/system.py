@@ -1,4 +1,5 @@
-"""Lightning pieces of a training run: the GD system, the full-batch data module and a quiet Trainer."""
+"""Lightning pieces of a training run: the GD system, the full-batch data module and a quiet
+Trainer."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
-from pytorch_lightning.plugins.environments import LightningEnvironment
 import torch
+from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
 from minnorm.training.gd_step import FusedGradient, gradient_fn, loss_value
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
-_LIGHTNING_INFO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda")
+_LIGHTNING_INFO_LOGGERS = (
+    "pytorch_lightning.utilities.rank_zero",
+    "pytorch_lightning.accelerators.cuda",
+)
 # Warnings Lightning emits when a run is pinned to the CPU on a machine that has a GPU/TPU: the
 # choice is the config's (training.accelerator), so they carry no information for us.
 _UNUSED_ACCELERATOR_WARNINGS = (r"GPU available but not used", r"TPU available but not used")
@@ -39,14 +43,16 @@ class FullBatchData(pl.LightningDataModule):
     def __init__(self, X: torch.Tensor, y: torch.Tensor, num_chunks: int) -> None:
         super().__init__()
         if X.ndim != 2 or y.ndim not in (1, 2) or y.shape[-1] != X.shape[0]:
-            raise ValueError(f"need X (n, d) and y (n,) or (S, n), got {tuple(X.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"need X (n, d) and y (n,) or (S, n), got {tuple(X.shape)} and {tuple(y.shape)}"
+            )
         self.X, self.y, self.num_chunks = X, y, int(num_chunks)
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else self.X.device
         self.X, self.y = self.X.to(device), self.y.to(device)
 
-    def train_dataloader(self) -> "_RepeatedBatch":
+    def train_dataloader(self) -> _RepeatedBatch:
         # Lightning accepts any iterable: no DataLoader means no collation, no worker processes
         # (and no warning about them), and no copies of the batch.
         return _RepeatedBatch((self.X, self.y), self.num_chunks)
@@ -95,21 +101,28 @@ class GDSystem(pl.LightningModule):
         loss_limit: float | Sequence[float] = math.inf,
     ) -> None:
         super().__init__()
-        if len(boundaries) < 1 or any(b >= c for b, c in zip(boundaries, boundaries[1:])):
+        if len(boundaries) < 1 or any(
+            b >= c for b, c in zip(boundaries, boundaries[1:], strict=False)
+        ):
             raise ValueError(f"boundaries must be strictly increasing, got {list(boundaries)}")
         self.automatic_optimization = False
         self.model = model
         self.lr, self.loss, self.step_impl = float(lr), loss, step_impl
         self.batched = model.W.ndim == 3
         runs = model.W.shape[0] if self.batched else 1
-        limits = [float(loss_limit)] * runs if isinstance(loss_limit, (int, float)) else [float(v) for v in loss_limit]
+        limits = (
+            [float(loss_limit)] * runs
+            if isinstance(loss_limit, (int, float))
+            else [float(v) for v in loss_limit]
+        )
         if len(limits) != runs:
             raise ValueError(f"loss_limit has {len(limits)} values for {runs} runs")
         # Capped at the dtype's largest finite value so that `loss <= limit` also rejects inf
         # (and NaN, which compares False): one comparison per step tests both.
         top = float(torch.finfo(model.W.dtype).max)
-        self.loss_limit = torch.tensor([min(v, top) for v in limits], dtype=model.W.dtype,
-                                       device=model.W.device).reshape(model.W.shape[:-2])
+        self.loss_limit = torch.tensor(
+            [min(v, top) for v in limits], dtype=model.W.dtype, device=model.W.device
+        ).reshape(model.W.shape[:-2])
         self.boundaries = [int(b) for b in boundaries]
         self.step = self.boundaries[0]  # the step whose weights model.W holds
         self.diverged_steps: list[int | None] = [None] * runs
@@ -117,9 +130,12 @@ class GDSystem(pl.LightningModule):
 
     @property
     def diverged_step(self) -> int | None:
-        """The first bad step of a single run (None: it did not diverge); batches: ``diverged_steps``."""
+        """The first bad step of a single run (None: it did not diverge); batches:
+        ``diverged_steps``."""
         if self.batched:
-            raise AttributeError("a batch of runs has one diverged step per run: use diverged_steps")
+            raise AttributeError(
+                "a batch of runs has one diverged step per run: use diverged_steps"
+            )
         return self.diverged_steps[0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -153,7 +169,9 @@ class GDSystem(pl.LightningModule):
         with torch.no_grad():
             W.copy_(W_start)
         for s in new:
-            self.diverged_steps[s] = stop  # unless an earlier iterate is bad: then W_stop or its loss is
+            self.diverged_steps[s] = (
+                stop  # unless an earlier iterate is bad: then W_stop or its loss is
+            )
         for step in range(start, stop):
             grad, loss = self._gradient(W)
             good = self._flags(self._good(loss, W))
@@ -183,7 +201,8 @@ class GDSystem(pl.LightningModule):
         return per_run.reshape(-1).tolist()
 
     def step_description(self) -> str:
-        """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed formula)"."""
+        """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed
+        formula)"."""
         gradient = self._gradient
         if isinstance(gradient, FusedGradient):
             if gradient.kernel:
@@ -207,7 +226,8 @@ class GDSystem(pl.LightningModule):
         return self._good(torch.stack(losses).amax(0), W)
 
     def _good_at(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per run, whether the loss (training dtype) at the current weights is finite and within the limit."""
+        """Per run, whether the loss (training dtype) at the current weights is finite and within
+        the limit."""
         with torch.no_grad():
             f = network_outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
             return loss_value(f, y, self.loss) <= self.loss_limit
@@ -243,8 +263,10 @@ def quiet_lightning() -> Iterator[None]:
         with warnings.catch_warnings():
             for message in (*_UNUSED_ACCELERATOR_WARNINGS, _SRUN_WARNING):
                 warnings.filterwarnings("ignore", message=message)
-            warnings.filterwarnings("ignore", message=_LIGHTNING_LEAFSPEC_WARNING, category=FutureWarning)
+            warnings.filterwarnings(
+                "ignore", message=_LIGHTNING_LEAFSPEC_WARNING, category=FutureWarning
+            )
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)

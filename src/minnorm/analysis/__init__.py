@@ -1,0 +1,1 @@
+"""From collected runs to conclusions: collection, power-law fits, theorem checks, the studies."""

@@ -1,0 +1,203 @@
+"""The figure registry: name (as in a config's `figures:` list) -> FigureSpec, what the workflow,
+the config
+validation and the report need to know about each figure.
+
+A figure is declared once, as an entry of `FIGURES` below (re-exported as
+`minnorm.figures.FIGURES`); the schema enum of
+`experiments.<name>.figures`, the semantic config checks, the Snakemake rule (one per entry, in
+workflow/rules/figures.smk) and the report caption all derive from it. This module imports no
+plotting library, so validating a config stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from minnorm.data.registry import DATASETS, pm1_datasets
+
+# Captions (reStructuredText templates rendered by `snakemake --report`) live next to the
+# plotting code, one file per figure: captions/<name>.rst.
+CAPTIONS = Path(__file__).resolve().parents[1] / "figures" / "captions"
+
+# Every plot function takes (collected Dataset, out_png: Path, out_pdf: Path), writes both files
+# and raises ValueError naming the figure when the Dataset lacks what it needs. It may return a
+# few lines of text with the numbers it measured (fitted exponents, rankings, ...): the workflow
+# writes them next to the figure (`<name>.summary.html`) and the report shows them under the
+# caption. None (the paper's figures) gives an empty summary.
+PlotFunction = Callable[[Any, Path, Path], "list[str] | None"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the workflow.
+
+    name: as written in a config's `figures:` list; also the Snakemake rule name and the file
+      stem `results/<exp>/figures/<name>.{png,pdf}`.
+    plot: the plot function, or "package.module:function" (imported on first use, so that the
+      registry does not import matplotlib).
+    summary: one line describing the figure (rule comment, docs).
+    caption: path of the reStructuredText caption template; default `captions/<name>.rst` next to
+      this module. Snakemake renders it with `snakemake.wildcards.exp` and `snakemake.config`.
+    min_widths: smallest number of widths in `sweep.width` the figure can be drawn from.
+    needs_pm1: whether the figure needs +-1 labels (a classification data set).
+    min_noise_levels: smallest number of values in `sweep.label_noise`.
+    needs_sweep: sweep keys (`lr`, `model.kappa`, ...) the figure compares across; each must be
+      swept with at least two values.
+    """
+
+    name: str
+    plot: PlotFunction | str
+    summary: str
+    caption: Path = field(default=None)  # type: ignore[assignment]  # filled in __post_init__
+    min_widths: int = 1
+    needs_pm1: bool = False
+    min_noise_levels: int = 1
+    needs_sweep: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        caption = CAPTIONS / f"{self.name}.rst" if self.caption is None else Path(self.caption)
+        object.__setattr__(self, "caption", caption)
+
+    @property
+    def function(self) -> PlotFunction:
+        """The plot function (imported now if `plot` names it)."""
+        if callable(self.plot):
+            return self.plot
+        module, _, attr = self.plot.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, collected: Any, out_png: Path, out_pdf: Path) -> list[str]:
+        """Draw the figure from a collected Dataset into `out_png` and `out_pdf`; return the
+        lines of its numeric summary ([] when the plot function gives none)."""
+        return list(self.function(collected, out_png, out_pdf) or [])
+
+    def problems(self, where: str, experiment: dict) -> list[str]:
+        """Why this figure cannot be drawn from a (schema-valid) experiment; [] when it can.
+
+        `where` is the experiment's key path ("experiments.<name>"); each message starts with
+        `<where>.figures[<i>]`, the position of this figure in the experiment's list.
+        """
+        figures = experiment.get("figures", [])
+        at = (
+            f"{where}.figures[{figures.index(self.name)}]"
+            if self.name in figures
+            else f"{where}.figures"
+        )
+        sweep = experiment["sweep"]
+        dataset = experiment["data"]["name"]
+        problems = []
+        widths = len(sweep["width"])
+        if widths < self.min_widths:
+            problems.append(
+                f"{at}: {self.name} needs at least {self.min_widths} widths in "
+                f"{where}.sweep.width, found {widths}"
+            )
+        spec = DATASETS.get(dataset)
+        if self.needs_pm1 and spec is not None and not spec.pm1_labels:
+            problems.append(
+                f"{at}: {self.name} needs +-1 labels; data.name must be one of "
+                f"{', '.join(pm1_datasets())}, not {dataset}"
+            )
+        noise = len(sweep.get("label_noise", [0.0]))
+        if noise < self.min_noise_levels:
+            problems.append(
+                f"{at}: {self.name} plots against the label-noise fraction; "
+                f"{where}.sweep.label_noise needs at least {self.min_noise_levels} "
+                f"values, found {noise}"
+            )
+        for key in self.needs_sweep:
+            values = sweep.get(key, [])
+            if len(values) < 2:
+                problems.append(
+                    f"{at}: {self.name} compares runs across {key}; "
+                    f"{where}.sweep.{key} needs at least 2 values, found {len(values)}"
+                )
+        return problems
+
+
+_PAPER = "minnorm.figures.paper"
+_DIAGNOSTICS = "minnorm.figures.diagnostics"
+_RATES = "minnorm.figures.rates"
+_VARIANTS = "minnorm.figures.variants"
+
+# A power law needs at least three widths to be a fit rather than a line through two points;
+# comparisons across widths need two. Every figure uses the first (smallest) learning rate when
+# several were swept.
+FIGURES: dict[str, FigureSpec] = {
+    spec.name: spec
+    for spec in (
+        FigureSpec(
+            "ss_fig1",
+            f"{_PAPER}:plot_ss_fig1",
+            "Satpathi & Srikant Figure 1: distances to the target and from init against steps",
+        ),
+        FigureSpec(
+            "width_scaling",
+            f"{_DIAGNOSTICS}:plot_width_scaling",
+            "final distance to the target against width, with the fitted power law",
+            min_widths=3,
+        ),
+        FigureSpec(
+            "function_space",
+            f"{_DIAGNOSTICS}:plot_function_space",
+            "network against its linearization and kernel regression (Lee et al.)",
+            min_widths=2,
+        ),
+        FigureSpec(
+            "arora_fig2",
+            f"{_PAPER}:plot_arora_fig2",
+            "Arora et al. Figure 2: test loss, test error and the bound against label noise",
+            needs_pm1=True,
+            min_noise_levels=2,
+        ),
+        FigureSpec(
+            "arora_fig1",
+            f"{_PAPER}:plot_arora_fig1",
+            "Arora et al. Figure 1: training loss and the spectrum of H with label projections",
+            needs_pm1=True,
+        ),
+        FigureSpec(
+            "lazy_regime",
+            f"{_DIAGNOSTICS}:plot_lazy_regime",
+            "fraction of flipped activations against width (lazy regime)",
+            min_widths=2,
+        ),
+        # Beyond the paper (config/beyond.yaml, README "Beyond the paper").
+        FigureSpec(
+            "rate_tightness",
+            f"{_RATES}:plot_rate_tightness",
+            "local slopes of ||W(T) - W*|| between neighbouring widths, with bootstrap CIs",
+            min_widths=4,
+        ),
+        FigureSpec(
+            "gd_vs_flow",
+            f"{_RATES}:plot_gd_vs_flow",
+            "final ||W(T) - W*|| against width, one line per learning rate at fixed lr * T",
+            min_widths=3,
+            needs_sweep=("lr",),
+        ),
+        FigureSpec(
+            "lazy_phase",
+            f"{_VARIANTS}:plot_lazy_phase",
+            "kappa x m phase diagram of the relative distance and the flipped activations",
+            min_widths=2,
+            needs_sweep=("model.kappa",),
+        ),
+        FigureSpec(
+            "fig1_variants",
+            f"{_VARIANTS}:plot_fig1_variants",
+            "Figure 1 variants ranked by their distance to the paper's read-off values",
+            min_widths=1,
+        ),
+        FigureSpec(
+            "fig1_readoffs",
+            f"{_VARIANTS}:plot_fig1_readoffs",
+            "Figure 1 panels of the closest variant and of the default, with the read-offs",
+            min_widths=1,
+        ),
+    )
+}

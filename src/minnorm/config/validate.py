@@ -1,0 +1,76 @@
+"""Validate the workflow config: strict YAML, the JSON schema, then the domain rules.
+
+The pieces live by concept: `minnorm.config.yaml_reader` reads config files strictly (syntax errors
+with file, line and column; duplicate keys refused), `minnorm.config.schema` holds the schema
+(package data, enums from the registries) and its messages, `minnorm.config.rules` the rules
+JSON Schema cannot express. Sweep expansion and run settings are in `minnorm.workflow.plan`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from minnorm.config.rules import experiment_problems, name_problems, sweep_setting_problems
+from minnorm.config.schema import ConfigError, describe_type, key_path, load_schema, schema_problems
+
+__all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
+
+
+def _steps_and_horizon(config: dict) -> list[str]:
+    """`training.steps` and `training.horizon` both written (one would silently win), or
+    neither (steps: null without a horizon)."""
+    problems = []
+    experiments = config.get("experiments")
+    for name, experiment in experiments.items() if isinstance(experiments, dict) else ():
+        training = experiment.get("training") if isinstance(experiment, dict) else None
+        if not isinstance(training, dict):
+            continue
+        horizon, steps = training.get("horizon"), training.get("steps")
+        if steps is not None and horizon is not None:
+            problems.append(
+                f"experiments.{name}.training.horizon: sets the steps of each run "
+                "(round(horizon / lr)); remove training.steps or the horizon"
+            )
+        if "steps" in training and steps is None and horizon is None:
+            problems.append(
+                f"experiments.{name}.training.steps: null needs training.horizon; "
+                "give a number of steps"
+            )
+    return problems
+
+
+def _horizon_sets_steps(config: dict, resolved: dict) -> None:
+    """With a horizon, the resolved `training.steps` is null (not the schema's default), so that
+    the resolved config means what was written and validates again unchanged."""
+    for name, experiment in resolved["experiments"].items():
+        training = experiment["training"]
+        written = config["experiments"][name].get("training") or {}
+        if training.get("horizon") is not None and written.get("steps") is None:
+            training["steps"] = None
+
+
+def validate_config(config: dict) -> dict:
+    """Check `config` against the schema and the domain rules; return a copy with defaults filled.
+
+    Raises ConfigError listing every problem, one line each, each starting with its key path.
+    `sweep.lr` defaults to `[training.lr]`. The input is not modified.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"<top level>: the config must be a mapping, got a {describe_type(config)}"
+        )
+    resolved = copy.deepcopy(config)
+    schema = load_schema()
+    problems = schema_problems(resolved, schema)
+    problems.extend(_steps_and_horizon(config))
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+    _horizon_sets_steps(config, resolved)
+    problems.extend(name_problems(list(resolved["experiments"])))
+    for name, experiment in resolved["experiments"].items():
+        experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
+        problems.extend(experiment_problems(name, experiment))
+        problems.extend(sweep_setting_problems(name, experiment, schema))
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+    return resolved

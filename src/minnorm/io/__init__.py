@@ -1,0 +1,2 @@
+"""Files: atomic writes, CF attributes and provenance, netCDF integrity, the numerics
+fingerprint."""

@@ -1,0 +1,105 @@
+"""How the workflow was invoked: config files merged into the default, the last run's config.
+
+Snakemake merges a `--configfile` into the workflow's own `config/config.yaml` unless
+`--replace-workflow-config` is given, so a user's file silently runs every default experiment
+too; `merged_configfile_warning` says so at parse time. `write_last_run_config` remembers the
+config of the last run in `results/`, so that `make report` builds the report of that run
+whatever flags it had, and `existing_targets` lets the report cover only what exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from minnorm.io.files import write_text_atomic
+
+LAST_RUN_CONFIG = Path("results/last_run_config.yaml")
+# Set by `make report`: the default target then lists only the files that exist.
+REPORT_EXISTING_ENV = "MINNORM_REPORT_EXISTING"
+
+
+def _experiment_names(path: Path) -> set[str]:
+    """The experiment names a config file defines (none when it cannot be read as YAML)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError):
+        return set()  # the config validation reports unreadable files
+    experiments = loaded.get("experiments") if isinstance(loaded, dict) else None
+    return set(experiments) if isinstance(experiments, dict) else set()
+
+
+def merged_configfile_warning(
+    configfiles: Iterable[str | os.PathLike[str]],
+    replaced: bool,
+    experiments: Iterable[str],
+    default_file: str | os.PathLike[str] = "config/config.yaml",
+) -> str | None:
+    """A warning when `--configfile` files were merged into the default config, else None.
+
+    `configfiles` are the files given with `--configfile`, `replaced` whether
+    `--replace-workflow-config` was given, `experiments` the names in the merged config. The
+    warning names the experiments that come from the default config only (they will run too).
+    """
+    files = [Path(f) for f in configfiles]
+    if replaced or not files:
+        return None
+    default = Path(default_file).resolve()
+    if all(f.resolve() == default for f in files):
+        return None
+    given: set[str] = set()
+    for f in files:
+        given |= _experiment_names(f)
+    extra = [name for name in experiments if name not in given]
+    if not extra:
+        return None
+    listed = ", ".join(str(f) for f in files)
+    return (
+        f"minnorm: --configfile {listed} was merged into {default_file} (no "
+        f"--replace-workflow-config), so the default experiments {', '.join(extra)} run too. "
+        f"To run only the experiments of {listed}, add --replace-workflow-config."
+    )
+
+
+def warn_if_configfile_merged(
+    configfiles: Iterable[str | os.PathLike[str]], replaced: bool, experiments: Iterable[str]
+) -> None:
+    """Print `merged_configfile_warning` to stderr (at parse time, so a dry run shows it too)."""
+    message = merged_configfile_warning(configfiles, replaced, experiments)
+    if message:
+        print(message, file=sys.stderr)
+
+
+def write_last_run_config(
+    config: Mapping[str, Any], path: str | os.PathLike[str] = LAST_RUN_CONFIG
+) -> Path:
+    """Write the (validated, resolved) config of the run now starting to `path` as YAML."""
+    plain = json.loads(json.dumps(config, allow_nan=False))
+    header = (
+        "# The config of the last workflow run (written when it started). `make report` uses it:\n"
+        "#   snakemake --report results/report.html --configfile "
+        f"{Path(path).as_posix()} --replace-workflow-config\n"
+    )
+    write_text_atomic(header + yaml.safe_dump(plain, sort_keys=False), Path(path))
+    return Path(path)
+
+
+def existing_targets(targets: Iterable[str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """`targets`, or only those that exist when `make report` asked for it (see
+    REPORT_EXISTING_ENV).
+
+    A report of a partial run (killed, or run with `--until`) then covers the figures and
+    tables that were made instead of failing on the first missing one.
+    """
+    environ = os.environ if environ is None else environ
+    targets = list(targets)
+    if environ.get(REPORT_EXISTING_ENV) != "1":
+        return targets
+    return [t for t in targets if Path(t).exists()]

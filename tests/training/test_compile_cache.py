@@ -1,0 +1,110 @@
+"""minnorm.training.compile_cache: torch.compile's on-disk cache in the project, one folder per
+machine type."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minnorm.training import streamed_kernel
+from minnorm.training.compile_cache import CACHE_ENV, machine_key, use_compile_cache
+
+
+def test_cache_folder_is_project_local_per_machine_and_created(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    key = machine_key()
+    assert len(key) == 12 and int(key, 16) >= 0 and key == machine_key()
+    folder = use_compile_cache(tmp_path / "cc")
+    assert folder == (tmp_path / "cc" / key).resolve() and folder.is_dir()
+    assert os.environ[CACHE_ENV] == str(folder)
+
+
+def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
+    assert use_compile_cache(tmp_path / "cc") == tmp_path / "mine"
+    assert os.environ[CACHE_ENV] == str(tmp_path / "mine")
+    assert not (tmp_path / "cc").exists()
+
+
+_CHILD = r"""
+import hashlib, json, subprocess, sys
+from minnorm.training.compile_cache import remember_isa_probes, use_compile_cache
+use_compile_cache(sys.argv[1])
+import torch
+if sys.argv[2] == "remember":
+    assert remember_isa_probes()
+probes = []  # inductor's instruction-set probes: a child Python that loads a library
+_run = subprocess.run
+def counting_run(args, *rest, **kwargs):
+    if args[0] == sys.executable and "LoadLibrary" in args[-1]:
+        probes.append(args[-1])
+    return _run(args, *rest, **kwargs)
+subprocess.run = counting_run
+from torch._dynamo.utils import counters
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training.gd_step import FusedGradient
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(0)
+X = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+y = torch.randn(30, generator=gen, dtype=torch.float64)
+model = TwoLayerReLU(torch.randn(300, 5, generator=gen, dtype=torch.float64),
+                     torch.randint(0, 2, (300,), generator=gen, dtype=torch.float64) * 2 - 1, True)
+step = FusedGradient(model, X, y, "half_sum", kernel=sys.argv[3] == "kernel")
+step.lay_out(model.W)
+grad, value = step(model.W)
+from torch._inductor.cpu_vec_isa import pick_vec_isa
+from pathlib import Path
+libs = sorted((str(f), f.stat().st_mtime_ns) for f in Path(sys.argv[1]).rglob("*.so"))
+print(json.dumps({"compiled": step.compiled, "hits": counters["inductor"]["fxgraph_cache_hit"],
+                  "kernel": step.kernel, "libs": libs,
+                  "probes": len(probes), "isa": str(pick_vec_isa()),
+                  "misses": counters["inductor"]["fxgraph_cache_miss"],
+                  "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest()}))
+"""
+
+
+@pytest.mark.slow  # five fresh interpreters importing torch, two compiling (~30 s on 2 busy cores)
+def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
+
+    def run(probes: str, step: str = "formula") -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes, step],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=tmp_path,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    first, second, plain = run("remember"), run("remember"), run("plain")
+    assert first["compiled"] and second["compiled"]
+    assert (first["hits"], first["misses"]) == (0, 1)  # an empty folder: inductor compiles
+    assert (second["hits"], second["misses"]) == (1, 0)  # the same step in a new process: loaded
+    assert second["grad"] == first["grad"]  # the cached kernel computes the same bits
+    assert any(Path(tmp_path / "cc").rglob("*.py"))  # the entries are in the project folder
+    # Instruction-set probes: run (and remembered) by the first process only; the pick is the
+    # one inductor makes when it probes every time.
+    if first["isa"] != "INVALID_VEC_ISA":  # a CPU inductor cannot vectorise for probes nothing
+        remembered = len(list(Path(tmp_path / "cc").rglob("*.probed-*")))  # the probes that loaded
+        assert first["probes"] >= remembered >= 1 and plain["probes"] == first["probes"]
+        assert second["probes"] == first["probes"] - remembered  # only failed probes run again
+    assert first["isa"] == second["isa"] == plain["isa"]
+    assert plain["grad"] == first["grad"] and (plain["hits"], plain["misses"]) == (1, 0)
+    # The C++ kernel (where inductor vectorises with AVX-512): built into the same folder by the
+    # first process that needs it, loaded as it is by the next; the same gradient bits as the
+    # compiled formula's.
+    if streamed_kernel.available():
+        built, loaded = run("remember", "kernel"), run("remember", "kernel")
+        assert built["kernel"] and loaded["kernel"] and (built["hits"], built["misses"]) == (0, 0)
+        assert {f for f, _ in built["libs"]} > {
+            f for f, _ in first["libs"]
+        }  # a library more, in the folder
+        assert loaded["libs"] == built["libs"]  # nothing rebuilt or rewritten
+        assert built["grad"] == loaded["grad"] == first["grad"]

@@ -1,0 +1,106 @@
+"""Tests of minnorm.training.system: chunked GD through Lightning equals a plain loop; divergence;
+quiet Trainer."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from helpers import reference
+from minnorm.core.model import TwoLayerReLU
+from minnorm.training import streamed_kernel
+from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+
+
+def problem(m: int = 64, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.nn.functional.normalize(torch.randn(16, 3, generator=gen, dtype=torch.float64), dim=1)
+    y = torch.randn(16, generator=gen, dtype=torch.float64)
+    W0 = torch.randn(m, 4, generator=gen, dtype=torch.float64)
+    a = torch.randint(0, 2, (m,), generator=gen, dtype=torch.float64) * 2 - 1
+    return W0, a, X, y
+
+
+def fit(boundaries, lr=0.1, loss="half_sum", impl="eager"):
+    W0, a, X, y = problem()
+    system = GDSystem(
+        TwoLayerReLU(W0, a, True), lr=lr, loss=loss, step_impl=impl, boundaries=boundaries
+    )
+    trainer = make_trainer("cpu")
+    with quiet_lightning():
+        trainer.fit(system, datamodule=FullBatchData(X, y, len(boundaries) - 1))
+    return system
+
+
+def plain_loop(steps, lr=0.1, loss="half_sum"):
+    """W after ``steps`` plain GD steps from the same start (tests/helpers/reference.py, NumPy)."""
+    W0, a, X, y = problem()
+    iterates, _ = reference.gd_iterates(
+        X.numpy(),
+        y.numpy(),
+        W0.numpy(),
+        a.numpy(),
+        lr,
+        loss,
+        steps,
+        True,
+        divergence_ratio=float("inf"),
+    )
+    return torch.from_numpy(iterates[steps])
+
+
+@pytest.mark.parametrize("loss", ["half_sum", "mean"])
+def test_chunked_steps_give_the_plain_loop_iterates_exactly(loss):
+    one_chunk = fit([0, 25], loss=loss)
+    many_chunks = fit([0, 1, 2, 10, 24, 25], loss=loss)
+    assert one_chunk.step == many_chunks.step == 25 and one_chunk.diverged_step is None
+    assert torch.equal(one_chunk.model.W.detach(), many_chunks.model.W.detach())
+    torch.testing.assert_close(
+        one_chunk.model.W.detach(), plain_loop(25, loss=loss), rtol=1e-13, atol=1e-13
+    )
+
+
+def test_resuming_boundaries_continue_from_the_given_step():
+    system = fit([10, 15, 30])
+    assert system.step == 30
+    # 20 steps from W0 (the boundaries only say which step numbers they are).
+    torch.testing.assert_close(system.model.W.detach(), plain_loop(20), rtol=1e-13, atol=1e-13)
+
+
+def test_divergence_is_located_to_the_exact_step():
+    # lr = 1e100: the loss overflows at step 2 (W_2 ~ 1e200), whatever the chunking.
+    for boundaries in ([0, 50], [0, 1, 2, 3, 50], [0, 2, 50]):
+        system = fit(boundaries, lr=1e100)
+        assert system.diverged_step == 2, boundaries
+        assert system.step <= 2
+
+
+def test_trainer_is_quiet(caplog):
+    with caplog.at_level(logging.INFO):
+        fit([0, 3])
+    lightning = [r.getMessage() for r in caplog.records if r.name.startswith("pytorch_lightning")]
+    assert not any("available" in message for message in lightning), lightning
+
+
+def test_bad_inputs_are_refused():
+    W0, a, X, y = problem()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        GDSystem(
+            TwoLayerReLU(W0, a, True), lr=0.1, loss="mean", step_impl="eager", boundaries=[0, 5, 5]
+        )
+    with pytest.raises(ValueError, match=r"need X \(n, d\) and y \(n,\)"):
+        FullBatchData(X, y[:-1], 1)
+
+
+@pytest.mark.slow  # compiles the fused step
+def test_fused_system_follows_the_eager_iterates():
+    eager = fit([0, 10, 30], impl="eager")
+    fused = fit([0, 10, 30], impl="fused")
+    expected = "C++ kernel of the" if streamed_kernel.usable() else "compiled"
+    assert fused.step_description() == f"fused ({expected} streamed formula)"
+    assert eager.step_description() == "eager"
+    torch.testing.assert_close(
+        fused.model.W.detach(), eager.model.W.detach(), rtol=1e-12, atol=1e-12
+    )

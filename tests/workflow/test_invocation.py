@@ -1,0 +1,139 @@
+"""How the workflow is invoked: the merged-configfile warning, the last run's config, `make
+report`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO
+from minnorm.config import validate_config
+from minnorm.workflow.invocation import (
+    REPORT_EXISTING_ENV,
+    existing_targets,
+    merged_configfile_warning,
+    write_last_run_config,
+)
+
+DEFAULTS = ["ss_fig1", "width_scaling", "arora_fig2"]
+
+
+def _yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_merged_configfile_warning_names_the_default_experiments(tmp_path):
+    mine = _yaml(tmp_path / "my.yaml", {"experiments": {"mine": {}}})
+    message = merged_configfile_warning([mine], False, [*DEFAULTS, "mine"])
+    assert message is not None
+    assert "the default experiments ss_fig1, width_scaling, arora_fig2 run too" in message
+    assert "--replace-workflow-config" in message and str(mine) in message
+    # Replaced, no --configfile, or a file that redefines every experiment: nothing to say.
+    assert merged_configfile_warning([mine], True, ["mine"]) is None
+    assert merged_configfile_warning([], False, DEFAULTS) is None
+    overrides = _yaml(tmp_path / "steps.yaml", {"experiments": {e: {} for e in DEFAULTS}})
+    assert merged_configfile_warning([overrides], False, DEFAULTS) is None
+    # The default file itself given with --configfile.
+    default = _yaml(tmp_path / "config.yaml", {"experiments": {"mine": {}}})
+    assert merged_configfile_warning([default], False, DEFAULTS, default_file=default) is None
+
+
+def test_last_run_config_reads_back_to_the_same_validated_config(tmp_path):
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        config = validate_config(yaml.safe_load(handle))
+    path = write_last_run_config(config, tmp_path / "results" / "last_run_config.yaml")
+    again = yaml.safe_load(path.read_text())
+    assert again == config
+    assert validate_config(again) == config
+
+
+def test_existing_targets_only_under_make_report(tmp_path):
+    (tmp_path / "made.png").write_text("x")
+    targets = [str(tmp_path / "made.png"), str(tmp_path / "missing.png")]
+    assert existing_targets(targets, environ={}) == targets
+    assert existing_targets(targets, environ={REPORT_EXISTING_ENV: "1"}) == targets[:1]
+
+
+def _copy_repo(dest: Path) -> Path:
+    """What a clone holds for running the workflow and the Makefile (the package: this venv)."""
+    dest.mkdir()
+    for name in ("Snakefile", "Makefile", "pyproject.toml", "requirements.lock"):
+        shutil.copy2(REPO / name, dest / name)
+    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
+    for folder in ("workflow", "config", "profiles"):
+        shutil.copytree(REPO / folder, dest / folder, ignore=ignore, symlinks=True)
+    return dest
+
+
+def _snakemake(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_dry_run_warns_when_a_configfile_is_merged(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    merged = _snakemake(root, "-n", "--configfile", "config/tests.yaml")
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    assert "the default experiments ss_fig1, width_scaling, arora_fig2 run too" in merged.stderr
+    replaced = _snakemake(
+        root, "-n", "--configfile", "config/tests.yaml", "--replace-workflow-config"
+    )
+    assert replaced.returncode == 0, replaced.stderr[-3000:]
+    assert "minnorm: --configfile" not in replaced.stdout + replaced.stderr
+
+
+@pytest.mark.slow
+def test_make_report_after_a_partial_run_of_another_config(tmp_path):
+    """`make report` after `snakemake --configfile tests.yaml --replace-workflow-config
+    results/tiny_digits/tiny_digits.nc` (one experiment's collected file, no figures): no flags
+    repeated, the report covers what exists, no "Missing metadata" warning."""
+    root = _copy_repo(tmp_path / "wf")
+    run = _snakemake(
+        root,
+        "--cores",
+        "2",
+        "--configfile",
+        "config/tests.yaml",
+        "--replace-workflow-config",
+        "results/tiny_digits/tiny_digits.nc",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    recorded = yaml.safe_load((root / "results" / "last_run_config.yaml").read_text())
+    assert set(recorded["experiments"]) == set(
+        yaml.safe_load((REPO / "config" / "tests.yaml").read_text())["experiments"]
+    )
+    assert not list(root.glob("results/*/figures/*.png"))  # a partial run: no figures yet
+
+    # `make report` with this interpreter's venv standing in for .venv (already installed).
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for tool, command in (("python", ""), ("snakemake", " -m snakemake")):
+        (venv / "bin" / tool).write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()
+    report = subprocess.run(
+        ["make", "report", f"VENV={venv}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )
+    log = report.stdout + report.stderr
+    assert report.returncode == 0, log[-3000:]
+    assert (root / "results" / "report.html").stat().st_size > 0
+    assert "Missing metadata" not in log
+    assert "--configfile results/last_run_config.yaml --replace-workflow-config" in log
