@@ -8,6 +8,7 @@ the library cannot cancel out of a test.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -224,12 +225,17 @@ _LEGENDRE_NODES = 200
 _NORMAL_RANGE = 10.0
 
 
+@functools.cache
+def _legendre_rule() -> tuple[np.ndarray, np.ndarray]:
+    return np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
+
+
 def _legendre_pieces(breaks: np.ndarray, lower: float, upper: float) -> tuple[np.ndarray, ...]:
     """Gauss-Legendre nodes and weights on [lower, upper] split at ``breaks`` (one per row).
 
     breaks: (k,) cut points in [lower, upper]; returns (nodes (k, 2N), weights (k, 2N)).
     """
-    x, w = np.polynomial.legendre.leggauss(_LEGENDRE_NODES)
+    x, w = _legendre_rule()
     cut = np.clip(breaks, lower, upper)[:, None]
     left = (cut - lower) / 2 * x[None, :] + (cut + lower) / 2
     right = (upper - cut) / 2 * x[None, :] + (upper + cut) / 2
