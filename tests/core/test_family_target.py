@@ -194,3 +194,48 @@ def test_rejects_bad_shapes_and_values():
     y_bad[0] = math.inf
     with pytest.raises(ValueError, match="y contains NaN or infinite"):
         family_min_norm_target(X, y_bad, W0, a0, act, train_output=True)
+
+
+@pytest.mark.parametrize("name,train_output", FAMILIES, ids=FAMILY_IDS)
+@pytest.mark.parametrize("loss_scale", [1.0, 0.25])
+def test_linearized_gd_iterate_equals_the_plain_linearised_loop(name, train_output, loss_scale):
+    """theta_{k+1} = theta_k - lr s J0^T (f0 + J0 (theta_k - theta0) - y), k steps, with the
+    explicit Jacobian, against the closed form through G's eigenpairs."""
+    X, y, W0, a0 = problem()
+    t = family_min_norm_target(
+        augment_inputs(X, True), y, W0, a0, get_activation(name, leak=LEAK),
+        train_output=train_output,
+    )  # fmt: skip
+    J = jacobian(X, W0, a0, name, train_output)
+    lr = 1.0 / float(torch.linalg.eigvalsh(J @ J.T)[-1])  # lr s lambda_max <= 1
+    theta0 = flat(W0, a0 if train_output else None)
+    theta = theta0.clone()
+    for _ in range(40):
+        theta = theta - lr * loss_scale * J.T @ (t.f0 + J @ (theta - theta0) - y)
+    W_lin, a_lin = t.linearized_gd_iterate(lr, 40, residual_scale=loss_scale)
+    assert (a_lin is not None) == train_output
+    torch.testing.assert_close(flat(W_lin, a_lin), theta, rtol=0, atol=JACOBIAN_ATOL)
+    # No steps: theta0; very many (lr s lambda_max < 2): theta*.
+    W_0, a_0 = t.linearized_gd_iterate(lr, 0, residual_scale=loss_scale)
+    assert torch.equal(W_0, W0) and (a_0 is None or torch.equal(a_0, a0))
+    W_inf, a_inf = t.linearized_gd_iterate(lr, 10**12, residual_scale=loss_scale)
+    torch.testing.assert_close(
+        flat(W_inf, a_inf), flat(t.W_star, t.a_star), rtol=0, atol=JACOBIAN_ATOL
+    )
+
+
+def test_linearized_gd_iterate_past_the_stable_step_still_follows_the_loop():
+    """1 <= lr lambda < 2: (1 - lr lambda)^k alternates in sign; the closed form keeps it."""
+    X, y, W0, a0 = problem()
+    t = family_min_norm_target(
+        augment_inputs(X, True), y, W0, a0, get_activation("tanh"), train_output=True
+    )
+    J = jacobian(X, W0, a0, "tanh", True)
+    lr = 1.8 / float(torch.linalg.eigvalsh(J @ J.T)[-1])
+    theta0 = flat(W0, a0)
+    theta = theta0.clone()
+    for _ in range(25):
+        theta = theta - lr * J.T @ (t.f0 + J @ (theta - theta0) - y)
+    torch.testing.assert_close(
+        flat(*t.linearized_gd_iterate(lr, 25)), theta, rtol=0, atol=JACOBIAN_ATOL
+    )

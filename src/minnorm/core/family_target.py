@@ -132,6 +132,39 @@ class FamilyTarget:
             math.sqrt(to_target_sq), range_norm, perp_norm, math.sqrt(from_init_sq)
         )
 
+    def linearized_gd_iterate(
+        self, lr: float, steps: int, *, residual_scale: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(W, a) after ``steps`` GD steps on the linearised model from theta0: (m, p), (m,) or
+        None when a is fixed.
+
+        GD theta <- theta - lr * residual_scale * J0 (f_L - y) on f_L keeps theta - theta0 in
+        col(J0) and the residual r_k = (I - lr s G)^k (y - f0), so theta_lin(k) - theta0 =
+        J0 G^-1 (I - (I - lr s G)^k) (y - f0), through the eigenpairs of G (an eigenvalue 0
+        contributes its limit lr s k). ``residual_scale`` s: 1 for the half_sum loss, 2 / n for
+        mean (``minnorm.training.gd_step.residual_scale``). As steps -> infinity (lr s
+        lambda_max < 2) this tends to theta*; ``distances`` to it separate the width's effect on
+        GD from the not yet converged directions of small eigenvalues.
+        """
+        if steps < 0 or not lr > 0:
+            raise ValueError(f"need steps >= 0 and lr > 0, got {steps} and {lr}")
+        eigenvalues, eigenvectors = torch.linalg.eigh((self.G + self.G.T) / 2)
+        x = lr * residual_scale * eigenvalues
+        # 1 - (1 - x)^k without cancellation for 0 < x < 1; the power itself for x >= 1.
+        below_one = torch.where(x < 1, x, torch.zeros_like(x))
+        decayed = torch.where(
+            x < 1, -torch.expm1(steps * torch.log1p(-below_one)), 1 - torch.pow(1 - x, steps)
+        )
+        tiny = eigenvalues.abs() <= 1e-300
+        gain = torch.where(
+            tiny, lr * residual_scale * steps, decayed / torch.where(tiny, 1.0, eigenvalues)
+        )
+        c = eigenvectors @ (gain * (eigenvectors.T @ (self.y - self.f0)))
+        dW, da = parameter_vjp(
+            self.Xt, self.Z0, self.a0, self.activation, c, train_output=self.train_output
+        )
+        return self.W0 + dW, None if da is None else self.a0 + da
+
 
 def family_min_norm_target(
     Xt: torch.Tensor,
