@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from minnorm.config.sweep import SETTING_ATTR
+from minnorm.config.sweep import RUN_SWEEP_KEYS, SETTING_ATTR
 from minnorm.io.files import CF_CONVENTIONS
 
 # The swept values every run has, in the order of the collected dims (ARCHITECTURE.md, file 4).
-RUN_DIMS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
+RUN_DIMS: tuple[str, ...] = RUN_SWEEP_KEYS
 # A run file without these is not a run file.
 REQUIRED_VARIABLES: tuple[str, ...] = ("train_loss", "diverged")
 
