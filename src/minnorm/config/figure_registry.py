@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from minnorm.config.experiment import ExperimentConfig
 from minnorm.data.registry import DATASETS, pm1_datasets
@@ -60,7 +60,8 @@ class FigureSpec:
     needs_sweep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        caption = CAPTIONS / f"{self.name}.rst" if self.caption is None else Path(self.caption)
+        given = cast("Path | str | None", self.caption)  # None: the default caption file
+        caption = CAPTIONS / f"{self.name}.rst" if given is None else Path(given)
         object.__setattr__(self, "caption", caption)
 
     @property

@@ -25,9 +25,7 @@ SECTIONS: tuple[str, ...] = ("data", "model", "training")
 NON_NUMERIC_TRAINING_KEYS = frozenset({"progress_every", "checkpoint_every"})
 
 
-def read_section(
-    mapping: Mapping[str, Any], name: str, where: str = "run config"
-) -> Mapping[str, Any]:
+def read_section(mapping: object, name: str, where: str = "run config") -> Mapping[str, Any]:
     """The block `name` of a config mapping; ValueError naming it when absent or not a mapping."""
     block = mapping.get(name) if isinstance(mapping, Mapping) else None
     if not isinstance(block, Mapping):

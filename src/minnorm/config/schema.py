@@ -52,7 +52,7 @@ def _is_finite_number(value: Any) -> bool:
         return False
 
 
-def _with_defaults(validator_class: type) -> type:
+def _with_defaults(validator_class: Any) -> Any:
     """A validator class that fills each missing property that has a `default` while validating."""
     validate_properties = validator_class.VALIDATORS["properties"]
 

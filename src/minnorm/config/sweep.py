@@ -53,7 +53,7 @@ def split_key(key: str) -> tuple[str, str]:
     return section, field
 
 
-def setting_value(config: Mapping[str, Any], key: str) -> Any:
+def setting_value(config: object, key: str) -> Any:
     """The value of the setting `key` (`model.kappa`) in a config mapping read from JSON (a run
     file's or a collected file's `config` attribute, which may hold only the shared part);
     KeyError naming the key when it is not there."""

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +102,27 @@ def _check_count(value: Any, key: str) -> int:
     return int(value)
 
 
-def _check_classes(classes: Sequence[int], allowed: range) -> tuple[int, int]:
-    ok = (
+def _check_classes(classes: object, allowed: range | None) -> tuple[int, int]:
+    """The two classes `data.classes` names, checked against the data set's `allowed` labels."""
+    if allowed is None:
+        raise ValueError("data.classes: this data set has no classes")
+    message = (
+        "data.classes must be two distinct class labels in "
+        f"{allowed.start}..{allowed.stop - 1}, got {classes!r}"
+    )
+    if not (
         isinstance(classes, Sequence)
         and len(classes) == 2
         and all(
             isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c in allowed
             for c in classes
         )
-    )
-    if not ok or classes[0] == classes[1]:
-        raise ValueError(
-            "data.classes must be two distinct class labels in "
-            f"{allowed.start}..{allowed.stop - 1}, "
-            f"got {classes!r}"
-        )
-    return int(classes[0]), int(classes[1])
+    ):
+        raise ValueError(message)
+    first, second = classes
+    if first == second:
+        raise ValueError(message)
+    return int(first), int(second)
 
 
 def _base_meta(
@@ -270,7 +275,7 @@ def _two_class_sample(
 
 def _image_dataset(
     name: str,
-    reader: Any,
+    reader: Callable[[Any, str], tuple[np.ndarray, np.ndarray, str]],
     path: Any,
     classes: Sequence[int],
     n_train: int,
@@ -396,6 +401,21 @@ def build_cifar10(settings: DataSettings) -> Dataset:
     )
 
 
+def _is_fraction(value: object) -> bool:
+    """A finite number in [0, 1] (not a bool)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
+
+
+def _is_seed(value: object) -> bool:
+    """A non-negative integer (not a bool)."""
+    return bool(isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0)
+
+
 def make_dataset(settings: DataSettings, *, label_noise: float, seed: int) -> Dataset:
     """Build the data set of the data settings, with label noise seeded by (data.seed, seed).
 
@@ -414,15 +434,11 @@ def make_dataset(settings: DataSettings, *, label_noise: float, seed: int) -> Da
             f"data.{unknown[0]}: not a setting of {name} "
             f"(its own keys: {sorted(spec.schema or {}) or 'none'})"
         )
-    if not (
-        isinstance(label_noise, (int, float))
-        and math.isfinite(label_noise)
-        and 0 <= label_noise <= 1
-    ):
+    if not _is_fraction(label_noise):
         raise ValueError(f"label_noise must be a number in [0, 1], got {label_noise!r}")
     if not spec.pm1_labels and label_noise > 0:
         raise ValueError(f"label_noise > 0 needs +-1 labels; {name} has real-valued labels")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not _is_seed(seed):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     ds = spec.builder(settings)
     gen = make_generator("label_noise", settings.seed, seed)

@@ -49,7 +49,7 @@ def plan_batches(datas: Sequence[Dataset], runs: Sequence[RunConfig]) -> list[li
     groups: dict[BatchKey, list[int]] = {}
     for index, (data, run) in enumerate(zip(datas, runs, strict=True)):
         groups.setdefault(batch_key(data, run), []).append(index)
-    batches = []
+    batches: list[list[int]] = []
     for members in groups.values():
         data, run = datas[members[0]], runs[members[0]]
         size = batch_size_limit(

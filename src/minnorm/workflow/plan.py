@@ -395,9 +395,9 @@ def data_job_param(config: dict[str, Any], exp: str) -> str:
     """Snakemake param of the data job of `exp` (see `_job_param`): the settings of its data files
     and of the target files of every width, so that a changed data or model setting, width list
     or numerical code reruns it (and a training setting does not)."""
-    return _job_param(
-        [job.config.to_mapping() for job in (*data_jobs(config, exp), *target_jobs(config, exp))]
-    )
+    settings = [job.config.to_mapping() for job in data_jobs(config, exp)]
+    settings += [job.config.to_mapping() for job in target_jobs(config, exp)]
+    return _job_param(settings)
 
 
 def train_job_param(config: dict[str, Any], exp: str, width: int | str) -> str:
