@@ -355,13 +355,11 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
         resource_requests.input_dim(plan.run_config(default, "arora_fig2", 2000, 0, 0.0, 0.01))
         == 64
     )
-    assert resource_requests.run_mem_mb(large) > resource_requests.run_mem_mb(small) > 0
+    assert resource_requests.run_bytes(large) > resource_requests.run_bytes(small) > 0
     # The memory request covers the training module's own estimate (which refuses runs too large).
     from minnorm.training.resources import estimate_run_bytes
 
-    assert resource_requests.run_mem_mb(large) * 1e6 >= estimate_run_bytes(
-        100, 10000, 6, "float64", 200
-    )
+    assert resource_requests.run_bytes(large) == estimate_run_bytes(100, 10000, 6, "float64", 200)
     assert resource_requests.run_runtime_min(large) > resource_requests.run_runtime_min(small) >= 1
     runs = plan.train_jobs(default, "ss_fig1", 10000)
     assert resource_requests.width_runtime_min(default, "ss_fig1", 10000) == sum(
@@ -380,7 +378,7 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     assert resource_requests.data_mem_mb(default, "ss_fig1") == max(
         resource_requests.width_mem_mb(default, "ss_fig1", w) for w in widths
     )
-    assert resource_requests.data_mem_mb(default, "ss_fig1") >= resource_requests.run_mem_mb(
+    assert resource_requests.data_mem_mb(default, "ss_fig1") * 1e6 >= resource_requests.run_bytes(
         plan.run_config(default, "ss_fig1", widths[-1], 0, 0.0, 0.01)
     )
     assert resource_requests.data_runtime_min(default, "ss_fig1") == (

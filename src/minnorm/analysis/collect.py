@@ -92,11 +92,6 @@ def setting_dims(ds: xr.Dataset) -> tuple[str, ...]:
     return tuple(str(d) for d in ds.dims if d in ds.coords and SETTING_ATTR in ds[d].attrs)
 
 
-def setting_key(ds: xr.Dataset, dim: str) -> str:
-    """The config key (`model.kappa`) of the swept-setting dim `dim` of `ds`."""
-    return str(ds[dim].attrs[SETTING_ATTR])
-
-
 def _run_key(ds: xr.Dataset, dims: tuple[str, ...]) -> tuple:
     return tuple(ds[name].item() for name in dims)
 

@@ -181,8 +181,3 @@ class SweepLists:
             values: tuple[Any, ...] = getattr(self, key)
             return values
         return self.settings.get(key, ())
-
-    def as_lists(self) -> dict[str, list[Any]]:
-        """Every sweep key -> its sorted values: width, seed, label_noise, lr, then the swept
-        settings by key."""
-        return {key: list(self.values(key)) for key in (*RUN_SWEEP_KEYS, *self.settings)}

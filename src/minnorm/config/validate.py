@@ -9,6 +9,7 @@ JSON Schema cannot express. Sweep expansion and run settings are in `minnorm.wor
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from minnorm.config.rules import experiment_problems, name_problems, sweep_setting_problems
 from minnorm.config.schema import ConfigError, describe_type, key_path, load_schema, schema_problems
@@ -39,14 +40,15 @@ def _steps_and_horizon(config: dict) -> list[str]:
     return problems
 
 
-def _horizon_sets_steps(config: dict, resolved: dict) -> None:
-    """With a horizon, the resolved `training.steps` is null (not the schema's default), so that
-    the resolved config means what was written and validates again unchanged."""
-    for name, experiment in resolved["experiments"].items():
-        training = experiment["training"]
-        written = config["experiments"][name].get("training") or {}
-        if training.get("horizon") is not None and written.get("steps") is None:
-            training["steps"] = None
+def _fill_run_defaults(experiment: dict[str, Any], written: dict[str, Any]) -> None:
+    """The defaults the schema cannot state, in place: `sweep.lr` is `[training.lr]` when absent;
+    with a horizon the resolved `training.steps` is null (not the schema's default), so that the
+    resolved config means what was written (`written`: the experiment's `training` block as
+    given) and validates again unchanged."""
+    training = experiment["training"]
+    if training.get("horizon") is not None and written.get("steps") is None:
+        training["steps"] = None
+    experiment["sweep"].setdefault("lr", [training["lr"]])
 
 
 def validate_config(config: dict) -> dict:
@@ -65,10 +67,9 @@ def validate_config(config: dict) -> dict:
     problems.extend(_steps_and_horizon(config))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
-    _horizon_sets_steps(config, resolved)
     problems.extend(name_problems(list(resolved["experiments"])))
     for name, experiment in resolved["experiments"].items():
-        experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
+        _fill_run_defaults(experiment, config["experiments"][name].get("training") or {})
         problems.extend(experiment_problems(name, experiment))
         problems.extend(sweep_setting_problems(name, experiment, schema))
     if problems:

@@ -47,11 +47,6 @@ def run_bytes(run: RunConfig) -> int:
     )
 
 
-def run_mem_mb(run: RunConfig) -> int:
-    """Memory request (MB) for one run or its target: the run's arrays plus the process."""
-    return BASE_PROCESS_MB + math.ceil(run_bytes(run) / 1e6)
-
-
 def run_runtime_min(run: RunConfig) -> int:
     """Generous wall-time request (minutes) for one run from its steps, records and size."""
     return RUNTIME_OVERHEAD_MIN + math.ceil(RUNTIME_SAFETY_FACTOR * run_seconds(run) / 60)
