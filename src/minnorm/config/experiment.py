@@ -15,7 +15,7 @@ from minnorm.config.run_config import (
     TrainingSettings,
     read_section,
 )
-from minnorm.config.sweep import SweepLists, split_key
+from minnorm.config.sweep import SweepLists, split_key, swept_in
 from minnorm.data.settings import DataSettings, FrozenMapping
 
 
@@ -95,7 +95,7 @@ class ExperimentConfig:
     ) -> DataConfig:
         """What determines one data file: the data settings (swept ones applied), the run seed
         and the label noise."""
-        swept = {k: v for k, v in (settings or {}).items() if split_key(k)[0] == "data"}
+        swept = swept_in(settings or {}, ("data",))
         data, _, _ = self.with_settings(swept)
         return DataConfig(self.name, data, int(seed), float(label_noise), FrozenMapping(swept))
 
@@ -107,7 +107,7 @@ class ExperimentConfig:
         settings: Mapping[str, Any] | None = None,
     ) -> TargetConfig:
         """What determines one target file: `data_config` plus the model and the width."""
-        swept = {k: v for k, v in (settings or {}).items() if split_key(k)[0] in ("data", "model")}
+        swept = swept_in(settings or {}, ("data", "model"))
         data, model, _ = self.with_settings(swept)
         return TargetConfig(
             self.name, data, model, int(width), int(seed), float(label_noise), FrozenMapping(swept)

@@ -17,12 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from minnorm.config.schema_file import schema_enum
+from minnorm.config.sweep import NON_NUMERIC_TRAINING_KEYS, SECTIONS, swept_in
 from minnorm.data.settings import DataSettings, FrozenMapping
-
-# The sections of a run config; a swept setting's key path starts with one of them.
-SECTIONS: tuple[str, ...] = ("data", "model", "training")
-# Training settings that change no stored number: how often a run logs and checkpoints.
-NON_NUMERIC_TRAINING_KEYS = frozenset({"progress_every", "checkpoint_every"})
 
 
 def read_section(mapping: object, name: str, where: str = "run config") -> Mapping[str, Any]:
@@ -209,7 +205,7 @@ class TrainingSettings:
 
 def _swept(sweep: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
     """`{"sweep": {key: value}}` for the swept settings of `sections`; {} when there are none."""
-    chosen = {k: v for k, v in sweep.items() if k.split(".")[0] in sections}
+    chosen = swept_in(sweep, sections)
     return {"sweep": chosen} if chosen else {}
 
 

@@ -19,8 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from minnorm.config.run_config import NON_NUMERIC_TRAINING_KEYS, SECTIONS
 from minnorm.io.files import format_float
+
+# The sections of a run config; a swept setting's key path starts with one of them.
+SECTIONS: tuple[str, ...] = ("data", "model", "training")
+# Training settings that change no stored number (how often a run logs and checkpoints): left
+# out of a run's identity (`minnorm.config.run_config.numeric_settings`), and not sweepable.
+NON_NUMERIC_TRAINING_KEYS = frozenset({"progress_every", "checkpoint_every"})
 
 # Sweep keys every experiment has; any other sweep key is a setting's key path (`model.kappa`).
 # They are also the first dims of a collected dataset, in this order.
@@ -64,6 +69,12 @@ def setting_value(config: object, key: str) -> Any:
     return block[field]
 
 
+def swept_in(settings: Mapping[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    """The swept settings (`{key path: value}`) of the sections `sections`: what a file made by
+    a stage that depends on those sections only is named and identified by."""
+    return {k: v for k, v in settings.items() if split_key(k)[0] in sections}
+
+
 def setting_dim(key: str) -> str:
     """The dim (and file-name part) of a swept setting: `model.kappa` -> `model_kappa`."""
     return key.replace(".", "_")
@@ -83,8 +94,7 @@ def setting_tag(settings: Mapping[str, Any], sections: tuple[str, ...] = SECTION
     "" for none."""
     return "".join(
         f"_{setting_dim(key)}={setting_text(value)}"
-        for key, value in sorted(settings.items())
-        if split_key(key)[0] in sections
+        for key, value in sorted(swept_in(settings, sections).items())
     )
 
 
