@@ -3,7 +3,8 @@
 The pieces live by concept: `minnorm.config.yaml_reader` reads config files strictly (syntax errors
 with file, line and column; duplicate keys refused), `minnorm.config.schema` holds the schema
 (package data, enums from the registries) and its messages, `minnorm.config.rules` the rules
-JSON Schema cannot express. Sweep expansion and run settings are in `minnorm.workflow.plan`.
+JSON Schema cannot express. The typed run config built from the result is in
+`minnorm.config.run_config` (`minnorm.config.experiment` for an experiment).
 """
 
 from __future__ import annotations
