@@ -81,13 +81,15 @@ report: venv
 	  $(SNAKEMAKE_ARGS)
 
 # Workflow lint (snakemake, snakefmt), Python lint and format (ruff), the layer contract and
-# import cycles (import-linter, contracts in pyproject.toml).
+# import cycles (import-linter), types (mypy, every function of src/ annotated); all configured
+# in pyproject.toml.
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
 # the README).

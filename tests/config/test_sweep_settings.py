@@ -8,6 +8,7 @@ to a few seconds); the whole workflow on config/tests.yaml's tiny_beyond is in t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from minnorm.analysis.collect import CollectError, collect_experiment, first_lr,
 from minnorm.config import validate_config
 from minnorm.config.sweep import SETTING_ATTR, setting_text
 from minnorm.data.datasets import make_dataset
+from minnorm.data.settings import DataSettings
 from minnorm.workflow import plan
 
 
@@ -39,9 +41,9 @@ def tiny() -> dict:
 def test_runs_are_the_product_with_the_swept_settings(tiny: dict) -> None:
     runs = plan.experiment_runs(tiny, "tiny_beyond")
     assert len(runs) == 4 * 2 * 2 * 2 * 2  # widths x seeds x lr x kappa x labels
-    assert plan.setting_keys(tiny, "tiny_beyond") == ["data.labels", "model.kappa"]
-    assert runs[0]["settings"] == {"data.labels": "center", "model.kappa": 0.1}
-    assert len({json.dumps(r, sort_keys=True) for r in runs}) == len(runs)
+    assert list(plan.sweep(tiny, "tiny_beyond").settings) == ["data.labels", "model.kappa"]
+    assert runs[0].settings == {"data.labels": "center", "model.kappa": 0.1}
+    assert len(set(runs)) == len(runs)
 
 
 def test_each_stage_names_only_the_settings_it_depends_on(tiny: dict) -> None:
@@ -67,20 +69,20 @@ def test_each_stage_names_only_the_settings_it_depends_on(tiny: dict) -> None:
 def test_run_config_applies_each_setting_and_horizon_sets_the_steps(tiny: dict) -> None:
     jobs = plan.train_jobs(tiny, "tiny_beyond", 64)
     for job in jobs:
-        config = job["config"]
-        assert config["model"]["kappa"] == config["sweep"]["model.kappa"]
-        assert config["data"]["labels"] == config["sweep"]["data.labels"]
+        config = job.config
+        assert config.model.kappa == config.sweep["model.kappa"]
+        assert config.data.options["labels"] == config.sweep["data.labels"]
         # horizon 0.5: 50 steps at lr 0.01, 25 at lr 0.02
-        assert config["training"]["steps"] == round(0.5 / config["lr"])
-    assert {job["config"]["training"]["steps"] for job in jobs} == {25, 50}
-    assert len({job["identity"] for job in jobs}) == len(jobs)
+        assert config.training.steps == round(0.5 / config.lr)
+    assert {job.config.training.steps for job in jobs} == {25, 50}
+    assert len({job.identity for job in jobs}) == len(jobs)
     # The data job of a labels value builds exactly that data set; the target adds kappa.
     data_job = plan.data_jobs(tiny, "tiny_beyond")[0]
-    assert data_job["config"]["data"]["labels"] == "center"
-    assert "model" not in data_job["config"]
+    assert data_job.config.data.options["labels"] == "center"
+    assert "model" not in data_job.config.to_mapping()
     target_job = plan.target_jobs(tiny, "tiny_beyond", 64)[1]
-    assert target_job["config"]["model"]["kappa"] == 1.0
-    assert target_job["config"]["sweep"] == {"data.labels": "center", "model.kappa": 1.0}
+    assert target_job.config.model.kappa == 1.0
+    assert target_job.config.to_mapping()["sweep"] == {"data.labels": "center", "model.kappa": 1.0}
 
 
 def test_swept_value_order_and_the_base_value_change_nothing(tiny: dict) -> None:
@@ -106,10 +108,10 @@ def test_changing_one_swept_value_reruns_only_its_jobs(tiny: dict) -> None:
     )
     kept = set(plan.run_files(other, "tiny_beyond")) & set(plan.run_files(tiny, "tiny_beyond"))
     assert len(kept) == len(plan.run_files(tiny, "tiny_beyond")) // 2  # the kappa = 0.1 runs
-    unchanged = {job["out"]: job["identity"] for job in plan.train_jobs(tiny, "tiny_beyond", 64)}
+    unchanged = {job.out: job.identity for job in plan.train_jobs(tiny, "tiny_beyond", 64)}
     for job in plan.train_jobs(other, "tiny_beyond", 64):
-        if job["out"] in unchanged:
-            assert job["identity"] == unchanged[job["out"]]
+        if job.out in unchanged:
+            assert job.identity == unchanged[job.out]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +125,7 @@ def test_setting_text_in_file_names(value, text) -> None:
 
 def test_a_configured_experiment_without_swept_settings_keeps_its_file_names(tiny: dict) -> None:
     assert plan.run_files(tiny, "tiny_sphere")[0] == "results/tiny_sphere/runs/m64/s0_p0_lr0.01.nc"
-    assert "sweep" not in plan.train_jobs(tiny, "tiny_sphere", 64)[0]["config"]
+    assert "sweep" not in plan.train_jobs(tiny, "tiny_sphere", 64)[0].config.to_mapping()
 
 
 # --- the data options they sweep
@@ -132,7 +134,7 @@ def test_a_configured_experiment_without_swept_settings_keeps_its_file_names(tin
 
 def _sphere(**options):
     cfg = {"name": "sphere_quadratic", "n_train": 200, "n_test": 50, "dim": 4, "seed": 3, **options}
-    return make_dataset(cfg, label_noise=0.0, seed=0)
+    return make_dataset(DataSettings.from_mapping(cfg), label_noise=0.0, seed=0)
 
 
 def test_label_scalings_against_the_raw_labels() -> None:
@@ -158,8 +160,10 @@ def test_gaussian_inputs_are_uniform_on_the_sphere_and_cube_inputs_are_not() -> 
     # mass towards the corners' directions (smaller fourth moment of a coordinate).
     d, n = 4, 20000
     cfg = {"name": "sphere_quadratic", "n_train": n, "n_test": 1, "dim": d, "seed": 0}
-    gaussian = make_dataset({**cfg, "inputs": "gaussian"}, label_noise=0.0, seed=0).X_train
-    cube = make_dataset(cfg, label_noise=0.0, seed=0).X_train
+    gaussian = make_dataset(
+        DataSettings.from_mapping({**cfg, "inputs": "gaussian"}), label_noise=0.0, seed=0
+    ).X_train
+    cube = make_dataset(DataSettings.from_mapping(cfg), label_noise=0.0, seed=0).X_train
     sphere = 3 / (d * (d + 2))
     for X in (gaussian, cube):
         torch.testing.assert_close(X.norm(dim=1), torch.ones(n, dtype=torch.float64))
@@ -239,9 +243,9 @@ def test_trained_run_file_carries_its_swept_settings(tiny: dict, tmp_path: Path)
     )
     (job,) = plan.train_jobs(small, "tiny_beyond", 16)
     data_file, target_file = tmp_path / "d.nc", tmp_path / "t.nc"
-    pipeline.make_data_file(plan.data_jobs(small, "tiny_beyond")[0]["config"], data_file)
+    pipeline.make_data_file(plan.data_jobs(small, "tiny_beyond")[0].config, data_file)
     pipeline.make_target_file(
-        plan.target_jobs(small, "tiny_beyond", 16)[0]["config"], data_file, target_file
+        plan.target_jobs(small, "tiny_beyond", 16)[0].config, data_file, target_file
     )
     with xr.open_dataset(target_file) as target:
         W0 = target["W0"].values
@@ -250,7 +254,7 @@ def test_trained_run_file_carries_its_swept_settings(tiny: dict, tmp_path: Path)
     out = tmp_path / "r.nc"
     pipeline.make_run_files(
         [
-            dict(
+            dataclasses.replace(
                 job,
                 data=str(data_file),
                 target=str(target_file),

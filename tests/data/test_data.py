@@ -23,6 +23,7 @@ from minnorm.data.datasets import (
     save_dataset,
     sphere_quadratic,
 )
+from minnorm.data.settings import DataSettings
 
 # float64 row scaling and standardisation are exact to a few ulps; 1e-12 leaves ample room.
 EXACT_TOL = 1e-12
@@ -80,11 +81,16 @@ def test_sphere_quadratic_draw_order_from_data_generator() -> None:
 
 
 def test_generated_sets_deterministic_and_seed_dependent() -> None:
-    a, b, c = (make_dataset(SPHERE_CFG, label_noise=0.0, seed=s) for s in (0, 0, 1))
+    a, b, c = (
+        make_dataset(DataSettings.from_mapping(SPHERE_CFG), label_noise=0.0, seed=s)
+        for s in (0, 0, 1)
+    )
     assert torch.equal(a.X_train, b.X_train) and torch.equal(a.y_test, b.y_test)
     # The run seed only drives label noise: sphere data depend on data.seed alone.
     assert torch.equal(a.X_train, c.X_train)
-    other = make_dataset({**SPHERE_CFG, "seed": 4}, label_noise=0.0, seed=0)
+    other = make_dataset(
+        DataSettings.from_mapping({**SPHERE_CFG, "seed": 4}), label_noise=0.0, seed=0
+    )
     assert not torch.allclose(a.X_train, other.X_train)
     d1 = digits([0, 1], 50, 50, data_seed=0)
     d2 = digits([0, 1], 50, 50, data_seed=0)
@@ -171,16 +177,16 @@ def test_apply_label_noise_rejects_bad_input() -> None:
 
 
 def test_make_dataset_label_noise_train_and_test() -> None:
-    clean = make_dataset(DIGITS_CFG, label_noise=0.0, seed=0)
-    noisy = make_dataset(DIGITS_CFG, label_noise=0.3, seed=0)
+    clean = make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.0, seed=0)
+    noisy = make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.3, seed=0)
     assert noisy.meta["n_replaced_train"] == 30 and noisy.meta["n_replaced_test"] == 18
     assert clean.meta["n_replaced_train"] == 0 and noisy.meta["label_noise"] == 0.3
     assert torch.equal(clean.X_train, noisy.X_train) and torch.equal(clean.X_test, noisy.X_test)
     assert 0 < int((clean.y_train != noisy.y_train).sum()) <= 30
     assert 0 < int((clean.y_test != noisy.y_test).sum()) <= 18
     # Same (data.seed, seed): same noise; another run seed: other noise on the same points.
-    again = make_dataset(DIGITS_CFG, label_noise=0.3, seed=0)
-    other = make_dataset(DIGITS_CFG, label_noise=0.3, seed=1)
+    again = make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.3, seed=0)
+    other = make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.3, seed=1)
     assert torch.equal(again.y_train, noisy.y_train) and torch.equal(again.y_test, noisy.y_test)
     assert torch.equal(other.X_train, noisy.X_train)
     assert not torch.equal(other.y_train, noisy.y_train)
@@ -195,25 +201,37 @@ def test_make_dataset_errors() -> None:
     with pytest.raises(
         ValueError, match=r"data\.name.*sphere_quadratic.*digits.*mnist.*cifar10.*'imagenet'"
     ):
-        make_dataset({**DIGITS_CFG, "name": "imagenet"}, label_noise=0.0, seed=0)
+        make_dataset(
+            DataSettings.from_mapping({**DIGITS_CFG, "name": "imagenet"}), label_noise=0.0, seed=0
+        )
     with pytest.raises(ValueError, match="sphere_quadratic"):
-        make_dataset(SPHERE_CFG, label_noise=0.1, seed=0)
+        make_dataset(DataSettings.from_mapping(SPHERE_CFG), label_noise=0.1, seed=0)
     with pytest.raises(ValueError, match="label_noise"):
-        make_dataset(DIGITS_CFG, label_noise=-0.1, seed=0)
+        make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=-0.1, seed=0)
     with pytest.raises(ValueError, match=r"data\.path"):
-        make_dataset({**DIGITS_CFG, "name": "mnist", "path": None}, label_noise=0.0, seed=0)
+        make_dataset(
+            DataSettings.from_mapping({**DIGITS_CFG, "name": "mnist", "path": None}),
+            label_noise=0.0,
+            seed=0,
+        )
     with pytest.raises(ValueError, match=r"data\.dim"):
-        make_dataset({k: v for k, v in SPHERE_CFG.items() if k != "dim"}, label_noise=0.0, seed=0)
+        make_dataset(
+            DataSettings.from_mapping({k: v for k, v in SPHERE_CFG.items() if k != "dim"}),
+            label_noise=0.0,
+            seed=0,
+        )
     with pytest.raises(ValueError, match=r"data\.n_train"):
-        make_dataset({**SPHERE_CFG, "n_train": 0}, label_noise=0.0, seed=0)
+        make_dataset(
+            DataSettings.from_mapping({**SPHERE_CFG, "n_train": 0}), label_noise=0.0, seed=0
+        )
     with pytest.raises(ValueError, match=r"data\.seed"):
-        make_dataset({**SPHERE_CFG, "seed": -1}, label_noise=0.0, seed=0)
+        make_dataset(DataSettings.from_mapping({**SPHERE_CFG, "seed": -1}), label_noise=0.0, seed=0)
     with pytest.raises(ValueError, match=r"^seed"):
-        make_dataset(DIGITS_CFG, label_noise=0.1, seed=1.5)  # type: ignore[arg-type]
+        make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.1, seed=1.5)  # type: ignore[arg-type]
 
 
 def test_save_load_round_trip_exact(tmp_path: Path) -> None:
-    ds = make_dataset(DIGITS_CFG, label_noise=0.2, seed=4)
+    ds = make_dataset(DataSettings.from_mapping(DIGITS_CFG), label_noise=0.2, seed=4)
     path = tmp_path / "data" / "s4_p0.2.nc"
     save_dataset(ds, path)
     back = load_dataset(path)
@@ -274,25 +292,38 @@ from minnorm.data.registry import DATASETS, DatasetSpec  # noqa: E402
 W = "experiments.e.data"
 
 
+def _block(name: str, **keys) -> DataSettings:
+    """Data settings of `name` with small default sizes, `keys` written over them."""
+    return DataSettings.from_mapping({"name": name, "n_train": 3, "n_test": 3, "seed": 0, **keys})
+
+
 def test_digits_counts_match_sklearn() -> None:
     counts = np.bincount(load_digits().target)
     assert DATASETS["digits"].counts == {"all": tuple(int(c) for c in counts)}
-    assert DATASETS["digits"].size({"classes": [3, 8]}) == {"total": int(counts[3] + counts[8])}
+    assert DATASETS["digits"].size(_block("digits", classes=[3, 8])) == {
+        "total": int(counts[3] + counts[8])
+    }
 
 
 def test_sizes_of_image_files_follow_the_chosen_classes() -> None:
-    assert DATASETS["mnist"].size({"classes": [0, 1]}) == {"train": 5923 + 6742, "test": 980 + 1135}
+    assert DATASETS["mnist"].size(_block("mnist", classes=[0, 1])) == {
+        "train": 5923 + 6742,
+        "test": 980 + 1135,
+    }
     assert sum(DATASETS["mnist"].counts["train"]) == 60000
     assert sum(DATASETS["mnist"].counts["test"]) == 10000
-    assert DATASETS["cifar10"].size({"classes": [2, 9]}) == {"train": 10000, "test": 2000}
-    assert DATASETS["sphere_quadratic"].size(SPHERE_CFG) is None
-    assert DATASETS["digits"].size({"classes": [3, 3]}) is None  # invalid pair: no size
+    assert DATASETS["cifar10"].size(_block("cifar10", classes=[2, 9])) == {
+        "train": 10000,
+        "test": 2000,
+    }
+    assert DATASETS["sphere_quadratic"].size(DataSettings.from_mapping(SPHERE_CFG)) is None
+    assert DATASETS["digits"].size(_block("digits", classes=[3, 3])) is None  # invalid pair
 
 
 def test_registry_attributes() -> None:
     assert [n for n, s in DATASETS.items() if s.pm1_labels] == ["digits", "mnist", "cifar10"]
     assert [n for n, s in DATASETS.items() if s.needs_path] == ["mnist", "cifar10"]
-    dims = {n: s.input_dim({"dim": 7}) for n, s in DATASETS.items()}
+    dims = {n: s.input_dim(_block(n, dim=7)) for n, s in DATASETS.items()}
     assert dims == {"sphere_quadratic": 7, "digits": 64, "mnist": 784, "cifar10": 3072}
     for name, spec in DATASETS.items():
         assert spec.name == name and callable(spec.builder)
@@ -342,28 +373,30 @@ def test_registry_attributes() -> None:
     ],
 )
 def test_problems_name_the_key(name: str, cfg: dict, expected: str) -> None:
-    problems = DATASETS[name].problems(W, {"name": name, "path": None, "seed": 0, **cfg})
+    problems = DATASETS[name].problems(W, _block(name, **cfg))
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
 def test_valid_blocks_have_no_problems() -> None:
-    assert DATASETS["sphere_quadratic"].problems(W, {**SPHERE_CFG, "path": None}) == []
-    assert DATASETS["digits"].problems(W, {**DIGITS_CFG, "path": None}) == []
-    cfg = {"name": "cifar10", "classes": [0, 1], "path": ".", "n_train": 10000, "n_test": 2000}
-    assert DATASETS["cifar10"].problems(W, cfg) == []
+    assert DATASETS["sphere_quadratic"].problems(W, DataSettings.from_mapping(SPHERE_CFG)) == []
+    assert DATASETS["digits"].problems(W, DataSettings.from_mapping(DIGITS_CFG)) == []
+    cifar = _block("cifar10", classes=[0, 1], path=".", n_train=10000, n_test=2000)
+    assert DATASETS["cifar10"].problems(W, cifar) == []
 
 
 def test_make_dataset_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    def line(cfg):
-        x = torch.linspace(-1, 1, cfg["n_train"] + cfg["n_test"], dtype=torch.float64)[:, None]
+    def line(settings):
+        x = torch.linspace(-1, 1, settings.n_train + settings.n_test, dtype=torch.float64)[:, None]
         X = torch.cat([x, torch.ones_like(x)], dim=1)
         y = torch.where(x[:, 0] > 0, 1.0, -1.0).to(torch.float64)
-        n = cfg["n_train"]
+        n = settings.n_train
         return Dataset(X[:n], y[:n], X[n:], y[n:], {"name": "line", "pm1_labels": True})
 
     monkeypatch.setitem(DATASETS, "line", DatasetSpec("line", line, "toy", classes=range(2), dim=2))
     ds = make_dataset(
-        {"name": "line", "n_train": 4, "n_test": 3, "seed": 0}, label_noise=1.0, seed=0
+        DataSettings.from_mapping({"name": "line", "n_train": 4, "n_test": 3, "seed": 0}),
+        label_noise=1.0,
+        seed=0,
     )
     assert ds.X_train.shape == (4, 2) and ds.X_test.shape == (3, 2)
     assert ds.meta["n_replaced_train"] == 4 and ds.meta["label_noise"] == 1.0

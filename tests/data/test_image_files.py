@@ -19,6 +19,7 @@ from helpers.image_files import (
 )
 from minnorm.data.datasets import cifar10, make_dataset, mnist
 from minnorm.data.image_files import DataFileError, read_cifar10, read_idx, read_mnist
+from minnorm.data.settings import DataSettings
 
 # Unit-norm scaling in float64 is exact to a few ulps.
 EXACT_TOL = 1e-12
@@ -93,7 +94,7 @@ def test_mnist_via_make_dataset_with_label_noise(tmp_path: Path) -> None:
         "path": str(tmp_path),
         "seed": 0,
     }
-    ds = make_dataset(cfg, label_noise=0.5, seed=2)
+    ds = make_dataset(DataSettings.from_mapping(cfg), label_noise=0.5, seed=2)
     assert ds.meta["n_replaced_train"] == 3 and ds.meta["n_replaced_test"] == 2
     assert set(ds.y_train.tolist()) <= {-1.0, 1.0}
 

@@ -11,7 +11,9 @@ import pytest
 
 from helpers import REPO
 from helpers.runs import write_runs
+from helpers.training import run_mapping
 from minnorm.analysis.collect import collect_experiment
+from minnorm.config.experiment import ExperimentConfig
 from minnorm.figures import FIGURES
 from minnorm.figures.style import seed_band, selection_title
 
@@ -65,9 +67,11 @@ def test_registry_import_does_not_load_matplotlib():
     assert out.stdout.strip() == "False"
 
 
-def _experiment(widths=3, noise=2, dataset="digits", figures=()):
-    return {
-        "data": {"name": dataset},
+def _experiment(widths=3, noise=2, dataset="digits", figures=()) -> ExperimentConfig:
+    data = {"name": dataset, "n_train": 10, "n_test": 10, "seed": 0}
+    sections = run_mapping(data, width=1)
+    block = {
+        **{key: sections[key] for key in ("data", "model", "training")},
         "figures": list(figures),
         "sweep": {
             "width": list(range(1, widths + 1)),
@@ -75,6 +79,7 @@ def _experiment(widths=3, noise=2, dataset="digits", figures=()):
             "label_noise": [0.0, 1.0][:noise],
         },
     }
+    return ExperimentConfig.from_mapping("e", block)
 
 
 def test_problems_name_the_figure_position_and_the_requirement():

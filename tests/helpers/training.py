@@ -7,19 +7,28 @@ import pytest
 import xarray as xr
 
 from helpers import reference
+from minnorm.config.run_config import RunConfig
 from minnorm.data.datasets import make_dataset
+from minnorm.data.settings import DataSettings
 from minnorm.data.target_file import build_target_dataset
-from minnorm.training import train
-from minnorm.training.train import DIVERGENCE_LOSS_RATIO, train_run
+from minnorm.training import recorder
+from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO
+from minnorm.training.train import train_run
 
 
 def sphere_data(n: int = 12, dim: int = 4, n_test: int = 10, seed: int = 0):
     cfg = {"name": "sphere_quadratic", "n_train": n, "n_test": n_test, "dim": dim, "seed": seed}
-    return cfg, make_dataset(cfg, label_noise=0.0, seed=0)
+    settings = DataSettings.from_mapping(cfg)
+    return settings, make_dataset(settings, label_noise=0.0, seed=0)
 
 
-def run_config(
-    data_cfg: dict,
+def run_config(data: DataSettings | dict, **settings) -> RunConfig:
+    """The typed run config of `run_mapping`."""
+    return RunConfig.from_mapping(run_mapping(data, **settings))
+
+
+def run_mapping(
+    data: DataSettings | dict,
     *,
     width: int,
     seed: int = 0,
@@ -33,10 +42,12 @@ def run_config(
     log_points: int = 4,
     checkpoint_every: int = 0,
     progress_every: int = 0,
+    experiment: str = "unit",
 ) -> dict:
+    """A resolved run config as a mapping (the shape `RunConfig.to_mapping` gives)."""
     return {
-        "experiment": "unit",
-        "data": data_cfg,
+        "experiment": experiment,
+        "data": data.to_mapping() if isinstance(data, DataSettings) else data,
         "model": {"bias": bias, "kappa": 1.0},
         "training": {
             "lr": lr,
@@ -61,13 +72,9 @@ def numpy_gd(X, y, W0, a, lr, loss, steps, bias):
     return reference.gd_iterates(X, y, W0, a, lr, loss, steps, bias, DIVERGENCE_LOSS_RATIO)
 
 
-def build(data_cfg, data, cfg):
+def build(data_settings, data, cfg: RunConfig):
     return build_target_dataset(
-        data,
-        width=cfg["width"],
-        seed=cfg["seed"],
-        bias=cfg["model"]["bias"],
-        kappa=cfg["model"]["kappa"],
+        data, width=cfg.width, seed=cfg.seed, bias=cfg.model.bias, kappa=cfg.model.kappa
     )
 
 
@@ -85,14 +92,14 @@ def same_run(a: xr.Dataset, b: xr.Dataset) -> None:
 
 def train_killed_at(step, monkeypatch, data, target, cfg, checkpoint):
     """Train `cfg` with checkpoints until the one of `step` is written, then die as a kill would."""
-    real_save = train.save_checkpoint
+    real_save = recorder.save_checkpoint
 
     def save_then_die(path, state, config_json):
         real_save(path, state, config_json)
         if state.step == step:
             raise RuntimeError("simulated kill")
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(recorder, "save_checkpoint", save_then_die)
     with pytest.raises(RuntimeError, match="simulated kill"):
         train_run(data, target, cfg, checkpoint=checkpoint)
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    monkeypatch.setattr(recorder, "save_checkpoint", real_save)

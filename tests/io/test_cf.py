@@ -15,8 +15,10 @@ import netCDF4
 import numpy as np
 import pytest
 
+from helpers.training import run_config
 from minnorm.analysis.collect import collect_experiment
 from minnorm.data.datasets import make_dataset, save_dataset
+from minnorm.data.settings import DataSettings
 from minnorm.data.target_file import build_target_dataset
 from minnorm.io.files import atomic_write_netcdf
 from minnorm.training.train import train_run
@@ -26,33 +28,10 @@ UDUNITS_USED = {"1", "s"}
 FLAGS = {"diverged": "not_diverged diverged", "used_pinv": "cholesky_solve pseudo_inverse"}
 
 
-def run_config(data_cfg: dict, seed: int) -> dict:
-    return {
-        "experiment": "cf",
-        "data": data_cfg,
-        "model": {"bias": True, "kappa": 1.0},
-        "training": {
-            "lr": 0.1,
-            "loss": "half_sum",
-            "steps": 10,
-            "dtype": "float64",
-            "accelerator": "cpu",
-            "step_impl": "eager",
-            "record": {"every": 5, "log_points": 0},
-            "checkpoint_every": 0,
-            "progress_every": 0,
-        },
-        "width": 16,
-        "seed": seed,
-        "label_noise": 0.0,
-        "lr": 0.1,
-    }
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cf")
-    data_cfg = {"name": "digits", "n_train": 10, "n_test": 8, "classes": [0, 1], "seed": 0}
+    data_cfg = DataSettings("digits", n_train=10, n_test=8, seed=0, classes=(0, 1))
     out = {"data": root / "data.nc", "target": root / "target.nc", "collected": root / "cf.nc"}
     runs = []
     for seed in (0, 1):
@@ -61,7 +40,10 @@ def files(tmp_path_factory) -> dict[str, Path]:
         target = build_target_dataset(data, width=16, seed=seed, bias=True, kappa=1.0)
         atomic_write_netcdf(target, out["target"])
         runs.append(root / f"run{seed}.nc")
-        atomic_write_netcdf(train_run(data, target, run_config(data_cfg, seed)), runs[-1])
+        cfg = run_config(
+            data_cfg, width=16, seed=seed, lr=0.1, steps=10, every=5, log_points=0, experiment="cf"
+        )
+        atomic_write_netcdf(train_run(data, target, cfg), runs[-1])
     out["run"] = runs[0]
     atomic_write_netcdf(collect_experiment(runs), out["collected"])
     return out

@@ -1,10 +1,11 @@
-"""ARCHITECTURE.md's module table lists exactly the modules of src/minnorm, and names real
-objects."""
+"""ARCHITECTURE.md stays true: its module tables list exactly the modules of src/minnorm and name
+real objects, its layer diagram is the import-linter contract, and its recipes name real files."""
 
 from __future__ import annotations
 
 import importlib
 import re
+import tomllib
 
 import pytest
 
@@ -54,3 +55,41 @@ def test_public_names_in_the_table_exist(path, names):
         top_level = re.sub(r"\([^()]*\)", "", top_level)
     for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)(?=[`(:\[])", top_level):
         assert hasattr(module, name), f"ARCHITECTURE.md names {path}:{name}, which does not exist"
+
+
+def _section(title: str) -> str:
+    """The text of the ARCHITECTURE.md section `## <title>` (up to the next `## `)."""
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_layer_diagram_is_the_import_linter_contract():
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "importlinter"
+    ]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    diagram = _section("Layers").split("```", 2)[1]
+    drawn = [line.split()[0] for line in diagram.splitlines() if line.strip()]
+    assert [f"minnorm.{name}" for name in drawn] == layers  # top to bottom in both
+    subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert set(drawn) == subpackages
+
+
+def test_recipes_name_files_that_exist():
+    recipes = _section("To add X, edit Y")
+    rows = [line for line in recipes.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == [
+        "a figure",
+        "a data set",
+        "a theorem check",
+        "a swept setting",
+        "a setting of a data set",
+        "a model or training setting",
+        "an activation",
+    ]
+    named = re.findall(r"`((?:src|config|tests)/[^`<> ]+\.(?:py|yaml|rst))`", recipes)
+    assert len(named) >= 8, named
+    missing = [path for path in named if not (REPO / path).is_file()]
+    assert not missing, f"ARCHITECTURE.md's recipes name files that do not exist: {missing}"
+    folders = re.findall(r"`(src/minnorm/[a-z_/]+/)`", recipes)
+    assert folders and all((REPO / folder).is_dir() for folder in folders), folders

@@ -58,18 +58,18 @@ the extension test's figure, caption marker EXTENSION-CAPTION-7f3a.
 
 DATASET = '''
 
-def toy_circle(cfg):
+def toy_circle(data):
     """Unit-circle inputs at evenly spaced angles shifted by data.seed, labels y = x_0 (regression)."""
     import torch
 
     from minnorm.data.datasets import Dataset
 
-    n = cfg["n_train"] + cfg["n_test"]
-    angle = torch.arange(n, dtype=torch.float64) * (2.399963 + 0.1 * cfg["seed"])
+    n = data.n_train + data.n_test
+    angle = torch.arange(n, dtype=torch.float64) * (2.399963 + 0.1 * data.seed)
     X = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
-    meta = {"name": "toy_circle", "pm1_labels": False, "n_train": cfg["n_train"],
-            "n_test": cfg["n_test"], "dim": 2, "data_seed": cfg["seed"]}
-    k = cfg["n_train"]
+    meta = {"name": "toy_circle", "pm1_labels": False, "n_train": data.n_train,
+            "n_test": data.n_test, "dim": 2, "data_seed": data.seed}
+    k = data.n_train
     return Dataset(X[:k], X[:k, 0].clone(), X[k:], X[k:, 0].clone(), meta)
 
 

@@ -5,13 +5,21 @@ it."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 
 import pytest
 import torch
 
-from helpers.training import build, run_config, same_run, sphere_data, train_killed_at
+from helpers.training import (
+    build,
+    run_config,
+    run_mapping,
+    same_run,
+    sphere_data,
+    train_killed_at,
+)
 from minnorm.training import run_record
 from minnorm.training.run_record import TRAJECTORIES, TrainingState
 from minnorm.training.train import train_run
@@ -35,7 +43,7 @@ def _save(path, cfg):
     ],
 )
 def test_checkpoint_survives_only_non_numeric_setting_changes(tmp_path, caplog, key, value, kept):
-    cfg = run_config(
+    cfg = run_mapping(
         {"name": "sphere_quadratic", "n_train": 4, "n_test": 2, "dim": 3, "seed": 0},
         width=3,
         checkpoint_every=10,
@@ -68,9 +76,9 @@ def test_resume_with_other_intervals_is_bit_identical(tmp_path, monkeypatch):
     train_killed_at(40, monkeypatch, data, target, cfg, checkpoint)
 
     # The user changed the log and checkpoint intervals before restarting the job.
-    edited = copy.deepcopy(cfg)
-    edited["training"]["checkpoint_every"] = 7
-    edited["training"]["progress_every"] = 3
+    edited = dataclasses.replace(
+        cfg, training=dataclasses.replace(cfg.training, checkpoint_every=7, progress_every=3)
+    )
     resumed_iterates: dict[int, torch.Tensor] = {}
     resumed = train_run(data, target, edited, checkpoint=checkpoint, iterates=resumed_iterates)
     assert sorted(resumed_iterates) == [50, 60]  # resumed at step 40, not started over

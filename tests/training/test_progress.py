@@ -7,7 +7,9 @@ import io
 
 import pytest
 
+from helpers.training import run_config
 from minnorm.data.datasets import make_dataset
+from minnorm.data.settings import DataSettings
 from minnorm.data.target_file import build_target_dataset
 from minnorm.training.progress import JobProgress, format_duration
 from minnorm.training.train import train_run
@@ -69,28 +71,9 @@ def test_rate_excludes_the_first_chunk_and_etas_cover_run_and_job():
 
 @pytest.mark.parametrize("interval", [0.0, 3600.0])
 def test_train_run_reports_progress(interval):
-    data_cfg = {"name": "sphere_quadratic", "n_train": 8, "n_test": 4, "dim": 3, "seed": 0}
+    data_cfg = DataSettings("sphere_quadratic", n_train=8, n_test=4, seed=0, dim=3)
     data = make_dataset(data_cfg, label_noise=0.0, seed=0)
-    cfg = {
-        "experiment": "unit",
-        "data": data_cfg,
-        "model": {"bias": True, "kappa": 1.0},
-        "training": {
-            "lr": 0.1,
-            "loss": "half_sum",
-            "steps": 30,
-            "dtype": "float64",
-            "accelerator": "cpu",
-            "step_impl": "eager",
-            "record": {"every": 10, "log_points": 0},
-            "checkpoint_every": 0,
-            "progress_every": 0,
-        },
-        "width": 16,
-        "seed": 0,
-        "label_noise": 0.0,
-        "lr": 0.1,
-    }
+    cfg = run_config(data_cfg, width=16, lr=0.1, steps=30, every=10, log_points=0)
     target = build_target_dataset(data, width=16, seed=0, bias=True, kappa=1.0)
     out = io.StringIO()
     progress = JobProgress(2, interval_s=interval, stream=out)

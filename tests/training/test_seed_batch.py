@@ -9,7 +9,6 @@ diverges, runs resumed from checkpoints at other steps.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 
@@ -20,7 +19,8 @@ import torch
 from helpers import reference
 from helpers.training import build, run_config, same_run, sphere_data
 from minnorm.core.model import TwoLayerReLU, augment_inputs
-from minnorm.training import train
+from minnorm.training import recorder, train
+from minnorm.training.batching import plan_batches, start_groups
 from minnorm.training.gd_step import (
     FusedGradient,
     analytic_gradient,
@@ -28,8 +28,9 @@ from minnorm.training.gd_step import (
     residual_scale,
     streamed_gradient,
 )
+from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
-from minnorm.training.train import DIVERGENCE_LOSS_RATIO, train_run, train_runs
+from minnorm.training.train import train_run, train_runs
 
 # The same gradient through another kernel (batched BLAS products, autograd): float64 rounding.
 FLOAT64_RTOL = 1e-12
@@ -184,8 +185,9 @@ def test_runs_trained_side_by_side_equal_runs_trained_alone(step_impl):
 
 def test_runs_that_cannot_share_a_batch_are_refused():
     datas, targets, configs = _runs("eager")
-    other = copy.deepcopy(configs[1])
-    other["training"]["lr"] = other["lr"] = 0.01
+    other = dataclasses.replace(
+        configs[1], lr=0.01, training=dataclasses.replace(configs[1].training, lr=0.01)
+    )
     with pytest.raises(ValueError, match="run 1 of the batch differs"):
         train_runs(datas, targets, [configs[0], other, configs[2]])
     moved = dataclasses.replace(datas[1], X_train=datas[1].X_train.flip(0))
@@ -201,17 +203,17 @@ def test_a_killed_batch_resumes_each_run_from_its_own_checkpoint(tmp_path, monke
     datas, targets, configs = _runs("fused", steps=60, every=10, checkpoint_every=20, lr=0.3)
     full = train_runs(datas, targets, configs)
     checkpoints = [tmp_path / f"run{s}.ckpt" for s in range(3)]
-    real_save = train.save_checkpoint
+    real_save = recorder.save_checkpoint
 
     def save_then_die(path, state, config_json):
         real_save(path, state, config_json)
         if state.step == 40:
             raise RuntimeError("simulated kill")
 
-    monkeypatch.setattr(train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(recorder, "save_checkpoint", save_then_die)
     with pytest.raises(RuntimeError, match="simulated kill"):
         train_runs(datas, targets, configs, checkpoints=checkpoints)
-    monkeypatch.setattr(train, "save_checkpoint", real_save)
+    monkeypatch.setattr(recorder, "save_checkpoint", real_save)
     with caplog.at_level(logging.INFO, logger="minnorm.training.train"):
         resumed = train_runs(
             datas,
@@ -227,37 +229,23 @@ def test_a_killed_batch_resumes_each_run_from_its_own_checkpoint(tmp_path, monke
         same_run(resumed[s], full[s])
 
 
-def test_a_jobs_runs_are_batched_by_inputs_and_settings_within_the_memory_limit(
-    tmp_path, monkeypatch
-):
-    from minnorm.data.datasets import save_dataset
+def test_a_jobs_runs_are_batched_by_inputs_and_settings_within_the_memory_limit(monkeypatch):
     from minnorm.training import resources
-    from minnorm.workflow import pipeline
 
     data_cfg, data = sphere_data()
-    other_cfg, other = sphere_data(seed=1)  # other inputs X
-    files = {"same": tmp_path / "a.nc", "relabelled": tmp_path / "b.nc", "other": tmp_path / "c.nc"}
-    save_dataset(data, files["same"])
-    save_dataset(dataclasses.replace(data, y_train=-data.y_train), files["relabelled"])
-    save_dataset(other, files["other"])
-    slow = run_config(data_cfg, width=64, seed=9, lr=0.01)
-    jobs = [
-        ({"config": run_config(data_cfg, width=64, seed=s), "data": files["same"]}, f"id{s}")
-        for s in range(3)
-    ]
-    jobs += [
-        ({"config": run_config(other_cfg, width=64, seed=3), "data": files["other"]}, "id3"),
-        ({"config": run_config(data_cfg, width=64, seed=4), "data": files["relabelled"]}, "id4"),
-        ({"config": slow, "data": files["same"]}, "id5"),
-    ]
-    names = lambda batches: [[identity for _, identity, _ in batch] for batch in batches]  # noqa: E731
-    assert names(pipeline._batches(jobs)) == [["id0", "id1", "id2", "id4"], ["id3"], ["id5"]]
+    _, other = sphere_data(seed=1)  # other inputs X
+    relabelled = dataclasses.replace(data, y_train=-data.y_train)
+    datas = [data, data, data, other, relabelled, data]
+    runs = [run_config(data_cfg, width=64, seed=s) for s in range(5)]
+    runs.append(run_config(data_cfg, width=64, seed=5, lr=0.01))  # other training settings
+    assert plan_batches(datas, runs) == [[0, 1, 2, 4], [3], [5]]
     # A memory budget for two runs' GD steps: the first batch splits, in job order.
     monkeypatch.setattr(
         resources, "BATCH_TRAINING_BYTES", 2 * resources.training_bytes(12, 64, 5, "float64")
     )
     assert resources.batch_size_limit(12, 64, 5, "float64") == 2
-    assert names(pipeline._batches(jobs)) == [["id0", "id1"], ["id2", "id4"], ["id3"], ["id5"]]
+    assert plan_batches(datas, runs) == [[0, 1], [2, 4], [3], [5]]
+    assert start_groups([20, 40, 20]) == [[0, 2], [1]]
 
 
 def test_batch_memory_estimate_adds_the_training_share_of_each_further_run():

@@ -3,7 +3,7 @@ divergence, checkpoints."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
 import math
 
@@ -15,11 +15,13 @@ import xarray as xr
 from helpers import reference
 from helpers.training import build, numpy_gd, run_config, same_run, sphere_data, train_killed_at
 from minnorm.data.datasets import make_dataset
+from minnorm.data.settings import DataSettings
 from minnorm.io.files import atomic_write_netcdf
-from minnorm.training import resources, run_record, train
+from minnorm.training import resources, run_file, run_record
 from minnorm.training.resources import RunTooLargeError, check_fits, estimate_run_bytes
+from minnorm.training.run_plan import recording_steps
 from minnorm.training.run_record import TRAJECTORIES, TrainingState
-from minnorm.training.train import TrainSettings, recording_steps, train_run
+from minnorm.training.train import train_run
 
 # Float64 iterates of two implementations of the same GD step differ by rounding only; after
 # ~50 steps the accumulated difference stays ~1e-14 relative, so 1e-10 (the issue's bound) is safe.
@@ -58,9 +60,9 @@ def test_recorded_iterates_equal_a_numpy_gd_loop(loss, bias):
         data.y_train.numpy(),
         target["W0"].values,
         target["a"].values,
-        cfg["lr"],
+        cfg.lr,
         loss,
-        cfg["training"]["steps"],
+        cfg.training.steps,
         bias,
     )
     assert diverged is None
@@ -107,15 +109,15 @@ def test_records_match_independent_formulas_at_init():
 
 
 def test_run_file_has_the_architecture_format():
-    data_cfg = {"name": "digits", "n_train": 16, "n_test": 12, "classes": [0, 1], "seed": 0}
+    data_cfg = DataSettings("digits", n_train=16, n_test=12, seed=0, classes=(0, 1))
     data = make_dataset(data_cfg, label_noise=0.0, seed=1)
     cfg = run_config(data_cfg, width=32, seed=1, bias=False, steps=10, lr=0.1, loss="mean")
     target = build(data_cfg, data, cfg)
     ds = train_run(data, target, cfg)
     for name in (
         list(TRAJECTORIES)
-        + list(train.TARGET_SCALARS)
-        + list(train.TARGET_SPECTRA)
+        + list(run_file.TARGET_SCALARS)
+        + list(run_file.TARGET_SPECTRA)
         + ["wall_time_s", "diverged", "diverged_step", "final_step"]
     ):
         assert name in ds.data_vars, name
@@ -199,7 +201,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     target = build(data_cfg, data, cfg)
     paths = []
     for i in range(2):
-        ds = train_run(data, target, copy.deepcopy(cfg))
+        ds = train_run(data, target, cfg)
         ds["wall_time_s"] = ds["wall_time_s"] * 0  # the one value that differs between runs
         paths.append(tmp_path / f"run{i}.nc")
         atomic_write_netcdf(ds, paths[-1])
@@ -289,8 +291,7 @@ def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_named(tmp_path,
     cfg = run_config(data_cfg, width=32, steps=20, checkpoint_every=10)
     target = build(data_cfg, data, cfg)
     checkpoint = tmp_path / "run.pt"
-    other = copy.deepcopy(cfg)
-    other["training"]["steps"] = 30
+    other = dataclasses.replace(cfg, training=dataclasses.replace(cfg.training, steps=30))
     train_run(data, target, other, checkpoint=checkpoint)  # leaves a step-20 checkpoint of `other`
     with caplog.at_level(logging.WARNING, logger="minnorm.training.run_record"):
         ds = train_run(data, target, cfg, checkpoint=checkpoint)
@@ -390,34 +391,6 @@ def test_available_bytes_reads_the_host_memory():
     with open("/proc/meminfo") as handle:
         total_kib = next(int(line.split()[1]) for line in handle if line.startswith("MemTotal:"))
     assert 0 < free <= total_kib * 1024
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("loss", "l2", r"training.loss must be one of \['half_sum', 'mean'\]"),
-        ("steps", 0, "training.steps must be an integer >= 1"),
-        ("dtype", "float16", "training.dtype must be one of"),
-        ("step_impl", "magic", "training.step_impl must be one of"),
-        ("lr", -1.0, "training.lr must be a positive"),
-        ("checkpoint_every", None, "training.checkpoint_every must be an integer"),
-    ],
-)
-def test_bad_training_settings_name_the_key(key, value, message):
-    cfg = run_config({"name": "sphere_quadratic"}, width=8)
-    cfg["training"][key] = value
-    with pytest.raises(ValueError, match=message):
-        TrainSettings.from_run_config(cfg)
-    del cfg["training"][key]
-    with pytest.raises(ValueError, match=f"lacks training.{key}"):
-        TrainSettings.from_run_config(cfg)
-
-
-def test_run_lr_must_equal_training_lr():
-    cfg = run_config({"name": "sphere_quadratic"}, width=8, lr=0.1)
-    cfg["lr"] = 0.2
-    with pytest.raises(ValueError, match="differs from training.lr"):
-        TrainSettings.from_run_config(cfg)
 
 
 def test_progress_lines_report_step_loss_distance_and_speed(caplog):

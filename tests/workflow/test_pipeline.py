@@ -3,7 +3,7 @@ failure."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,7 +22,12 @@ from minnorm.data.datasets import DataFileError, load_dataset
 from minnorm.io import integrity
 from minnorm.io.fingerprint import numerics_fingerprint
 from minnorm.workflow import pipeline, plan
-from minnorm.workflow.plan import data_settings, run_settings, target_settings
+from minnorm.workflow.plan import data_config, run_config, target_config
+
+
+def _with_training(run, **values):
+    """`run` with the training settings `values` changed."""
+    return dataclasses.replace(run, training=dataclasses.replace(run.training, **values))
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +44,25 @@ def _leftovers(folder: Path) -> list[Path]:
 def _sphere_inputs(tiny_config: dict, folder: Path) -> tuple[Path, Path]:
     """Data and target files of tiny_sphere at width 64, seed 0, in `folder`."""
     data_file, target_file = folder / "data.nc", folder / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_data_file(data_config(tiny_config, "tiny_sphere", 0, 0.0), data_file)
     pipeline.make_target_file(
-        target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file
+        target_config(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, target_file
     )
     return data_file, target_file
 
 
 def test_data_then_target_file(tiny_config: dict, tmp_path: Path) -> None:
     data_file = tmp_path / "data" / "s1_p0.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 1, 0.0), data_file)
+    pipeline.make_data_file(data_config(tiny_config, "tiny_sphere", 1, 0.0), data_file)
     data = load_dataset(data_file)
     assert tuple(data.X_train.shape) == (20, 3) and tuple(data.X_test.shape) == (30, 3)
 
-    settings = target_settings(tiny_config, "tiny_sphere", 64, 1, 0.0)
+    settings = target_config(tiny_config, "tiny_sphere", 64, 1, 0.0)
     target_file = tmp_path / "target" / "m64_s1_p0.nc"
     pipeline.make_target_file(settings, data_file, target_file)
     with xr.open_dataset(target_file) as target:
         assert target["W_star"].shape == (64, 4)  # bias: p = d + 1
-        assert json.loads(target.attrs["config"]) == settings
+        assert json.loads(target.attrs["config"]) == settings.to_mapping()
         assert target.attrs["minnorm_version"]
     assert not _leftovers(tmp_path)
 
@@ -71,7 +76,7 @@ def test_data_job_writes_its_data_files_then_the_targets_of_every_width(
         plan.data_jobs(tiny_config, "tiny_sphere"),
         plan.target_jobs(tiny_config, "tiny_sphere"),
     )
-    assert {job["config"]["width"] for job in targets} == {64, 128, 256}
+    assert {job.config.width for job in targets} == {64, 128, 256}
     pipeline.make_data_files(data, targets)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.nc"))
     assert written == sorted(plan.input_stage_files(tiny_config, "tiny_sphere"))
@@ -79,20 +84,22 @@ def test_data_job_writes_its_data_files_then_the_targets_of_every_width(
     # Each target file is the one make_target_file writes alone from that data file.
     for job in targets:
         alone = tmp_path / "alone.nc"
-        pipeline.make_target_file(job["config"], job["data"], alone)
-        with xr.open_dataset(job["out"]) as target, xr.open_dataset(alone) as reference:
+        pipeline.make_target_file(job.config, job.data, alone)
+        with xr.open_dataset(job.out) as target, xr.open_dataset(alone) as reference:
             xr.testing.assert_identical(target.load(), reference.load())
-            assert json.loads(target.attrs["config"]) == job["config"]
-            assert target["W0"].shape[0] == job["config"]["width"]
+            assert json.loads(target.attrs["config"]) == job.config.to_mapping()
+            assert target["W0"].shape[0] == job.config.width
         alone.unlink()
 
 
 def test_data_job_refuses_a_target_of_another_data_file(tiny_config: dict, tmp_path: Path) -> None:
     data = [
-        dict(job, out=str(tmp_path / Path(job["out"]).name))
+        dataclasses.replace(job, out=str(tmp_path / Path(job.out).name))
         for job in plan.data_jobs(tiny_config, "tiny_sphere")
     ]
-    target = dict(plan.target_jobs(tiny_config, "tiny_sphere", 64)[0], out=str(tmp_path / "t.nc"))
+    target = dataclasses.replace(
+        plan.target_jobs(tiny_config, "tiny_sphere", 64)[0], out=str(tmp_path / "t.nc")
+    )
     with pytest.raises(ValueError, match="not a data file of this job"):
         pipeline.make_data_files(data, [target])
     assert not (tmp_path / "t.nc").exists()
@@ -100,7 +107,7 @@ def test_data_job_refuses_a_target_of_another_data_file(tiny_config: dict, tmp_p
 
 def test_digits_data_file_has_pm1_labels_with_noise(tiny_config: dict, tmp_path: Path) -> None:
     out = tmp_path / "s0_p1.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_digits", 0, 1.0), out)
+    pipeline.make_data_file(data_config(tiny_config, "tiny_digits", 0, 1.0), out)
     data = load_dataset(out)
     assert set(data.y_train.unique().tolist()) <= {-1.0, 1.0}
     assert data.meta["label_noise"] == 1.0
@@ -113,7 +120,7 @@ def test_target_from_missing_data_file_names_it_and_writes_nothing(
     out = tmp_path / "target.nc"
     with pytest.raises(DataFileError, match="nope.nc"):
         pipeline.make_target_file(
-            target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), missing, out
+            target_config(tiny_config, "tiny_sphere", 64, 0, 0.0), missing, out
         )
     assert not out.exists()
 
@@ -124,14 +131,14 @@ def test_target_too_large_for_memory_is_refused_up_front(
     from minnorm.training import resources
 
     data_file, out = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_sphere", 0, 0.0), data_file)
+    pipeline.make_data_file(data_config(tiny_config, "tiny_sphere", 0, 0.0), data_file)
     needed = resources.estimate_run_bytes(20, 64, 4, "float64", 30)
     monkeypatch.setattr(resources, "available_bytes", lambda device: needed // 2)
     with pytest.raises(
         resources.RunTooLargeError, match=f"estimated peak {needed / 2**30:.2f} GiB"
     ):
         pipeline.make_target_file(
-            target_settings(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, out
+            target_config(tiny_config, "tiny_sphere", 64, 0, 0.0), data_file, out
         )
     assert not out.exists() and not _leftovers(tmp_path)
 
@@ -139,7 +146,7 @@ def test_target_too_large_for_memory_is_refused_up_front(
 def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
     tiny_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    settings = run_config(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
     assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "trained"
@@ -152,14 +159,12 @@ def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
     assert pipeline.make_run_file(settings, data_file, target_file, out, done=done) == "reused"
     assert out.read_bytes() == content
     # Log and checkpoint intervals change no number: still reused, bit for bit.
-    chatty = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-    chatty["training"].update(progress_every=1, checkpoint_every=3)
+    chatty = _with_training(settings, progress_every=1, checkpoint_every=3)
     out.unlink()
     assert pipeline.make_run_file(chatty, data_file, target_file, out, done=done) == "reused"
     assert out.read_bytes() == content
     # Other numeric settings, or other numerical code: trained again, and the kept copy replaced.
-    longer = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-    longer["training"]["steps"] += 1
+    longer = _with_training(settings, steps=settings.training.steps + 1)
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
     monkeypatch.setattr(plan, "numerics_fingerprint", lambda: "0" * 64)
     assert pipeline.make_run_file(longer, data_file, target_file, out, done=done) == "trained"
@@ -167,7 +172,7 @@ def test_finished_runs_are_reused_only_with_the_same_numeric_settings_and_code(
 
 
 def test_damaged_completed_run_is_trained_again(tiny_config: dict, tmp_path: Path) -> None:
-    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    settings = run_config(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, done = tmp_path / "run.nc", tmp_path / "keep" / "run.done.nc"
     pipeline.make_run_file(settings, data_file, target_file, out, done=done)
@@ -180,29 +185,31 @@ def test_damaged_completed_run_is_trained_again(tiny_config: dict, tmp_path: Pat
 
 def test_run_files_reuse_before_importing_torch(tiny_config: dict, tmp_path: Path) -> None:
     # A width whose runs are all reused prints one line and never imports torch or Lightning.
-    jobs = plan.train_jobs(tiny_config, "tiny_digits", 64)
-    for job in jobs:
-        for key in ("data", "target", "out", "checkpoint", "done"):
-            job[key] = str(tmp_path / job[key])
-    data_file = Path(jobs[0]["data"])
-    pipeline.make_data_file(data_settings(tiny_config, "tiny_digits", 0, 0.0), data_file)
+    keys = ("data", "target", "out", "checkpoint", "done")
+    job = plan.train_jobs(tiny_config, "tiny_digits", 64)[0]
+    first = dataclasses.replace(job, **{key: str(tmp_path / getattr(job, key)) for key in keys})
+    data_file = Path(first.data)
+    pipeline.make_data_file(data_config(tiny_config, "tiny_digits", 0, 0.0), data_file)
     pipeline.make_target_file(
-        target_settings(tiny_config, "tiny_digits", 64, 0, 0.0), data_file, jobs[0]["target"]
+        target_config(tiny_config, "tiny_digits", 64, 0, 0.0), data_file, first.target
     )
-    first = dict(jobs[0], config=copy.deepcopy(jobs[0]["config"]))
     assert pipeline.make_run_files([first], label="train_tiny_digits m=64") == (
         "train_tiny_digits m=64: reused 0, trained 1"
     )
-    Path(first["out"]).unlink()
+    Path(first.out).unlink()
     code = (
         "import json, sys; from minnorm.workflow import pipeline; "
-        "line = pipeline.make_run_files(json.load(sys.stdin), label='t'); "
+        "from minnorm.workflow.plan import TrainJob; "
+        "from minnorm.config.run_config import RunConfig; "
+        "job = json.load(sys.stdin); job['config'] = RunConfig.from_mapping(job['config']); "
+        "line = pipeline.make_run_files([TrainJob(**job)], label='t'); "
         "assert not {'torch', 'pytorch_lightning', 'lightning'} & set(sys.modules), "
         "sorted(sys.modules)"
     )
+    described = {key: getattr(first, key) for key in (*keys, "identity")}
     result = subprocess.run(
         [sys.executable, "-c", code],
-        input=json.dumps([first]),
+        input=json.dumps({**described, "config": first.config.to_mapping()}),
         capture_output=True,
         text=True,
         timeout=120,
@@ -210,18 +217,18 @@ def test_run_files_reuse_before_importing_torch(tiny_config: dict, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout == "t: reused 1, trained 0\n"
-    assert Path(first["out"]).read_bytes() == Path(first["done"]).read_bytes()
+    assert Path(first.out).read_bytes() == Path(first.done).read_bytes()
 
 
 @pytest.mark.slow
 def test_run_file_and_checkpoint_cleanup(tiny_config: dict, tmp_path: Path) -> None:
-    settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
+    settings = run_config(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
     data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     out, checkpoint = tmp_path / "run.nc", tmp_path / "ckpt" / "run.ckpt"
     pipeline.make_run_file(settings, data_file, target_file, out, checkpoint=checkpoint)
     with xr.open_dataset(out) as run:
-        assert int(run["final_step"]) == settings["training"]["steps"]
-        assert json.loads(run.attrs["config"]) == settings
+        assert int(run["final_step"]) == settings.training.steps
+        assert json.loads(run.attrs["config"]) == settings.to_mapping()
     assert not checkpoint.exists()
     assert not _leftovers(tmp_path)
 
@@ -357,8 +364,11 @@ def test_log_and_checkpoint_intervals_change_no_number(tiny_config: dict, tmp_pa
     data_file, target_file = _sphere_inputs(tiny_config, tmp_path)
     files = []
     for progress, every in ((25, 20), (1, 7)):
-        settings = run_settings(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01)
-        settings["training"].update(progress_every=progress, checkpoint_every=every)
+        settings = _with_training(
+            run_config(tiny_config, "tiny_sphere", 64, 0, 0.0, 0.01),
+            progress_every=progress,
+            checkpoint_every=every,
+        )
         out = tmp_path / f"run_{progress}.nc"
         pipeline.make_run_file(
             settings, data_file, target_file, out, checkpoint=tmp_path / f"{progress}.ckpt"

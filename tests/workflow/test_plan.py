@@ -7,6 +7,7 @@ Each test works on the validated config dicts alone and runs in milliseconds (no
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -40,13 +41,9 @@ def default() -> dict:
 
 def test_experiment_runs_is_the_sweep_product(tiny: dict) -> None:
     runs = plan.experiment_runs(tiny, "tiny_digits")
-    assert runs == [
-        {"width": 64, "seed": s, "label_noise": p, "lr": 0.05, "settings": {}}
-        for s in (0, 1)
-        for p in (0.0, 1.0)
-    ]
+    assert runs == [plan.RunPoint(64, s, p, 0.05) for s in (0, 1) for p in (0.0, 1.0)]
     assert len(plan.experiment_runs(tiny, "tiny_sphere")) == 3 * 2
-    assert [r["width"] for r in plan.experiment_runs(tiny, "tiny_sphere", "128")] == [128, 128]
+    assert [r.width for r in plan.experiment_runs(tiny, "tiny_sphere", "128")] == [128, 128]
     with pytest.raises(plan.PlanError, match="experiments.nope: no such experiment"):
         plan.experiment_runs(tiny, "nope")
 
@@ -58,7 +55,7 @@ def test_sweep_lists_are_sorted_so_their_order_changes_nothing(tiny: dict) -> No
     sweep["seed"] = [1, 0]
     digits = shuffled["experiments"]["tiny_digits"]["sweep"]
     digits["label_noise"] = [1.0, 0.0]
-    assert plan.sweep(shuffled, "tiny_sphere")["width"] == [64, 128, 256]
+    assert plan.sweep(shuffled, "tiny_sphere").width == (64, 128, 256)
     for exp, width in (("tiny_sphere", 128), ("tiny_digits", 64)):
         for function in (plan.train_jobs, plan.target_jobs, plan.train_job_param):
             assert repr(function(shuffled, exp, width)) == repr(function(tiny, exp, width)), (
@@ -70,8 +67,9 @@ def test_sweep_lists_are_sorted_so_their_order_changes_nothing(tiny: dict) -> No
         assert plan.run_files(shuffled, exp) == plan.run_files(tiny, exp)
 
 
-def test_run_settings_resolves_one_run(tiny: dict) -> None:
-    settings = plan.run_settings(tiny, "tiny_digits", 64, 1, 1.0, 0.2)
+def test_run_config_resolves_one_run(tiny: dict) -> None:
+    run = plan.run_config(tiny, "tiny_digits", 64, 1, 1.0, 0.2)
+    settings = run.to_mapping()
     assert set(settings) == {
         "experiment",
         "data",
@@ -82,19 +80,29 @@ def test_run_settings_resolves_one_run(tiny: dict) -> None:
         "label_noise",
         "lr",
     }
-    assert settings["training"]["lr"] == settings["lr"] == 0.2
-    assert settings["data"]["classes"] == [0, 1] and settings["training"]["dtype"] == "float32"
-    # A fresh copy: editing it must not change the config.
+    assert run.training.lr == run.lr == 0.2
+    assert run.data.classes == (0, 1) and run.training.dtype == "float32"
+    assert settings["data"]["classes"] == [0, 1]
+    # Frozen: nothing can edit it, and editing its mapping leaves the config as it was.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.training.steps = 1  # type: ignore[misc]
     settings["training"]["steps"] = 1
-    assert tiny["experiments"]["tiny_digits"]["training"]["steps"] == 50
+    assert run.training.steps == tiny["experiments"]["tiny_digits"]["training"]["steps"] == 50
 
 
 def test_data_and_target_settings_leave_out_what_does_not_change_them(tiny: dict) -> None:
-    data = plan.data_settings(tiny, "tiny_sphere", 1, 0.0)
+    data = plan.data_config(tiny, "tiny_sphere", 1, 0.0).to_mapping()
     assert set(data) == {"experiment", "data", "seed", "label_noise"}
-    target = plan.target_settings(tiny, "tiny_sphere", 128, 1, 0.0)
-    assert set(target) == {"experiment", "data", "model", "seed", "label_noise", "width"}
-    assert target["width"] == 128 and target["model"]["bias"] is True
+    target = plan.target_config(tiny, "tiny_sphere", 128, 1, 0.0)
+    assert set(target.to_mapping()) == {
+        "experiment",
+        "data",
+        "model",
+        "seed",
+        "label_noise",
+        "width",
+    }
+    assert target.width == 128 and target.model.bias is True
 
 
 def test_sweep_value_maps_wildcards_back_to_config_values(default: dict) -> None:
@@ -112,11 +120,11 @@ def test_settings_do_not_depend_on_key_order_in_the_yaml() -> None:
     data = reordered["experiments"]["tiny_sphere"]["data"]
     reordered["experiments"]["tiny_sphere"]["data"] = dict(reversed(list(data.items())))
     a, b = validate_config(raw), validate_config(reordered)
-    assert repr(plan.run_settings(a, "tiny_sphere", 64, 0, 0.0, 0.01)) == repr(
-        plan.run_settings(b, "tiny_sphere", 64, 0, 0.0, 0.01)
+    assert plan.run_config(a, "tiny_sphere", 64, 0, 0.0, 0.01).to_json() == (
+        plan.run_config(b, "tiny_sphere", 64, 0, 0.0, 0.01).to_json()
     )
-    assert repr(plan.target_settings(a, "tiny_sphere", 64, 0, 0.0)) == repr(
-        plan.target_settings(b, "tiny_sphere", 64, 0, 0.0)
+    assert plan.target_config(a, "tiny_sphere", 64, 0, 0.0).to_json() == (
+        plan.target_config(b, "tiny_sphere", 64, 0, 0.0).to_json()
     )
     assert plan.train_job_param(a, "tiny_sphere", 64) == plan.train_job_param(b, "tiny_sphere", 64)
 
@@ -149,8 +157,8 @@ def test_file_names_follow_the_contract(tiny: dict) -> None:
         "results/tiny_digits/figures/arora_fig1.png",
         "results/tiny_digits/figures/arora_fig1.pdf",
     ]
-    paths = plan.run_paths("e", {"width": 10, "seed": 2, "label_noise": 0.25, "lr": 1e-5})
-    assert paths == {
+    paths = plan.run_paths("e", plan.RunPoint(width=10, seed=2, label_noise=0.25, lr=1e-5))
+    assert dataclasses.asdict(paths) == {
         "data": "results/e/data/s2_p0.25.nc",
         "target": "results/e/target/m10_s2_p0.25.nc",
         "out": "results/e/runs/m10/s2_p0.25_lr1e-05.nc",
@@ -165,29 +173,29 @@ def test_file_names_follow_the_contract(tiny: dict) -> None:
 
 def test_jobs_list_every_output_once(tiny: dict) -> None:
     data = plan.data_jobs(tiny, "tiny_digits")
-    assert [job["out"] for job in data] == plan.data_files(tiny, "tiny_digits")
-    assert data[1]["config"] == plan.data_settings(tiny, "tiny_digits", 0, 1.0)
+    assert [job.out for job in data] == plan.data_files(tiny, "tiny_digits")
+    assert data[1].config == plan.data_config(tiny, "tiny_digits", 0, 1.0)
     targets = plan.target_jobs(tiny, "tiny_digits", 64)
-    assert [job["out"] for job in targets] == plan.target_files(tiny, "tiny_digits", 64)
-    assert [job["data"] for job in targets] == plan.data_files(tiny, "tiny_digits")
+    assert [job.out for job in targets] == plan.target_files(tiny, "tiny_digits", 64)
+    assert [job.data for job in targets] == plan.data_files(tiny, "tiny_digits")
     # The data job writes its data files, then the targets of every width in width order: exactly
     # the input-stage files, each once.
     every = plan.target_jobs(tiny, "tiny_sphere")
-    assert [job["out"] for job in every] == [
+    assert [job.out for job in every] == [
         f for w in (64, 128, 256) for f in plan.target_files(tiny, "tiny_sphere", w)
     ]
     assert every == [
         job for w in (64, 128, 256) for job in plan.target_jobs(tiny, "tiny_sphere", w)
     ]
     assert [
-        job["out"] for job in (*plan.data_jobs(tiny, "tiny_sphere"), *every)
+        job.out for job in (*plan.data_jobs(tiny, "tiny_sphere"), *every)
     ] == plan.input_stage_files(tiny, "tiny_sphere")
     train = plan.train_jobs(tiny, "tiny_sphere", 256)
-    assert [job["out"] for job in train] == plan.width_run_files(tiny, "tiny_sphere", 256)
+    assert [job.out for job in train] == plan.width_run_files(tiny, "tiny_sphere", 256)
     job = train[1]
-    assert job["config"] == plan.run_settings(tiny, "tiny_sphere", 256, 1, 0.0, 0.01)
-    assert job["identity"] == plan.run_identity_digest(job["config"])
-    assert set(job) == {"config", "identity", "data", "target", "out", "checkpoint", "done"}
+    assert job.config == plan.run_config(tiny, "tiny_sphere", 256, 1, 0.0, 0.01)
+    assert job.identity == plan.run_identity_digest(job.config)
+    assert job.checkpoint == "results/tiny_sphere/checkpoints/m256/s1_p0_lr0.01.ckpt"
     with pytest.raises(plan.PlanError, match="sweep.width: '65' is not one of"):
         plan.train_jobs(tiny, "tiny_sphere", 65)
 
@@ -205,11 +213,11 @@ def test_identity_ignores_log_and_checkpoint_intervals(tiny: dict) -> None:
     assert plan.train_job_param(quiet, "tiny_sphere", 64) == plan.train_job_param(
         tiny, "tiny_sphere", 64
     )
-    assert [j["identity"] for j in plan.train_jobs(quiet, "tiny_sphere", 64)] == [
-        j["identity"] for j in plan.train_jobs(tiny, "tiny_sphere", 64)
+    assert [j.identity for j in plan.train_jobs(quiet, "tiny_sphere", 64)] == [
+        j.identity for j in plan.train_jobs(tiny, "tiny_sphere", 64)
     ]
     # ... while the resolved config handed to training keeps them.
-    assert plan.train_jobs(quiet, "tiny_sphere", 64)[0]["config"]["training"]["progress_every"] == 0
+    assert plan.train_jobs(quiet, "tiny_sphere", 64)[0].config.training.progress_every == 0
 
 
 @pytest.mark.parametrize(
@@ -233,7 +241,7 @@ def test_identity_follows_every_numeric_setting(
     changed = _with(tiny, "tiny_sphere", section, **{key: value})
     before = plan.train_jobs(tiny, "tiny_sphere", 64)
     after = plan.train_jobs(changed, "tiny_sphere", 64)
-    assert all(a["identity"] != b["identity"] for a, b in zip(after, before, strict=True))
+    assert all(a.identity != b.identity for a, b in zip(after, before, strict=True))
     assert plan.train_job_param(changed, "tiny_sphere", 64) != plan.train_job_param(
         tiny, "tiny_sphere", 64
     )
@@ -271,14 +279,14 @@ def test_identity_follows_the_numerics_fingerprint(
     before = (
         plan.data_job_param(tiny, "tiny_sphere"),
         plan.train_job_param(tiny, "tiny_sphere", 64),
-        plan.train_jobs(tiny, "tiny_sphere", 64)[0]["identity"],
+        plan.train_jobs(tiny, "tiny_sphere", 64)[0].identity,
     )
     assert f"numerics {real[: plan.PARAM_DIGEST_HEX]}" in before[1]
     monkeypatch.setattr(plan, "numerics_fingerprint", lambda: "f" * 64)
     after = (
         plan.data_job_param(tiny, "tiny_sphere"),
         plan.train_job_param(tiny, "tiny_sphere", 64),
-        plan.train_jobs(tiny, "tiny_sphere", 64)[0]["identity"],
+        plan.train_jobs(tiny, "tiny_sphere", 64)[0].identity,
     )
     assert all(a != b for a, b in zip(after, before, strict=True))
 
@@ -287,8 +295,8 @@ def test_identity_digest_is_sha256_of_numeric_settings_and_code(tiny: dict) -> N
     # An independent spelling of the definition: JSON with sorted keys, SHA-256.
     import hashlib
 
-    settings = plan.run_settings(tiny, "tiny_sphere", 64, 0, 0.0, 0.01)
-    numeric = copy.deepcopy(settings)
+    settings = plan.run_config(tiny, "tiny_sphere", 64, 0, 0.0, 0.01)
+    numeric = settings.to_mapping()
     del numeric["training"]["progress_every"], numeric["training"]["checkpoint_every"]
     text = json.dumps(
         {"numerics": fingerprint.numerics_fingerprint(), "settings": numeric},
@@ -301,7 +309,7 @@ def test_identity_digest_is_sha256_of_numeric_settings_and_code(tiny: dict) -> N
 def test_job_params_are_short(default: dict) -> None:
     # A dry run's "Params have changed" reason prints the changed params before and after.
     for exp in default["experiments"]:
-        width = plan.sweep(default, exp)["width"][-1]
+        width = plan.sweep(default, exp).width[-1]
         for param in (plan.data_job_param(default, exp), plan.train_job_param(default, exp, width)):
             assert len(repr(param)) < 60, param
 
@@ -310,11 +318,19 @@ def test_job_params_are_short(default: dict) -> None:
 # -------------------------------------------------------------------------------
 
 
-def test_local_data_files_are_the_originals(tmp_path: Path) -> None:
-    assert plan.local_data_files({"name": "digits", "path": None}) == []
+def _data_at(tiny: dict, name: str, path: Path | None) -> dict:
+    """The tiny config with tiny_digits' data read from `path` as the data set `name`."""
+    changed = copy.deepcopy(tiny)
+    data = changed["experiments"]["tiny_digits"]["data"]
+    data.update(name=name, path=None if path is None else str(path))
+    return changed
+
+
+def test_local_data_files_are_the_originals(tiny: dict, tmp_path: Path) -> None:
+    assert plan.local_data_files(tiny, "tiny_digits") == []
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"x")
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"x")
-    assert plan.local_data_files({"name": "mnist", "path": str(tmp_path)}) == [
+    assert plan.local_data_files(_data_at(tiny, "mnist", tmp_path), "tiny_digits") == [
         str(tmp_path / "train-images-idx3-ubyte.gz"),
         str(tmp_path / "train-labels-idx1-ubyte"),
         str(tmp_path / "t10k-images-idx3-ubyte"),
@@ -322,7 +338,7 @@ def test_local_data_files_are_the_originals(tmp_path: Path) -> None:
     ]
     inner = tmp_path / "cifar-10-batches-bin"
     inner.mkdir()
-    assert plan.local_data_files({"name": "cifar10", "path": str(tmp_path)}) == [
+    assert plan.local_data_files(_data_at(tiny, "cifar10", tmp_path), "tiny_digits") == [
         str(inner / f"data_batch_{i}.bin") for i in range(1, 6)
     ] + [str(inner / "test_batch.bin")]
 
@@ -332,24 +348,22 @@ def test_local_data_files_are_the_originals(tmp_path: Path) -> None:
 
 
 def test_resource_estimates_grow_with_the_run(default: dict) -> None:
-    small = plan.run_settings(default, "ss_fig1", 1000, 0, 0.0, 0.01)
-    large = plan.run_settings(default, "ss_fig1", 10000, 0, 0.0, 0.01)
+    small = plan.run_config(default, "ss_fig1", 1000, 0, 0.0, 0.01)
+    large = plan.run_config(default, "ss_fig1", 10000, 0, 0.0, 0.01)
     assert resource_requests.input_dim(small) == 6
     assert (
-        resource_requests.input_dim(plan.run_settings(default, "arora_fig2", 2000, 0, 0.0, 0.01))
+        resource_requests.input_dim(plan.run_config(default, "arora_fig2", 2000, 0, 0.0, 0.01))
         == 64
     )
-    assert resource_requests.run_mem_mb(large) > resource_requests.run_mem_mb(small) > 0
+    assert resource_requests.run_bytes(large) > resource_requests.run_bytes(small) > 0
     # The memory request covers the training module's own estimate (which refuses runs too large).
     from minnorm.training.resources import estimate_run_bytes
 
-    assert resource_requests.run_mem_mb(large) * 1e6 >= estimate_run_bytes(
-        100, 10000, 6, "float64", 200
-    )
+    assert resource_requests.run_bytes(large) == estimate_run_bytes(100, 10000, 6, "float64", 200)
     assert resource_requests.run_runtime_min(large) > resource_requests.run_runtime_min(small) >= 1
     runs = plan.train_jobs(default, "ss_fig1", 10000)
     assert resource_requests.width_runtime_min(default, "ss_fig1", 10000) == sum(
-        resource_requests.run_runtime_min(j["config"]) for j in runs
+        resource_requests.run_runtime_min(j.config) for j in runs
     )
     # The job trains its 5 runs side by side: one run's memory plus the other four's GD steps.
     from minnorm.training.resources import estimate_batch_bytes
@@ -360,12 +374,12 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     assert resource_requests.gpus(default, "ss_fig1") == 0
     # The data job computes every width's targets, one at a time: the largest width's memory,
     # and a runtime per width.
-    widths = plan.sweep(default, "ss_fig1")["width"]
+    widths = list(plan.sweep(default, "ss_fig1").width)
     assert resource_requests.data_mem_mb(default, "ss_fig1") == max(
         resource_requests.width_mem_mb(default, "ss_fig1", w) for w in widths
     )
-    assert resource_requests.data_mem_mb(default, "ss_fig1") >= resource_requests.run_mem_mb(
-        plan.run_settings(default, "ss_fig1", widths[-1], 0, 0.0, 0.01)
+    assert resource_requests.data_mem_mb(default, "ss_fig1") * 1e6 >= resource_requests.run_bytes(
+        plan.run_config(default, "ss_fig1", widths[-1], 0, 0.0, 0.01)
     )
     assert resource_requests.data_runtime_min(default, "ss_fig1") == (
         resource_requests.TARGET_RUNTIME_MIN * len(widths)
@@ -391,7 +405,7 @@ def test_input_stage_files_are_every_data_and_target_file(tiny: dict) -> None:
 
 
 def test_training_priority_starts_the_longest_jobs_first(default: dict) -> None:
-    widths = plan.sweep(default, "ss_fig1")["width"]
+    widths = list(plan.sweep(default, "ss_fig1").width)
     priorities = [resource_requests.width_priority(default, "ss_fig1", w) for w in widths]
     assert priorities == sorted(priorities) and len(set(priorities)) == len(widths)
     # Proportional to the job's arithmetic: 10x the width, 10x the priority.
@@ -405,6 +419,6 @@ def test_training_priority_starts_the_longest_jobs_first(default: dict) -> None:
     for exp in default["experiments"]:
         top = max(
             resource_requests.width_priority(default, exp, w)
-            for w in plan.sweep(default, exp)["width"]
+            for w in plan.sweep(default, exp).width
         )
         assert resource_requests.data_priority(default, exp) == top + 1

@@ -30,6 +30,7 @@ from helpers.workflow import (
     snakemake,
 )
 from minnorm.config import validate_config
+from minnorm.config.run_config import TargetConfig
 from minnorm.core.model import augment_inputs, init_weights
 from minnorm.core.seeding import derive_seed
 from minnorm.core.target import SingularGramWarning
@@ -37,7 +38,7 @@ from minnorm.data.datasets import load_dataset, save_dataset
 from minnorm.data.target_file import load_target
 from minnorm.io.files import format_float
 from minnorm.workflow import pipeline, plan
-from minnorm.workflow.plan import data_settings, run_settings, target_settings
+from minnorm.workflow.plan import data_config, run_config, target_config
 
 CONFIG_FILE = Path(__file__).resolve().parents[1] / "configs" / "reliability.yaml"
 CONFIG_ARGS = ["--configfile", "reliability.yaml", "--replace-workflow-config"]
@@ -147,11 +148,11 @@ def test_too_large_lr_that_switches_off_every_unit_is_diverged(tmp_path: Path) -
     config = _config()
     config["experiments"]["rel"]["training"].update(steps=50, checkpoint_every=0)
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(config, "rel", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(config, "rel", 64, 0, 0.0), data_file, target_file)
+    pipeline.make_data_file(data_config(config, "rel", 0, 0.0), data_file)
+    pipeline.make_target_file(target_config(config, "rel", 64, 0, 0.0), data_file, target_file)
     out = tmp_path / "run.nc"
     pipeline.make_run_file(
-        run_settings(config, "rel", 64, 0, 0.0, DEAD_NETWORK_LR), data_file, target_file, out
+        run_config(config, "rel", 64, 0, 0.0, DEAD_NETWORK_LR), data_file, target_file, out
     )
     with xr.open_dataset(out) as run:
         assert int(run["diverged"]) == 1 and int(run["diverged_step"]) == 1
@@ -344,12 +345,12 @@ def test_same_config_gives_bit_identical_run_files(finished: Path, tmp_path: Pat
     config = _config()
     sweep = config["experiments"]["rel"]["sweep"]
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(config, "rel", 0, 0.0), data_file)
-    pipeline.make_target_file(target_settings(config, "rel", 64, 0, 0.0), data_file, target_file)
+    pipeline.make_data_file(data_config(config, "rel", 0, 0.0), data_file)
+    pipeline.make_target_file(target_config(config, "rel", 64, 0, 0.0), data_file, target_file)
     _assert_same_content(data_file, finished / "results/rel/data/s0_p0.nc")
     _assert_same_content(target_file, finished / "results/rel/target/m64_s0_p0.nc")
     for lr in sweep["lr"]:
-        settings = run_settings(config, "rel", 64, 0, 0.0, lr)
+        settings = run_config(config, "rel", 64, 0, 0.0, lr)
         out = tmp_path / f"run_lr{lr}.nc"
         pipeline.make_run_file(
             settings, data_file, target_file, out, checkpoint=tmp_path / "run.ckpt"
@@ -361,8 +362,11 @@ def _init_and_data(config: dict, seed: int) -> tuple[int, torch.Tensor, torch.Te
     """Seed of the init stream, W0, a and the train inputs, as a run of `rel` with `seed` gets
     them."""
     from minnorm.data.datasets import make_dataset
+    from minnorm.data.settings import DataSettings
 
-    data = make_dataset(config["experiments"]["rel"]["data"], label_noise=0.0, seed=seed)
+    data = make_dataset(
+        DataSettings.from_mapping(config["experiments"]["rel"]["data"]), label_noise=0.0, seed=seed
+    )
     W0, a = init_weights(64, 4, 1.0, seed=seed)
     return derive_seed("init", seed, 64), W0, a, data.X_train
 
@@ -421,18 +425,18 @@ def test_target_files_hold_the_weights_of_their_seed(finished: Path) -> None:
 # --- item 7: singular targets -------------------------------------------------------------------
 
 
-def _data_file(tmp_path: Path, duplicate: bool) -> tuple[Path, dict]:
+def _data_file(tmp_path: Path, duplicate: bool) -> tuple[Path, TargetConfig]:
     """A data file of `rel`; with `duplicate`, train point 1 is a copy of point 0 (label too)."""
     config = _config()
     path = tmp_path / "data.nc"
-    pipeline.make_data_file(data_settings(config, "rel", 0, 0.0), path)
+    pipeline.make_data_file(data_config(config, "rel", 0, 0.0), path)
     if duplicate:
         data = load_dataset(path)
         X, y = data.X_train.clone(), data.y_train.clone()
         X[1], y[1] = X[0], y[0]
         path = tmp_path / "duplicated.nc"
         save_dataset(dataclasses.replace(data, X_train=X, y_train=y), path)
-    return path, target_settings(config, "rel", 64, 0, 0.0)
+    return path, target_config(config, "rel", 64, 0, 0.0)
 
 
 def test_duplicated_points_give_a_finite_pinv_target_and_a_warning(
@@ -480,11 +484,11 @@ def test_run_too_large_for_memory_is_refused_before_training(
 
     config = _config()
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"
-    pipeline.make_data_file(data_settings(config, "rel", 0, 0.0), data_file)
+    pipeline.make_data_file(data_config(config, "rel", 0, 0.0), data_file)
     pipeline.make_target_file(
-        target_settings(config, "rel", LARGE_WIDTH, 0, 0.0), data_file, target_file
+        target_config(config, "rel", LARGE_WIDTH, 0, 0.0), data_file, target_file
     )
-    settings = run_settings(config, "rel", LARGE_WIDTH, 0, 0.0, 0.01)
+    settings = run_config(config, "rel", LARGE_WIDTH, 0, 0.0, 0.01)
     needed = minnorm.training.resources.estimate_run_bytes(20, LARGE_WIDTH, 4, "float64", 30)
     # This machine pretends to have a quarter of what the run needs.
     monkeypatch.setattr(minnorm.training.resources, "available_bytes", lambda device: needed // 4)

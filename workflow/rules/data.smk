@@ -15,7 +15,7 @@ for exp in EXPERIMENTS:
             f"data_{exp}"
         input:
             # The user's original MNIST/CIFAR-10 files: replacing one rebuilds the data files.
-            local=plan.local_data_files(config["experiments"][exp]["data"]),
+            local=plan.local_data_files(config, exp),
         output:
             plan.input_stage_files(config, exp),
         log:

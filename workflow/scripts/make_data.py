@@ -11,6 +11,6 @@ torch.set_num_threads(snakemake.threads)
 # The work list comes from the config, not from params (which hold only a short digest).
 exp = snakemake.params.exp
 data, targets = plan.data_jobs(snakemake.config, exp), plan.target_jobs(snakemake.config, exp)
-outputs = [job["out"] for job in (*data, *targets)]
+outputs = [job.out for job in (*data, *targets)]
 assert sorted(outputs) == sorted(snakemake.output), "plan/outputs differ"
 make_data_files(data, targets)

@@ -11,5 +11,5 @@ log_job_to(snakemake.log[0])
 exp, width = snakemake.params.exp, snakemake.wildcards.width
 # The work list comes from the config, not from params (which hold only short digests).
 runs = plan.train_jobs(snakemake.config, exp, width)
-assert sorted(job["out"] for job in runs) == sorted(snakemake.output), "plan/outputs differ"
+assert sorted(job.out for job in runs) == sorted(snakemake.output), "plan/outputs differ"
 make_run_files(runs, threads=snakemake.threads, label=f"train_{exp} m={width}")

@@ -380,15 +380,6 @@ def checks_text(df: pd.DataFrame) -> tuple[str, str, str]:
     return df.to_csv(index=False), checks_markdown(df), checks_html(df)
 
 
-def claims_markdown() -> str:
-    """The registry as a markdown table: check, claim, statistic, threshold, applies to."""
-    frame = pd.DataFrame(
-        [(s.name, s.claim, s.statistic, s.threshold, s.applies_to) for s in CHECKS.values()],
-        columns=["check", "claim", "statistic", "threshold", "applies to"],
-    )
-    return checks_markdown(frame)
-
-
 # ---- files: results/<exp>/checks.{csv,md} per experiment, results/checks.{csv,md} summary ----
 
 

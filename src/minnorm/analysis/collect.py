@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from minnorm.config.sweep import SETTING_ATTR
+from minnorm.config.sweep import RUN_SWEEP_KEYS, SETTING_ATTR
 from minnorm.io.files import CF_CONVENTIONS
 
 # The swept values every run has, in the order of the collected dims (ARCHITECTURE.md, file 4).
-RUN_DIMS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
+RUN_DIMS: tuple[str, ...] = RUN_SWEEP_KEYS
 # A run file without these is not a run file.
 REQUIRED_VARIABLES: tuple[str, ...] = ("train_loss", "diverged")
 
@@ -90,11 +90,6 @@ def _setting_coords(ds: xr.Dataset) -> list[str]:
 def setting_dims(ds: xr.Dataset) -> tuple[str, ...]:
     """The dims of a collected Dataset that come from swept settings (`model_kappa`, ...)."""
     return tuple(str(d) for d in ds.dims if d in ds.coords and SETTING_ATTR in ds[d].attrs)
-
-
-def setting_key(ds: xr.Dataset, dim: str) -> str:
-    """The config key (`model.kappa`) of the swept-setting dim `dim` of `ds`."""
-    return str(ds[dim].attrs[SETTING_ATTR])
 
 
 def _run_key(ds: xr.Dataset, dims: tuple[str, ...]) -> tuple:

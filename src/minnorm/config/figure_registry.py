@@ -11,13 +11,14 @@ plotting library, so validating a config stays cheap.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from minnorm.config.experiment import ExperimentConfig
 from minnorm.data.registry import DATASETS, pm1_datasets
+from minnorm.io.resolve import resolve
 
 # Captions (reStructuredText templates rendered by `snakemake --report`) live next to the
 # plotting code, one file per figure: captions/<name>.rst.
@@ -59,38 +60,36 @@ class FigureSpec:
     needs_sweep: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        caption = CAPTIONS / f"{self.name}.rst" if self.caption is None else Path(self.caption)
+        given = cast("Path | str | None", self.caption)  # None: the default caption file
+        caption = CAPTIONS / f"{self.name}.rst" if given is None else Path(given)
         object.__setattr__(self, "caption", caption)
 
     @property
     def function(self) -> PlotFunction:
         """The plot function (imported now if `plot` names it)."""
-        if callable(self.plot):
-            return self.plot
-        module, _, attr = self.plot.partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return resolve(self.plot)
 
     def __call__(self, collected: Any, out_png: Path, out_pdf: Path) -> list[str]:
         """Draw the figure from a collected Dataset into `out_png` and `out_pdf`; return the
         lines of its numeric summary ([] when the plot function gives none)."""
         return list(self.function(collected, out_png, out_pdf) or [])
 
-    def problems(self, where: str, experiment: dict) -> list[str]:
+    def problems(self, where: str, experiment: ExperimentConfig) -> list[str]:
         """Why this figure cannot be drawn from a (schema-valid) experiment; [] when it can.
 
         `where` is the experiment's key path ("experiments.<name>"); each message starts with
         `<where>.figures[<i>]`, the position of this figure in the experiment's list.
         """
-        figures = experiment.get("figures", [])
+        figures = experiment.figures
         at = (
             f"{where}.figures[{figures.index(self.name)}]"
             if self.name in figures
             else f"{where}.figures"
         )
-        sweep = experiment["sweep"]
-        dataset = experiment["data"]["name"]
+        sweep = experiment.sweep
+        dataset = experiment.data.name
         problems = []
-        widths = len(sweep["width"])
+        widths = len(sweep.width)
         if widths < self.min_widths:
             problems.append(
                 f"{at}: {self.name} needs at least {self.min_widths} widths in "
@@ -102,7 +101,7 @@ class FigureSpec:
                 f"{at}: {self.name} needs +-1 labels; data.name must be one of "
                 f"{', '.join(pm1_datasets())}, not {dataset}"
             )
-        noise = len(sweep.get("label_noise", [0.0]))
+        noise = len(sweep.label_noise)
         if noise < self.min_noise_levels:
             problems.append(
                 f"{at}: {self.name} plots against the label-noise fraction; "
@@ -110,7 +109,7 @@ class FigureSpec:
                 f"values, found {noise}"
             )
         for key in self.needs_sweep:
-            values = sweep.get(key, [])
+            values = sweep.values(key)
             if len(values) < 2:
                 problems.append(
                     f"{at}: {self.name} compares runs across {key}; "

@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib.resources
 import math
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-import yaml
 
 from minnorm.config.figure_registry import FIGURES
+from minnorm.config.schema_file import read_schema_file
 from minnorm.data.registry import DATASETS
-
-SCHEMA_RESOURCE = "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -55,7 +52,7 @@ def _is_finite_number(value: Any) -> bool:
         return False
 
 
-def _with_defaults(validator_class: type) -> type:
+def _with_defaults(validator_class: Any) -> Any:
     """A validator class that fills each missing property that has a `default` while validating."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
@@ -219,12 +216,6 @@ def schema_error_message(error: jsonschema.ValidationError) -> str:
             "(file names are built from it and must stay under the 255-byte limit)"
         )
     return f"{where}: {error.message}"
-
-
-def read_schema_file() -> dict:
-    """The schema as stored (package data), without the registry enums."""
-    resource = importlib.resources.files("minnorm.config").joinpath(SCHEMA_RESOURCE)
-    return yaml.safe_load(resource.read_text(encoding="utf-8"))
 
 
 def load_schema() -> dict:

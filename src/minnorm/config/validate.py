@@ -3,12 +3,14 @@
 The pieces live by concept: `minnorm.config.yaml_reader` reads config files strictly (syntax errors
 with file, line and column; duplicate keys refused), `minnorm.config.schema` holds the schema
 (package data, enums from the registries) and its messages, `minnorm.config.rules` the rules
-JSON Schema cannot express. Sweep expansion and run settings are in `minnorm.workflow.plan`.
+JSON Schema cannot express. The typed run config built from the result is in
+`minnorm.config.run_config` (`minnorm.config.experiment` for an experiment).
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from minnorm.config.rules import experiment_problems, name_problems, sweep_setting_problems
 from minnorm.config.schema import ConfigError, describe_type, key_path, load_schema, schema_problems
@@ -39,14 +41,15 @@ def _steps_and_horizon(config: dict) -> list[str]:
     return problems
 
 
-def _horizon_sets_steps(config: dict, resolved: dict) -> None:
-    """With a horizon, the resolved `training.steps` is null (not the schema's default), so that
-    the resolved config means what was written and validates again unchanged."""
-    for name, experiment in resolved["experiments"].items():
-        training = experiment["training"]
-        written = config["experiments"][name].get("training") or {}
-        if training.get("horizon") is not None and written.get("steps") is None:
-            training["steps"] = None
+def _fill_run_defaults(experiment: dict[str, Any], written: dict[str, Any]) -> None:
+    """The defaults the schema cannot state, in place: `sweep.lr` is `[training.lr]` when absent;
+    with a horizon the resolved `training.steps` is null (not the schema's default), so that the
+    resolved config means what was written (`written`: the experiment's `training` block as
+    given) and validates again unchanged."""
+    training = experiment["training"]
+    if training.get("horizon") is not None and written.get("steps") is None:
+        training["steps"] = None
+    experiment["sweep"].setdefault("lr", [training["lr"]])
 
 
 def validate_config(config: dict) -> dict:
@@ -65,10 +68,9 @@ def validate_config(config: dict) -> dict:
     problems.extend(_steps_and_horizon(config))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
-    _horizon_sets_steps(config, resolved)
     problems.extend(name_problems(list(resolved["experiments"])))
     for name, experiment in resolved["experiments"].items():
-        experiment["sweep"].setdefault("lr", [experiment["training"]["lr"]])
+        _fill_run_defaults(experiment, config["experiments"][name].get("training") or {})
         problems.extend(experiment_problems(name, experiment))
         problems.extend(sweep_setting_problems(name, experiment, schema))
     if problems:

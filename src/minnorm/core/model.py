@@ -78,6 +78,8 @@ class TwoLayerReLU(nn.Module):
     network's outputs depend on its own weights only.
     """
 
+    a: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, W0: torch.Tensor, a: torch.Tensor, bias: bool) -> None:
         super().__init__()
         if W0.ndim not in (2, 3) or a.shape != W0.shape[:-1]:

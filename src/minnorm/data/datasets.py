@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import xarray as xr
 from minnorm.core.seeding import make_generator
 from minnorm.data.image_files import DataFileError, read_cifar10, read_mnist
 from minnorm.data.registry import DATASETS
+from minnorm.data.settings import DataSettings
 from minnorm.io.files import CF_CONVENTIONS, atomic_write_netcdf
 
 __all__ = [
@@ -101,22 +102,27 @@ def _check_count(value: Any, key: str) -> int:
     return int(value)
 
 
-def _check_classes(classes: Sequence[int], allowed: range) -> tuple[int, int]:
-    ok = (
+def _check_classes(classes: object, allowed: range | None) -> tuple[int, int]:
+    """The two classes `data.classes` names, checked against the data set's `allowed` labels."""
+    if allowed is None:
+        raise ValueError("data.classes: this data set has no classes")
+    message = (
+        "data.classes must be two distinct class labels in "
+        f"{allowed.start}..{allowed.stop - 1}, got {classes!r}"
+    )
+    if not (
         isinstance(classes, Sequence)
         and len(classes) == 2
         and all(
             isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c in allowed
             for c in classes
         )
-    )
-    if not ok or classes[0] == classes[1]:
-        raise ValueError(
-            "data.classes must be two distinct class labels in "
-            f"{allowed.start}..{allowed.stop - 1}, "
-            f"got {classes!r}"
-        )
-    return int(classes[0]), int(classes[1])
+    ):
+        raise ValueError(message)
+    first, second = classes
+    if first == second:
+        raise ValueError(message)
+    return int(first), int(second)
 
 
 def _base_meta(
@@ -269,7 +275,7 @@ def _two_class_sample(
 
 def _image_dataset(
     name: str,
-    reader: Any,
+    reader: Callable[[Any, str], tuple[np.ndarray, np.ndarray, str]],
     path: Any,
     classes: Sequence[int],
     n_train: int,
@@ -343,81 +349,99 @@ def apply_label_noise(
     return noisy, n_replaced
 
 
-def _require(cfg: Mapping[str, Any], key: str) -> Any:
-    if key not in cfg or (key == "path" and cfg[key] is None):
-        raise ValueError(f"data.{key} is required for data.name = {cfg.get('name')!r}")
-    return cfg[key]
+def _require(settings: DataSettings, key: str) -> Any:
+    """The value of `data.<key>`, which this data set needs; ValueError naming it when unset."""
+    value = getattr(settings, key)
+    if value is None:
+        raise ValueError(f"data.{key} is required for data.name = {settings.name!r}")
+    return value
 
 
-def build_sphere_quadratic(cfg: Mapping[str, Any]) -> Dataset:
-    """`sphere_quadratic` from a `data:` block (keys n_train, n_test, dim, seed; optional labels
-    and inputs, default "standardize" and "cube")."""
+def build_sphere_quadratic(settings: DataSettings) -> Dataset:
+    """`sphere_quadratic` from the data settings (dim; own keys labels and inputs, default
+    "standardize" and "cube")."""
+    labels = settings.options.get("labels", "standardize")
+    inputs = settings.options.get("inputs", "cube")
     return sphere_quadratic(
-        _require(cfg, "n_train"),
-        _require(cfg, "n_test"),
-        _require(cfg, "dim"),
-        data_seed=_require(cfg, "seed"),
-        labels=cfg.get("labels", "standardize"),
-        inputs=cfg.get("inputs", "cube"),
+        settings.n_train,
+        settings.n_test,
+        _require(settings, "dim"),
+        data_seed=settings.seed,
+        labels=str(labels),
+        inputs=str(inputs),
     )
 
 
-def build_digits(cfg: Mapping[str, Any]) -> Dataset:
-    """`digits` from a `data:` block (keys classes, n_train, n_test, seed)."""
+def build_digits(settings: DataSettings) -> Dataset:
+    """`digits` from the data settings (classes)."""
     return digits(
-        _require(cfg, "classes"),
-        _require(cfg, "n_train"),
-        _require(cfg, "n_test"),
-        data_seed=_require(cfg, "seed"),
+        _require(settings, "classes"), settings.n_train, settings.n_test, data_seed=settings.seed
     )
 
 
-def build_mnist(cfg: Mapping[str, Any]) -> Dataset:
-    """`mnist` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
+def build_mnist(settings: DataSettings) -> Dataset:
+    """`mnist` from the data settings (path, classes)."""
     return mnist(
-        _require(cfg, "path"),
-        _require(cfg, "classes"),
-        _require(cfg, "n_train"),
-        _require(cfg, "n_test"),
-        data_seed=_require(cfg, "seed"),
+        _require(settings, "path"),
+        _require(settings, "classes"),
+        settings.n_train,
+        settings.n_test,
+        data_seed=settings.seed,
     )
 
 
-def build_cifar10(cfg: Mapping[str, Any]) -> Dataset:
-    """`cifar10` from a `data:` block (keys path, classes, n_train, n_test, seed)."""
+def build_cifar10(settings: DataSettings) -> Dataset:
+    """`cifar10` from the data settings (path, classes)."""
     return cifar10(
-        _require(cfg, "path"),
-        _require(cfg, "classes"),
-        _require(cfg, "n_train"),
-        _require(cfg, "n_test"),
-        data_seed=_require(cfg, "seed"),
+        _require(settings, "path"),
+        _require(settings, "classes"),
+        settings.n_train,
+        settings.n_test,
+        data_seed=settings.seed,
     )
 
 
-def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) -> Dataset:
-    """Build the data set of a `data:` config block, with label noise seeded by (data.seed, seed).
+def _is_fraction(value: object) -> bool:
+    """A finite number in [0, 1] (not a bool)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= 1
+    )
 
-    The generator is `DATASETS[data.name].build` (minnorm.data.registry). Label noise uses
+
+def _is_seed(value: object) -> bool:
+    """A non-negative integer (not a bool)."""
+    return bool(isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0)
+
+
+def make_dataset(settings: DataSettings, *, label_noise: float, seed: int) -> Dataset:
+    """Build the data set of the data settings, with label noise seeded by (data.seed, seed).
+
+    The generator is `DATASETS[data.name].builder` (minnorm.data.registry). Label noise uses
     `make_generator("label_noise", data.seed, seed)`: train labels first, then test labels.
+    A key of `settings.options` that the data set does not declare (`DatasetSpec.schema`) is an
+    error naming it.
     """
-    name = data_cfg.get("name")
+    name = settings.name
     if name not in DATASETS:
         raise ValueError(f"data.name must be one of {list(DATASETS)}, got {name!r}")
     spec = DATASETS[name]
-    if not (
-        isinstance(label_noise, (int, float))
-        and math.isfinite(label_noise)
-        and 0 <= label_noise <= 1
-    ):
+    unknown = sorted(set(settings.options) - set(spec.schema or {}))
+    if unknown:
+        raise ValueError(
+            f"data.{unknown[0]}: not a setting of {name} "
+            f"(its own keys: {sorted(spec.schema or {}) or 'none'})"
+        )
+    if not _is_fraction(label_noise):
         raise ValueError(f"label_noise must be a number in [0, 1], got {label_noise!r}")
     if not spec.pm1_labels and label_noise > 0:
         raise ValueError(f"label_noise > 0 needs +-1 labels; {name} has real-valued labels")
-    data_seed = _require(data_cfg, "seed")
-    for key, value in (("data.seed", data_seed), ("seed", seed)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
-    ds = spec.builder(data_cfg)
-    gen = make_generator("label_noise", data_seed, seed)
+    if not _is_seed(seed):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    ds = spec.builder(settings)
+    gen = make_generator("label_noise", settings.seed, seed)
     y_train, n_train_replaced = (
         apply_label_noise(ds.y_train, label_noise, gen)
         if ds.meta["pm1_labels"]
@@ -432,7 +456,7 @@ def make_dataset(data_cfg: Mapping[str, Any], *, label_noise: float, seed: int) 
         seed=int(seed),
         n_replaced_train=n_train_replaced,
         n_replaced_test=n_test_replaced,
-        config=json.loads(json.dumps(dict(data_cfg), default=str)),
+        config=json.loads(json.dumps(settings.to_mapping(), default=str)),
     )
     return dataclasses.replace(ds, y_train=y_train, y_test=y_test, meta=meta)
 

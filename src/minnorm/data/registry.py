@@ -14,15 +14,17 @@ name is never re-pointed to another generator (register a new name instead).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# A generator takes the `data:` block of the config (with n_train, n_test, seed and the data
-# set's own keys) and returns a minnorm.data.datasets.Dataset without label noise.
-Builder = Callable[[Mapping[str, Any]], Any]
+from minnorm.data.settings import DataSettings
+from minnorm.io.resolve import resolve
+
+# A generator takes the data settings (n_train, n_test, seed and the data set's own keys in
+# `options`) and returns a minnorm.data.datasets.Dataset without label noise.
+Builder = Callable[[DataSettings], Any]
 
 _DATASETS = "minnorm.data.datasets"
 _IMAGE_FILES = "minnorm.data.image_files"
@@ -61,7 +63,7 @@ class DatasetSpec:
     counts: dict[str, tuple[int, ...]] | None = None
     min_n_train: int = 1
     min_dim: int = 1
-    schema: dict | None = None
+    schema: dict[str, Any] | None = None
     local_files: Callable[[Path], list[Path]] | str | None = None
 
     @property
@@ -72,76 +74,81 @@ class DatasetSpec:
     @property
     def builder(self) -> Builder:
         """The generator function (imported now if `build` names it)."""
-        return _resolve(self.build)
+        return resolve(self.build)
 
-    def files(self, data_cfg: Mapping[str, Any]) -> list[Path]:
+    def files(self, data: DataSettings) -> list[Path]:
         """The user's original files the data are read from (`local_files` in `data.path`);
         [] for a data set without `needs_path` or when no path is given. Declared as inputs of
         the data job (minnorm.workflow.plan.local_data_files), so that replacing one rebuilds the
         data."""
-        folder = data_cfg.get("path")
-        if not self.needs_path or folder is None:
+        if not self.needs_path or data.path is None:
             return []
-        root = Path(folder).expanduser()
+        root = Path(data.path).expanduser()
         if self.local_files is None:
             return sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
-        return list(_resolve(self.local_files)(root))
+        return list(resolve(self.local_files)(root))
 
-    def input_dim(self, data_cfg: Mapping[str, Any]) -> int:
+    def input_dim(self, data: DataSettings) -> int:
         """Input dimension d of the data (without the bias coordinate)."""
-        return int(data_cfg["dim"]) if self.dim is None else self.dim
+        if self.dim is not None:
+            return self.dim
+        if data.dim is None:
+            raise ValueError(f"data.dim is required for data.name = {self.name!r}")
+        return data.dim
 
-    def size(self, data_cfg: Mapping[str, Any]) -> dict[str, int] | None:
+    def size(self, data: DataSettings) -> dict[str, int] | None:
         """Examples available for the chosen classes: {"train": a, "test": b} (separate files:
         n_train <= a and n_test <= b), {"total": a} (one pool: n_train + n_test <= a), or None
         when unbounded or unknown (no counts, or classes not valid)."""
         if self.counts is None:
             return None
-        chosen = data_cfg.get("classes") if self.classes is not None else None
+        counts = self.counts
+        chosen = data.classes if self.classes is not None else None
         if self.classes is not None and not _valid_pair(chosen, self.classes):
             return None
 
         def available(split: str) -> int:
-            per_class = self.counts[split]
+            per_class = counts[split]
             return sum(per_class[c] for c in chosen) if chosen is not None else sum(per_class)
 
         if "all" in self.counts:
             return {"total": available("all")}
         return {"train": available("train"), "test": available("test")}
 
-    def problems(self, where: str, data_cfg: Mapping[str, Any]) -> list[str]:
-        """Mistakes in a schema-valid `data:` block for this data set; [] when there are none.
+    def problems(self, where: str, data: DataSettings) -> list[str]:
+        """Mistakes in the settings of a schema-valid `data:` block for this data set; [] when
+        there are none.
 
         `where` is the block's key path ("experiments.<name>.data"); each message starts with
         the path of the offending key.
         """
         problems = []
         if self.dim is None:
-            if "dim" not in data_cfg:
+            if data.dim is None:
                 problems.append(
                     f"{where}.dim: required for {self.name} (input dimension, >= {self.min_dim})"
                 )
-            elif data_cfg["dim"] < self.min_dim:
+            elif data.dim < self.min_dim:
                 problems.append(
-                    f"{where}.dim: {data_cfg['dim']!r} is out of range; {self.name} "
+                    f"{where}.dim: {data.dim!r} is out of range; {self.name} "
                     f"needs dim >= {self.min_dim}"
                 )
-        elif "dim" in data_cfg:
+        elif data.dim is not None:
             problems.append(
                 f"{where}.dim: only for {', '.join(_names(lambda s: s.dim is None))} "
                 f"({self.name} has d={self.dim})"
             )
-        problems.extend(self._class_problems(f"{where}.classes", data_cfg.get("classes")))
-        problems.extend(self._path_problems(f"{where}.path", data_cfg.get("path")))
-        n_train, n_test = data_cfg.get("n_train"), data_cfg.get("n_test")
-        if isinstance(n_train, int) and n_train < self.min_n_train:
+        problems.extend(self._class_problems(f"{where}.classes", data.classes))
+        problems.extend(self._path_problems(f"{where}.path", data.path))
+        n_train, n_test = data.n_train, data.n_test
+        if n_train < self.min_n_train:
             problems.append(
                 f"{where}.n_train: {n_train} is out of range; {self.name} needs "
                 f"n_train >= {self.min_n_train}"
             )
-        size = self.size(data_cfg) if isinstance(n_train, int) and isinstance(n_test, int) else None
+        size = self.size(data)
         chosen = (
-            f" of classes {list(data_cfg['classes'])}"
+            f" of classes {list(data.classes or ())}"
             if self.classes is not None and size is not None
             else ""
         )
@@ -204,15 +211,6 @@ class DatasetSpec:
         if not folder.is_dir():
             return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
         return []
-
-
-def _resolve(function: Callable | str) -> Callable:
-    """`function` itself, or the function a "package.module:function" string names (imported
-    now)."""
-    if callable(function):
-        return function
-    module, _, attr = function.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def _valid_pair(classes: Any, allowed: range) -> bool:

@@ -10,14 +10,14 @@ validation) does not import matplotlib and seaborn.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from minnorm.config.figure_registry import FIGURES, FigureSpec
+from minnorm.io.resolve import resolve, split_reference
 
-# plot function name -> its module, from the registry's "module:function" names.
+# plot function name -> its "module:function" reference, from the registry.
 _PLOT_FUNCTIONS: dict[str, str] = {
-    spec.plot.partition(":")[2]: spec.plot.partition(":")[0]
+    split_reference(spec.plot)[1]: spec.plot
     for spec in FIGURES.values()
     if isinstance(spec.plot, str)
 }
@@ -26,7 +26,7 @@ _PLOT_FUNCTIONS: dict[str, str] = {
 def __getattr__(name: str) -> Any:
     """`minnorm.figures.plot_*` imported on first access (keeps the registry import light)."""
     if name in _PLOT_FUNCTIONS:
-        return getattr(importlib.import_module(_PLOT_FUNCTIONS[name]), name)
+        return resolve(_PLOT_FUNCTIONS[name])
     raise AttributeError(f"module 'minnorm.figures' has no attribute {name!r}")
 
 

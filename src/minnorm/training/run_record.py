@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from minnorm.config.sweep import numeric_settings
+from minnorm.config.run_config import numeric_settings
 from minnorm.core.kernels import infinite_width_kernel
 from minnorm.core.model import augment_inputs, network_outputs, readout
 from minnorm.core.target import MinNormTarget
@@ -102,7 +102,7 @@ class RunMetrics:
 
 def _same_numeric_settings(saved_json: object, config_json: str) -> bool:
     """Whether two run configs (JSON texts) have equal
-    ``minnorm.workflow.plan.numeric_settings``."""
+    ``minnorm.config.run_config.numeric_settings``."""
     try:
         saved = json.loads(saved_json) if isinstance(saved_json, str) else None
     except ValueError:
@@ -161,7 +161,7 @@ def load_checkpoint(
     """The ``TrainingState`` saved at ``path``, or None if there is none that this run can use.
 
     A checkpoint of another format, other numeric settings
-    (``minnorm.workflow.plan.numeric_settings`` of
+    (``minnorm.config.run_config.numeric_settings`` of
     the two run configs differ: the config was edited since) or other numerical code
     (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates) is deleted with a
     warning naming the reason, and the run starts from step 0: the rule that decides whether a

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import json
 import logging
 import os
 import sys
@@ -15,9 +14,16 @@ from typing import Any
 import xarray as xr
 
 from minnorm import __version__
+from minnorm.config.run_config import DataConfig, RunConfig, TargetConfig
 from minnorm.io.files import atomic_copy, atomic_write_netcdf, write_text_atomic
 from minnorm.io.fingerprint import numerics_fingerprint
-from minnorm.workflow.plan import IDENTITY_ATTR, run_identity_digest
+from minnorm.workflow.plan import (
+    IDENTITY_ATTR,
+    DataJob,
+    TargetJob,
+    TrainJob,
+    run_identity_digest,
+)
 
 PathLike = str | os.PathLike[str]
 
@@ -73,41 +79,32 @@ def log_job_to(path: PathLike) -> None:
     logging.captureWarnings(True)
 
 
-def _config_json(run_config: dict[str, Any]) -> str:
-    """The settings as stable JSON for a file's `config` attribute."""
-    return json.dumps(run_config, sort_keys=True, allow_nan=False)
-
-
 def _read_netcdf(path: PathLike) -> xr.Dataset:
     """Load a whole netCDF file into memory and close it (so it can be replaced later)."""
     with xr.open_dataset(path, engine="netcdf4") as opened:
         return opened.load()
 
 
-def make_data_file(run_config: dict[str, Any], out: PathLike) -> None:
-    """Build the data set of `run_config` (keys `data`, `seed`, `label_noise`) and write it to
+def make_data_file(config: DataConfig, out: PathLike) -> None:
+    """Build the data set of `config` (data settings, run seed, label noise) and write it to
     `out`."""
     from minnorm.data.datasets import make_dataset, save_dataset
 
-    dataset = make_dataset(
-        run_config["data"],
-        label_noise=run_config["label_noise"],
-        seed=run_config["seed"],
-    )
+    dataset = make_dataset(config.data, label_noise=config.label_noise, seed=config.seed)
     logger.info(
         "data %s: %d train, %d test points, label noise %s",
-        run_config["data"]["name"],
+        config.data.name,
         dataset.X_train.shape[0],
         dataset.X_test.shape[0],
-        run_config["label_noise"],
+        config.label_noise,
     )
     save_dataset(dataset, out)
 
 
-def make_target_file(run_config: dict[str, Any], data_file: PathLike, out: PathLike) -> None:
+def make_target_file(config: TargetConfig, data_file: PathLike, out: PathLike) -> None:
     """Initialise (width, seed), compute the min-norm target and kernels, write the target file.
 
-    `run_config` needs `model` (bias, kappa), `width` and `seed`; it is stored as the `config` attr.
+    `config` (model, width, seed, ...) is stored as the `config` attr.
     """
     import torch
 
@@ -116,24 +113,15 @@ def make_target_file(run_config: dict[str, Any], data_file: PathLike, out: PathL
     from minnorm.training.resources import check_fits
 
     data = load_dataset(data_file)
-    model = run_config["model"]
+    model = config.model
     # The target needs the (n, m) activation patterns in float64 like a run does: refuse a
     # width that cannot fit before allocating them, naming the sizes.
     n, d = data.X_train.shape
     check_fits(
-        n,
-        run_config["width"],
-        d + int(model["bias"]),
-        "float64",
-        data.X_test.shape[0],
-        torch.device("cpu"),
+        n, config.width, d + int(model.bias), "float64", data.X_test.shape[0], torch.device("cpu")
     )
     ds = build_target_dataset(
-        data,
-        width=run_config["width"],
-        seed=run_config["seed"],
-        bias=model["bias"],
-        kappa=model["kappa"],
+        data, width=config.width, seed=config.seed, bias=model.bias, kappa=model.kappa
     )
     if int(ds["used_pinv"]):
         logger.warning(
@@ -142,7 +130,7 @@ def make_target_file(run_config: dict[str, Any], data_file: PathLike, out: PathL
         )
     # Not provenance_attrs(): it imports pytorch_lightning (seconds per job) for a version string.
     ds.attrs["minnorm_version"] = __version__
-    ds.attrs["config"] = _config_json(run_config)
+    ds.attrs["config"] = config.to_json()
     atomic_write_netcdf(ds, out)
 
 
@@ -185,7 +173,7 @@ def _reuse(done: PathLike | None, identity: str, out: Path) -> bool:
 
 
 def make_run_file(
-    run_config: dict[str, Any],
+    run: RunConfig,
     data_file: PathLike,
     target_file: PathLike,
     out: PathLike,
@@ -200,93 +188,77 @@ def make_run_file(
     say), a run whose identity (`minnorm.workflow.plan.run_identity_digest`: numeric settings and
     numerical code) is unchanged is restored from it instead of retrained.
     """
-    out = Path(out)
-    identity = run_identity_digest(run_config)
-    if _reuse(done, identity, out):
+    identity = run_identity_digest(run)
+    job = TrainJob(
+        run,
+        identity,
+        str(data_file),
+        str(target_file),
+        str(out),
+        None if checkpoint is None else str(checkpoint),
+        None if done is None else str(done),
+    )
+    if _reuse(job.done, identity, Path(job.out)):
         return "reused"
     from minnorm.data.datasets import load_dataset
 
-    job = dict(config=run_config, target=target_file, out=out, checkpoint=checkpoint, done=done)
-    return _train_batch([(job, identity, load_dataset(data_file))])[0]
+    return _train_batch([job], [load_dataset(data_file)])[0]
 
 
-def _batches(jobs: list[tuple[dict[str, Any], str]]) -> list[list[tuple[dict[str, Any], str, Any]]]:
-    """The runs `(job, identity)` to train, each with its loaded data set, grouped into the batches
-    that `minnorm.training.train.train_runs` trains side by side (equal `batch_key`, at most
-    `minnorm.training.resources.batch_size_limit` runs each), in job order."""
-    from minnorm.data.datasets import load_dataset
-    from minnorm.training.resources import batch_size_limit
-    from minnorm.training.train import batch_key
-    from minnorm.workflow.resource_requests import input_dim
-
-    groups: dict[tuple, list[tuple[dict[str, Any], str, Any]]] = {}
-    for job, identity in jobs:
-        data = load_dataset(job["data"])
-        groups.setdefault(batch_key(data, job["config"]), []).append((job, identity, data))
-    batches = []
-    for group in groups.values():
-        config, data = group[0][0]["config"], group[0][2]
-        size = batch_size_limit(
-            data.X_train.shape[0], config["width"], input_dim(config), config["training"]["dtype"]
-        )
-        batches.extend(group[i : i + size] for i in range(0, len(group), size))
-    return batches
-
-
-def _train_batch(batch: list[tuple[dict[str, Any], str, Any]], progress: Any = None) -> list[str]:
-    """Train the runs `(job, identity, data)` of one batch side by side and write their run files;
-    returns for each "trained" or "resumed"."""
+def _train_batch(batch: list[TrainJob], datas: list[Any], progress: Any = None) -> list[str]:
+    """Train the runs of one batch (jobs and their loaded data sets) side by side and write their
+    run files; returns for each "trained" or "resumed"."""
     from minnorm.training.train import train_runs
 
-    checkpoints = [job.get("checkpoint") for job, _, _ in batch]
+    checkpoints: list[str | None] = [job.checkpoint for job in batch]
     resuming = [c is not None and Path(c).exists() for c in checkpoints]
-    targets = [_read_netcdf(job["target"]) for job, _, _ in batch]
+    targets = [_read_netcdf(job.target) for job in batch]
     datasets = train_runs(
-        [data for _, _, data in batch],
+        datas,
         targets,
-        [job["config"] for job, _, _ in batch],
-        checkpoints=checkpoints,
+        [job.config for job in batch],
+        checkpoints=list(checkpoints),
         logger=logger,
         progress=progress,
     )
-    for (job, identity, _), ds in zip(batch, datasets, strict=True):
+    for job, ds in zip(batch, datasets, strict=True):
         ds.attrs["code_sha256"] = numerics_fingerprint()
-        ds.attrs[IDENTITY_ATTR] = identity
-        out = Path(job["out"])
+        ds.attrs[IDENTITY_ATTR] = job.identity
+        out = Path(job.out)
         atomic_write_netcdf(ds, out)
-        if job.get("done") is not None:
-            atomic_copy(out, job["done"], hard_link=True)
+        if job.done is not None:
+            atomic_copy(out, job.done, hard_link=True)
         # Only after the run file is safely in place: a crash before this line resumes from the
         # checkpoint, a crash after it finds the run done.
-        if job.get("checkpoint") is not None:
-            Path(job["checkpoint"]).unlink(missing_ok=True)
+        if job.checkpoint is not None:
+            Path(job.checkpoint).unlink(missing_ok=True)
     return ["resumed" if r else "trained" for r in resuming]
 
 
-def make_data_files(jobs: list[dict[str, Any]], targets: list[dict[str, Any]] | tuple = ()) -> None:
-    """The data job of an experiment: `make_data_file` for each job `{"config", "out"}`, then
-    `make_target_file` for each target `{"config", "data", "out"}`, in the given order.
+def make_data_files(jobs: list[DataJob], targets: list[TargetJob] | tuple[()] = ()) -> None:
+    """The data job of an experiment: `make_data_file` for each data job, then `make_target_file`
+    for each target job, in the given order.
 
     One process for the data files and the target files of every width: each is milliseconds of
     arithmetic, a job's interpreter start and torch import seconds. Every data file is written
     before the first target, which reads its data file back (the file the runs train on).
     """
     for job in jobs:
-        make_data_file(job["config"], job["out"])
-    written = {str(job["out"]) for job in jobs}
+        make_data_file(job.config, job.out)
+    written = {str(job.out) for job in jobs}
     for index, target in enumerate(targets, start=1):
-        if str(target["data"]) not in written:
+        if str(target.data) not in written:
             raise ValueError(
-                f"target {target['out']} reads {target['data']}, not a data file of this job"
+                f"target {target.out} reads {target.data}, not a data file of this job"
             )
-        logger.info("target %d/%d: %s", index, len(targets), target["out"])
-        make_target_file(target["config"], target["data"], target["out"])
+        logger.info("target %d/%d: %s", index, len(targets), target.out)
+        make_target_file(target.config, target.data, target.out)
 
 
 def make_run_files(
-    jobs: list[dict[str, Any]], *, threads: int | None = None, label: str = "train"
+    jobs: list[TrainJob], *, threads: int | None = None, label: str = "train"
 ) -> str:
-    """`make_run_file` for each job `{"config", "data", "target", "out", "checkpoint", "done"}`.
+    """Train the runs of one training job (`TrainJob`s: config, identity and files).
 
     One process trains all runs of one width: every job is a fresh interpreter whose imports
     (torch, pytorch_lightning) cost seconds, more than a small run's arithmetic. Runs that can be
@@ -294,10 +266,9 @@ def make_run_files(
     `threads` then sets torch's thread count for the rest. Returns, prints to stdout (the
     terminal under Snakemake) and logs one line: "<label>: reused k, trained n".
     """
-    identities = [job.get("identity") or run_identity_digest(job["config"]) for job in jobs]
     left = []
-    for index, (job, identity) in enumerate(zip(jobs, identities, strict=True), start=1):
-        if _reuse(job.get("done"), identity, Path(job["out"])):
+    for index, job in enumerate(jobs, start=1):
+        if _reuse(job.done, job.identity, Path(job.out)):
             logger.info("run %d/%d reused", index, len(jobs))
         else:
             left.append((index, job))
@@ -311,6 +282,8 @@ def make_run_files(
 
         remember_isa_probes()
 
+        from minnorm.data.datasets import load_dataset
+        from minnorm.training.batching import plan_batches
         from minnorm.training.progress import JobProgress
         from minnorm.training.resources import retain_freed_memory
 
@@ -322,16 +295,17 @@ def make_run_files(
                 "not glibc: freed (n, m) buffers may be returned to the OS "
                 "and faulted in again each step"
             )
-    # Runs on the same training inputs with the same settings (seeds, label-noise levels, swept
-    # model settings) train side by side, one compiled step for the whole batch.
-    number = {job["out"]: index for index, job in left}
-    for batch in _batches([(job, identities[index - 1]) for index, job in left]) if left else []:
-        for job, _, _ in batch:
-            logger.info("run %d/%d: %s", number[job["out"]], len(jobs), job["out"])
-        for (job, _, _), how in zip(batch, _train_batch(batch, progress), strict=True):
-            counts["trained"] += 1
-            counts["resumed"] += how == "resumed"
-            logger.info("run %d/%d %s", number[job["out"]], len(jobs), how)
+        # Runs on the same training inputs with the same settings (seeds, label-noise levels,
+        # swept model settings) train side by side, one compiled step for the whole batch.
+        datas = [load_dataset(job.data) for _, job in left]
+        for batch in plan_batches(datas, [job.config for _, job in left]):
+            for i in batch:
+                logger.info("run %d/%d: %s", left[i][0], len(jobs), left[i][1].out)
+            hows = _train_batch([left[i][1] for i in batch], [datas[i] for i in batch], progress)
+            for i, how in zip(batch, hows, strict=True):
+                counts["trained"] += 1
+                counts["resumed"] += how == "resumed"
+                logger.info("run %d/%d %s", left[i][0], len(jobs), how)
     line = f"{label}: reused {counts['reused']}, trained {counts['trained']}"
     if counts["resumed"]:
         line += f" ({counts['resumed']} resumed from a checkpoint)"

@@ -17,19 +17,17 @@ reruns exactly the affected jobs while a log interval or a plotting change rerun
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import itertools
 import json
 from typing import Any
 
-from minnorm.config.sweep import (
-    RUN_SWEEP_KEYS,
-    key_sorted,
-    numeric_settings,
-    run_steps,
-    setting_tag,
-)
+from minnorm.config.experiment import ExperimentConfig
+from minnorm.config.run_config import DataConfig, RunConfig, TargetConfig
+from minnorm.config.sweep import SweepLists, setting_tag
+from minnorm.data.registry import DATASETS
+from minnorm.data.settings import FrozenMapping
 from minnorm.io.files import format_float
 from minnorm.io.fingerprint import numerics_fingerprint
 
@@ -68,42 +66,36 @@ class PlanError(KeyError):
 # --- sweeps and runs ------------------------------------------------------------------------------
 
 
-def experiment(config: dict, exp: str) -> dict:
-    """The experiment `exp` of a validated config, with a clear error if it is not there."""
+def experiment(config: dict[str, Any], exp: str) -> ExperimentConfig:
+    """The experiment `exp` of a validated config, typed; a clear error if it is not there."""
     experiments = config["experiments"]
     if exp not in experiments:
         raise PlanError(f"experiments.{exp}: no such experiment; defined: {', '.join(experiments)}")
-    return experiments[exp]
+    return ExperimentConfig.from_mapping(exp, experiments[exp])
 
 
-def sweep(config: dict, exp: str) -> dict[str, list]:
-    """The sweep lists of `exp`, each sorted ascending: `{width, seed, label_noise, lr}` and then
-    every swept setting (`model.kappa`, ...) by key.
-
-    `sweep.lr` defaults to `[training.lr]` and `label_noise` to `[0.0]` (the validator fills
-    both; the defaults here only matter for a hand-made config).
-    """
-    e = experiment(config, exp)
-    raw = e["sweep"]
-    lists = {
-        "width": sorted(int(w) for w in raw["width"]),
-        "seed": sorted(int(s) for s in raw["seed"]),
-        "label_noise": sorted(float(p) for p in raw.get("label_noise", [0.0])),
-        "lr": sorted(float(lr) for lr in raw.get("lr", [e["training"]["lr"]])),
-    }
-    for key in sorted(k for k in raw if k not in RUN_SWEEP_KEYS):
-        lists[key] = sorted(raw[key])
-    return lists
+def sweep(config: dict[str, Any], exp: str) -> SweepLists:
+    """The sweep of `exp`, each list sorted ascending (`SweepLists`: width, seed, label_noise,
+    lr, and the swept settings by key)."""
+    return experiment(config, exp).sweep
 
 
-def setting_keys(config: dict, exp: str) -> list[str]:
-    """The swept settings of `exp` (`["data.labels", "model.kappa"]`), sorted."""
-    return [key for key in sweep(config, exp) if key not in RUN_SWEEP_KEYS]
+@dataclasses.dataclass(frozen=True)
+class RunPoint:
+    """One point of an experiment's sweep: the run's values and its swept settings
+    (`{"model.kappa": 0.1}`, empty when none). `width` is `WIDTH_WILDCARD` in file patterns."""
+
+    width: int | str
+    seed: int
+    label_noise: float
+    lr: float
+    settings: FrozenMapping = dataclasses.field(default_factory=FrozenMapping)
 
 
-def experiment_runs(config: dict, exp: str, width: int | str | None = None) -> list[dict]:
-    """One dict `{width, seed, label_noise, lr, settings}` per run of `exp` (of one width if
-    given); `settings` maps each swept setting's key to the run's value ({} when none is swept).
+def experiment_runs(
+    config: dict[str, Any], exp: str, width: int | str | None = None
+) -> list[RunPoint]:
+    """The runs of `exp` (of one width if given), as `RunPoint`s.
 
     The sweep's product in canonical order: width, then seed, label noise, lr and the swept
     settings by key, each ascending.
@@ -112,34 +104,28 @@ def experiment_runs(config: dict, exp: str, width: int | str | None = None) -> l
     """
     s = sweep(config, exp)
     if width is None:
-        widths: list[Any] = s["width"]
+        widths: list[int | str] = list(s.width)
     elif width == WIDTH_WILDCARD:
         widths = [WIDTH_WILDCARD]
     else:
         widths = [int(sweep_value(config, exp, "width", str(width)))]
-    keys = setting_keys(config, exp)
+    keys = list(s.settings)
     return [
-        {
-            "width": w,
-            "seed": seed,
-            "label_noise": noise,
-            "lr": lr,
-            "settings": dict(zip(keys, values, strict=True)),
-        }
+        RunPoint(w, seed, noise, lr, FrozenMapping(dict(zip(keys, values, strict=True))))
         for w, seed, noise, lr, *values in itertools.product(
-            widths, s["seed"], s["label_noise"], s["lr"], *(s[key] for key in keys)
+            widths, s.seed, s.label_noise, s.lr, *(s.settings[key] for key in keys)
         )
     ]
 
 
-def sweep_value(config: dict, exp: str, key: str, text: str) -> Any:
+def sweep_value(config: dict[str, Any], exp: str, key: str, text: str) -> Any:
     """The configured value of `sweep.<key>` whose wildcard spelling is `text`.
 
     Wildcards hold `str(width)`, `str(seed)` and `format_float(value)` for label noise and lr;
     looking the value up (instead of parsing the text) guarantees the run uses exactly the number
     in the config, and a path that names no configured value fails clearly.
     """
-    values = sweep(config, exp)[key]
+    values = list(sweep(config, exp).values(key))
     spell = format_float if key in ("label_noise", "lr") else str
     for value in values:
         if spell(value) == text:
@@ -149,149 +135,113 @@ def sweep_value(config: dict, exp: str, key: str, text: str) -> Any:
     )
 
 
-def _sections(
-    config: dict, exp: str, settings: dict[str, Any] | None, names: tuple[str, ...]
-) -> dict[str, dict]:
-    """Copies of the experiment's sections `names` with the run's swept settings applied."""
-    e = experiment(config, exp)
-    out = {name: copy.deepcopy(e[name]) for name in names}
-    for key, value in (settings or {}).items():
-        section, field = key.split(".", 1)
-        if section in out:
-            out[section][field] = value
-    return out
-
-
-def _swept(settings: dict[str, Any] | None, sections: tuple[str, ...]) -> dict[str, Any]:
-    """`{"sweep": {key: value}}` for the run's swept settings in `sections`; {} when none."""
-    chosen = {k: v for k, v in (settings or {}).items() if k.split(".")[0] in sections}
-    return {"sweep": chosen} if chosen else {}
-
-
-def run_settings(
-    config: dict,
+def run_config(
+    config: dict[str, Any],
     exp: str,
     width: int,
     seed: int,
     label_noise: float,
     lr: float,
     settings: dict[str, Any] | None = None,
-) -> dict:
-    """The resolved run config: experiment name, data/model/training sections and the run's values.
-
-    `training.lr` is set to `lr`, each swept setting (`settings`, `{"model.kappa": 0.1}`) is
-    written at its key and listed under `sweep`, and with `training.horizon` the steps are
-    round(horizon / lr). The result is a fresh, JSON-serialisable dict with sorted keys.
-    """
-    sections = _sections(config, exp, settings, ("data", "model", "training"))
-    training = sections["training"]
-    training["lr"] = float(lr)
-    training["steps"] = run_steps(training, float(lr))
-    return key_sorted(
-        {
-            "experiment": exp,
-            **sections,
-            "width": int(width),
-            "seed": int(seed),
-            "label_noise": float(label_noise),
-            "lr": float(lr),
-            **_swept(settings, ("data", "model", "training")),
-        }
-    )
+) -> RunConfig:
+    """The resolved config of one run (`ExperimentConfig.run`): `training.lr` = `lr`, each swept
+    setting (`settings`, `{"model.kappa": 0.1}`) written at its key and listed under `sweep`, and
+    with `training.horizon` the steps round(horizon / lr)."""
+    return experiment(config, exp).run(width, seed, label_noise, lr, settings)
 
 
-def data_settings(
-    config: dict, exp: str, seed: int, label_noise: float, settings: dict[str, Any] | None = None
-) -> dict:
-    """What determines a data file: `{experiment, data, seed, label_noise}` (and the swept data
-    settings under `sweep`).
-
-    Narrower than `run_settings` on purpose: adding a width or changing a training value must
-    not rebuild (and thereby invalidate) the data files.
-    """
-    return key_sorted(
-        {
-            "experiment": exp,
-            **_sections(config, exp, settings, ("data",)),
-            "seed": int(seed),
-            "label_noise": float(label_noise),
-            **_swept(settings, ("data",)),
-        }
-    )
+def data_config(
+    config: dict[str, Any],
+    exp: str,
+    seed: int,
+    label_noise: float,
+    settings: dict[str, Any] | None = None,
+) -> DataConfig:
+    """What determines one data file (`ExperimentConfig.data_config`): the data settings, the
+    run seed and the label noise, never a width or a training value."""
+    return experiment(config, exp).data_config(seed, label_noise, settings)
 
 
-def target_settings(
-    config: dict,
+def target_config(
+    config: dict[str, Any],
     exp: str,
     width: int,
     seed: int,
     label_noise: float,
     settings: dict[str, Any] | None = None,
-) -> dict:
-    """What determines a target file: `data_settings` plus `model` and `width` (no training)."""
-    out = data_settings(config, exp, seed, label_noise, settings)
-    out["model"] = _sections(config, exp, settings, ("model",))["model"]
-    out["width"] = int(width)
-    out.update(_swept(settings, ("data", "model")))
-    return key_sorted(out)
+) -> TargetConfig:
+    """What determines one target file: `data_config` plus the model and the width."""
+    return experiment(config, exp).target_config(width, seed, label_noise, settings)
+
+
+def _run_config(e: ExperimentConfig, run: RunPoint) -> RunConfig:
+    if not isinstance(run.width, int):
+        raise PlanError(f"experiments.{e.name}: a run needs a width, not {run.width!r}")
+    return e.run(run.width, run.seed, run.label_noise, run.lr, run.settings)
 
 
 # --- file names -----------------------------------------------------------------------------------
 
 
-def _names(exp: str, run: dict) -> dict[str, Any]:
-    return dict(
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """The files of one run: its data file, target file, run file (`out`), checkpoint and
+    completed-run link (`done`)."""
+
+    data: str
+    target: str
+    out: str
+    checkpoint: str
+    done: str
+
+
+def run_paths(exp: str, run: RunPoint) -> RunPaths:
+    """The files of one run of `exp`."""
+    names = dict(
         exp=exp,
-        width=run["width"],
-        seed=run["seed"],
-        noise=format_float(run["label_noise"]),
-        lr=format_float(run["lr"]),
+        width=run.width,
+        seed=run.seed,
+        noise=format_float(run.label_noise),
+        lr=format_float(run.lr),
     )
-
-
-def run_paths(exp: str, run: dict) -> dict[str, str]:
-    """The files of one run `{width, seed, label_noise, lr[, settings]}`: data, target, out,
-    checkpoint, done."""
-    names = _names(exp, run)
-    settings = run.get("settings", {})
-    everything = setting_tag(settings)
-    return {
-        "data": DATA_FILE.format(**names, tag=setting_tag(settings, ("data",))),
-        "target": TARGET_FILE.format(**names, tag=setting_tag(settings, ("data", "model"))),
-        "out": RUN_FILE.format(**names, tag=everything),
-        "checkpoint": CHECKPOINT_FILE.format(**names, tag=everything),
-        "done": DONE_FILE.format(**names, tag=everything),
-    }
+    everything = setting_tag(run.settings)
+    return RunPaths(
+        data=DATA_FILE.format(**names, tag=setting_tag(run.settings, ("data",))),
+        target=TARGET_FILE.format(**names, tag=setting_tag(run.settings, ("data", "model"))),
+        out=RUN_FILE.format(**names, tag=everything),
+        checkpoint=CHECKPOINT_FILE.format(**names, tag=everything),
+        done=DONE_FILE.format(**names, tag=everything),
+    )
 
 
 def _unique(paths: list[str]) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-def data_files(config: dict, exp: str) -> list[str]:
+def data_files(config: dict[str, Any], exp: str) -> list[str]:
     """Every data file of `exp`: one per (seed, label noise)."""
-    return _unique([run_paths(exp, r)["data"] for r in experiment_runs(config, exp)])
+    return _unique([run_paths(exp, r).data for r in experiment_runs(config, exp)])
 
 
-def target_files(config: dict, exp: str, width: int | str) -> list[str]:
+def target_files(config: dict[str, Any], exp: str, width: int | str) -> list[str]:
     """The target files of one width of `exp`: one per (seed, label noise)."""
-    return _unique([run_paths(exp, r)["target"] for r in experiment_runs(config, exp, width)])
+    return _unique([run_paths(exp, r).target for r in experiment_runs(config, exp, width)])
 
 
-def width_run_files(config: dict, exp: str, width: int | str) -> list[str]:
+def width_run_files(config: dict[str, Any], exp: str, width: int | str) -> list[str]:
     """The run files of one width of `exp`."""
-    return [run_paths(exp, r)["out"] for r in experiment_runs(config, exp, width)]
+    return [run_paths(exp, r).out for r in experiment_runs(config, exp, width)]
 
 
-def run_files(config: dict, exp: str) -> list[str]:
+def run_files(config: dict[str, Any], exp: str) -> list[str]:
     """Every run file of `exp`: the product of its sweep lists."""
-    return [run_paths(exp, r)["out"] for r in experiment_runs(config, exp)]
+    return [run_paths(exp, r).out for r in experiment_runs(config, exp)]
 
 
-def input_stage_files(config: dict, exp: str) -> list[str]:
+def input_stage_files(config: dict[str, Any], exp: str) -> list[str]:
     """The data files and the target files of every width of `exp` (inputs of the training): the
     outputs of the experiment's data job, in the order it writes them."""
-    targets = [f for width in sweep(config, exp)["width"] for f in target_files(config, exp, width)]
+    targets = [f for width in sweep(config, exp).width for f in target_files(config, exp, width)]
     return [*data_files(config, exp), *targets]
 
 
@@ -300,36 +250,35 @@ def collected_file(exp: str) -> str:
     return COLLECTED_FILE.format(exp=exp)
 
 
-def figure_files(config: dict, exp: str) -> list[str]:
+def figure_files(config: dict[str, Any], exp: str) -> list[str]:
     """PNG and PDF of every figure `exp` asks for."""
     return [
         FIGURE_FILE.format(exp=exp, figure=figure, ext=ext)
-        for figure in experiment(config, exp)["figures"]
+        for figure in experiment(config, exp).figures
         for ext in FIGURE_FORMATS
     ]
 
 
-def result_files(config: dict) -> list[str]:
+def result_files(config: dict[str, Any]) -> list[str]:
     """The data, target, run and collected files of every experiment (existing or not)."""
     files: list[str] = []
     for exp in config["experiments"]:
-        runs = experiment_runs(config, exp)
+        paths = [run_paths(exp, run) for run in experiment_runs(config, exp)]
         for key in ("data", "target", "out", "done"):
-            files.extend(_unique([run_paths(exp, run)[key] for run in runs]))
+            files.extend(_unique([getattr(p, key) for p in paths]))
         files.append(collected_file(exp))
     return files
 
 
-def local_data_files(data_cfg: dict) -> list[str]:
-    """The user's original files a data set is read from, `DATASETS[name].files(data_cfg)`
+def local_data_files(config: dict[str, Any], exp: str) -> list[str]:
+    """The user's original files the data of `exp` are read from, `DATASETS[name].files(data)`
     (minnorm.data.registry; [] without a `data.path`).
 
     Declared as inputs of the data job, so that replacing one reruns it. An absent file is
     listed under the name it would be read from, so that Snakemake names it as a missing input.
     """
-    from minnorm.data.registry import DATASETS
-
-    return [str(path) for path in DATASETS[data_cfg["name"]].files(data_cfg)]
+    data = experiment(config, exp).data
+    return [str(path) for path in DATASETS[data.name].files(data)]
 
 
 # --- identity -------------------------------------------------------------------------------------
@@ -340,15 +289,15 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_identity_digest(run_config: dict) -> str:
+def run_identity_digest(run: RunConfig) -> str:
     """SHA-256 (64 hex digits) of a run's numeric settings and the numerical code's fingerprint.
 
     Stored as the run file's `run_identity` attr; equal digests mean equal numbers.
     """
-    return _digest({"settings": numeric_settings(run_config), "numerics": numerics_fingerprint()})
+    return _digest({"settings": run.numeric_settings(), "numerics": numerics_fingerprint()})
 
 
-def _job_param(settings: list[dict]) -> str:
+def _job_param(settings: list[dict[str, Any]]) -> str:
     """Short Snakemake param of a job: digests of its settings and of the numerical code.
 
     Spelled out ("settings <hex>, numerics <hex>") so that a dry run's "Params have changed"
@@ -363,62 +312,97 @@ def _job_param(settings: list[dict]) -> str:
 # --- jobs -----------------------------------------------------------------------------------------
 
 
-def data_jobs(config: dict, exp: str) -> list[dict]:
-    """The data files an experiment's data job writes first: one `{config, out}` per data file."""
-    jobs: dict[str, dict] = {}
+@dataclasses.dataclass(frozen=True)
+class DataJob:
+    """One data file the data job writes: its settings and its path."""
+
+    config: DataConfig
+    out: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetJob:
+    """One target file the data job writes: its settings, the data file it reads, its path."""
+
+    config: TargetConfig
+    data: str
+    out: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainJob:
+    """One run of a training job: its config, identity (`run_identity_digest`) and files."""
+
+    config: RunConfig
+    identity: str
+    data: str
+    target: str
+    out: str
+    checkpoint: str | None = None
+    done: str | None = None
+
+
+def data_jobs(config: dict[str, Any], exp: str) -> list[DataJob]:
+    """The data files an experiment's data job writes first: one `DataJob` per data file."""
+    e = experiment(config, exp)
+    jobs: dict[str, DataJob] = {}
     for run in experiment_runs(config, exp):
-        out = run_paths(exp, run)["data"]
-        jobs[out] = dict(
-            config=data_settings(config, exp, run["seed"], run["label_noise"], run["settings"]),
-            out=out,
-        )
+        out = run_paths(exp, run).data
+        if out not in jobs:
+            jobs[out] = DataJob(e.data_config(run.seed, run.label_noise, run.settings), out)
     return list(jobs.values())
 
 
-def target_jobs(config: dict, exp: str, width: int | str | None = None) -> list[dict]:
-    """The target files an experiment's data job writes after its data files: one
-    `{config, data, out}` per target file, of one width or (`width=None`) of every width, in
-    canonical order (width, then seed, label noise and the swept settings, each ascending)."""
-    jobs: dict[str, dict] = {}
+def target_jobs(
+    config: dict[str, Any], exp: str, width: int | str | None = None
+) -> list[TargetJob]:
+    """The target files an experiment's data job writes after its data files: one `TargetJob`
+    per target file, of one width or (`width=None`) of every width, in canonical order (width,
+    then seed, label noise and the swept settings, each ascending)."""
+    e = experiment(config, exp)
+    jobs: dict[str, TargetJob] = {}
     for run in experiment_runs(config, exp, width):
         files = run_paths(exp, run)
-        jobs[files["target"]] = dict(
-            config=target_settings(
-                config, exp, run["width"], run["seed"], run["label_noise"], run["settings"]
-            ),
-            data=files["data"],
-            out=files["target"],
-        )
+        if files.target not in jobs:
+            assert isinstance(run.width, int), "target jobs are for configured widths"
+            settings = e.target_config(run.width, run.seed, run.label_noise, run.settings)
+            jobs[files.target] = TargetJob(settings, files.data, files.target)
     return list(jobs.values())
 
 
-def train_jobs(config: dict, exp: str, width: int | str) -> list[dict]:
-    """The work of one width's training job, one dict per run:
-    `{config, identity, data, target, out, checkpoint, done}` (`identity`: `run_identity_digest`).
-    """
+def train_jobs(config: dict[str, Any], exp: str, width: int | str) -> list[TrainJob]:
+    """The work of one width's training job, one `TrainJob` per run."""
+    e = experiment(config, exp)
     jobs = []
     for run in experiment_runs(config, exp, width):
-        settings = run_settings(
-            config, exp, run["width"], run["seed"], run["label_noise"], run["lr"], run["settings"]
-        )
+        settings = _run_config(e, run)
+        files = run_paths(exp, run)
         jobs.append(
-            dict(config=settings, identity=run_identity_digest(settings), **run_paths(exp, run))
+            TrainJob(
+                settings,
+                run_identity_digest(settings),
+                files.data,
+                files.target,
+                files.out,
+                files.checkpoint,
+                files.done,
+            )
         )
     return jobs
 
 
-def data_job_param(config: dict, exp: str) -> str:
+def data_job_param(config: dict[str, Any], exp: str) -> str:
     """Snakemake param of the data job of `exp` (see `_job_param`): the settings of its data files
     and of the target files of every width, so that a changed data or model setting, width list
     or numerical code reruns it (and a training setting does not)."""
-    return _job_param(
-        [job["config"] for job in (*data_jobs(config, exp), *target_jobs(config, exp))]
-    )
+    settings = [job.config.to_mapping() for job in data_jobs(config, exp)]
+    settings += [job.config.to_mapping() for job in target_jobs(config, exp)]
+    return _job_param(settings)
 
 
-def train_job_param(config: dict, exp: str, width: int | str) -> str:
+def train_job_param(config: dict[str, Any], exp: str, width: int | str) -> str:
     """Snakemake param of one width's training job: numeric settings of its runs and the code.
 
     Log and checkpoint intervals are left out, so changing them reruns no job.
     """
-    return _job_param([numeric_settings(job["config"]) for job in train_jobs(config, exp, width)])
+    return _job_param([job.config.numeric_settings() for job in train_jobs(config, exp, width)])

@@ -38,10 +38,8 @@ def experiment_status(config: dict, exp: str, root: Path) -> dict:
     """
     runs = plan.experiment_runs(config, exp)
     paths = [plan.run_paths(exp, run) for run in runs]
-    done = sum((root / p["out"]).is_file() for p in paths)
-    started = sum(
-        not (root / p["out"]).is_file() and (root / p["checkpoint"]).is_file() for p in paths
-    )
+    done = sum((root / p.out).is_file() for p in paths)
+    started = sum(not (root / p.out).is_file() and (root / p.checkpoint).is_file() for p in paths)
     logs = sorted(
         (root / "results" / exp / "logs" / "runs").glob("m*.log"),
         key=lambda p: p.stat().st_mtime,

@@ -22,6 +22,7 @@ import xarray as xr
 
 from minnorm.analysis.check_spec import CheckSpec, Outcome
 from minnorm.analysis.collect import converged, final_values, first_values
+from minnorm.config.sweep import setting_value
 
 KAPPA_DIM = "model_kappa"
 # Degree of the polynomial in one log variable fitted to log(relative distance). Two allows the
@@ -116,7 +117,7 @@ class Collapse:
 def config_kappa(ds: xr.Dataset) -> float | None:
     """model.kappa from the experiment's shared config (attrs["config"]); None when absent."""
     try:
-        return float(json.loads(ds.attrs["config"])["model"]["kappa"])
+        return float(setting_value(json.loads(ds.attrs["config"]), "model.kappa"))
     except (KeyError, TypeError, ValueError):
         return None
 

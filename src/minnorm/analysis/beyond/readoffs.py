@@ -28,7 +28,7 @@ from minnorm.analysis.collect import (
     initial_values,
     setting_dims,
 )
-from minnorm.config.sweep import setting_dim
+from minnorm.config.sweep import setting_dim, setting_value, split_key
 
 # ---- the paper's read-off values: ../shared/paper-notes.md, "Approximate values read off the
 # plots" (Satpathi & Srikant 2021, Figure 1; x axis epochs = full-batch GD steps, 10^4 of them)
@@ -107,6 +107,14 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
+def _data_set(config: dict[str, object]) -> object:
+    """`data.name` of a shared config; None when absent."""
+    try:
+        return setting_value(config, "data.name")
+    except KeyError:
+        return None
+
+
 def configured_settings(ds: xr.Dataset) -> dict[str, object]:
     """The known settings (DEFAULT_SETTINGS' dims) as the shared config states them, for an
     experiment that does not sweep them; {} when the config attr is missing or unparsable.
@@ -120,11 +128,11 @@ def configured_settings(ds: xr.Dataset) -> dict[str, object]:
         return {}
     out: dict[str, object] = {}
     for key, default in DEFAULT_CONFIG.items():
-        section, name = key.split(".")
-        if isinstance(config.get(section), dict) and name in config[section]:
-            out[setting_dim(key)] = config[section][name]
-        elif section == "data" and config.get("data", {}).get("name") == "sphere_quadratic":
-            out[setting_dim(key)] = default
+        try:
+            out[setting_dim(key)] = setting_value(config, key)
+        except KeyError:
+            if split_key(key)[0] == "data" and _data_set(config) == "sphere_quadratic":
+                out[setting_dim(key)] = default
     return out
 
 
