@@ -413,7 +413,9 @@ def train_runs(
     results: dict[int, xr.Dataset] = {}
     for start in sorted({run.state.step for run in runs}):
         group = [i for i, run in enumerate(runs) if run.state.step == start]
-        diverged, wall = _train_group([runs[i] for i in group], settings, device, logger, progress)
+        diverged, wall, gd_step = _train_group(
+            [runs[i] for i in group], settings, device, logger, progress
+        )
         for i, bad, seconds in zip(group, diverged, wall, strict=True):
             run = runs[i]
             records = [
@@ -429,6 +431,7 @@ def train_runs(
                 _device_name(device),
                 run.config_json,
             )
+            results[i].attrs["gd_step"] = gd_step  # the step's implementation (gd_step.select_step)
     return [results[i] for i in range(count)]
 
 
@@ -446,9 +449,10 @@ def _train_group(
     device: torch.device,
     logger: logging.Logger,
     progress: JobProgress | None,
-) -> tuple[list[int | None], list[float]]:
+) -> tuple[list[int | None], list[float], str]:
     """GD for runs whose states stand at the same step; returns each run's diverged step (None:
-    did not diverge) and training time. One run trains as an (m, p) network, several as a batch."""
+    did not diverge) and training time, and the step's implementation (``GDSystem.step_path``).
+    One run trains as an (m, p) network, several as a batch."""
     dtype = DTYPES[settings.dtype]
     count = len(runs)
     bias = bool(runs[0].target.attrs["bias"])
@@ -516,7 +520,7 @@ def _train_group(
             else f"{len(bad)} diverged"
         )
         progress.end_run(max(run.state.step for run in runs), note)
-    return list(system.diverged_steps), wall
+    return list(system.diverged_steps), wall, system.step_path
 
 
 def _setting_coords(swept: dict[str, Any]) -> dict[str, tuple]:
