@@ -32,6 +32,7 @@ __all__ = [
     "STREAMED_BLOCK_ABOVE_M",
     "STREAMED_INDUCTOR_OPTIONS",
     "STREAMED_MAX_P",
+    "DEFAULT_KERNEL_ISAS",
     "CompiledStep",
     "EagerStep",
     "FusedGradient",
@@ -263,6 +264,13 @@ class CompiledStep:
 FusedGradient = CompiledStep
 eager_gradient_fn = EagerStep
 
+# The builds of the C++ kernel a training step uses by default: those whose lanes are vector
+# registers. The portable build (plain C++, 2 lanes at a time) repeats the same numbers but is not
+# vectorised for any CPU, where inductor vectorises the compiled formula for the CPU's own vector
+# unit (NEON, VSX, ...); it runs only when asked for (``KernelStep(..., isa="portable")``).
+# `benchmarks/bench_fused.py --paths` times every path.
+DEFAULT_KERNEL_ISAS: tuple[str, ...] = ("avx512", "avx2")
+
 # Reasons already warned about in this process: one warning each, however many steps are built.
 _warned: set[str] = set()
 
@@ -282,14 +290,16 @@ def select_step(
     thread count and the CPU's instruction set:
 
     - ``eager``: ``EagerStep``;
-    - ``fused``, float64 on the CPU, p <= ``STREAMED_MAX_P``, one thread (a training job):
-      ``KernelStep`` for ``streamed_kernel.cpu_isa()``. If it can be neither loaded nor built,
-      one log warning says why and the step is ``CompiledStep`` (the streamed formula), or
-      ``UncompiledStep`` when there is no C++ compiler (inductor would need one too);
+    - ``fused``, float64 on the CPU, p <= ``STREAMED_MAX_P``, one thread (a training job), on a
+      CPU whose ``streamed_kernel.cpu_isa()`` is in ``DEFAULT_KERNEL_ISAS``: ``KernelStep`` of
+      that build. If it can be neither loaded nor built, one log warning says why and the step
+      is ``CompiledStep`` (the streamed formula), or ``UncompiledStep`` when there is no C++
+      compiler (inductor would need one too);
     - ``fused`` otherwise: ``CompiledStep`` (float32; several threads, between which inductor
-      splits the sums over m; p > ``STREAMED_MAX_P``; GPUs).
+      splits the sums over m; p > ``STREAMED_MAX_P``; GPUs; CPUs with neither AVX-512 nor AVX2).
 
-    ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and ``cpu_isa()``.
+    ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and ``cpu_isa()`` (tests,
+    benchmarks).
     """
     residual_scale(loss, 1)  # validates the loss name up front
     if step_impl == "eager":
@@ -297,8 +307,10 @@ def select_step(
     if step_impl != "fused":
         raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {step_impl!r}")
     threads = torch.get_num_threads() if threads is None else threads
+    isa = streamed_kernel.cpu_isa() if isa is None else isa
     p = model.W.shape[-1]
-    if X.device.type == "cpu" and X.dtype == torch.float64 and p <= STREAMED_MAX_P and threads == 1:
+    cpu_float64 = X.device.type == "cpu" and X.dtype == torch.float64
+    if cpu_float64 and p <= STREAMED_MAX_P and threads == 1 and isa in DEFAULT_KERNEL_ISAS:
         try:
             return KernelStep(model, X, y, loss, isa)
         except streamed_kernel.KernelUnavailable as exc:

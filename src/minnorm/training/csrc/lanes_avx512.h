@@ -1,4 +1,5 @@
-// 16 lanes of doubles as two AVX-512 registers (the vectors of inductor's AVX-512 loops).
+// A group of 16 lanes of doubles as two AVX-512 registers: the whole 16 lanes of
+// streamed_step.cpp at once, as in inductor's AVX-512 loops.
 #pragma once
 
 #include <immintrin.h>
@@ -8,6 +9,7 @@
 namespace minnorm {
 
 struct Lanes {
+  static constexpr int64_t kWidth = 16;
   __m512d lo, hi;  // lanes 0-7, 8-15
 
   // Which lanes an add_where adds to.
@@ -37,9 +39,6 @@ struct Lanes {
   friend Lanes operator+(const Lanes& u, const Lanes& v) {
     return {_mm512_add_pd(u.lo, v.lo), _mm512_add_pd(u.hi, v.hi)};
   }
-  friend Lanes operator-(const Lanes& u, const Lanes& v) {
-    return {_mm512_sub_pd(u.lo, v.lo), _mm512_sub_pd(u.hi, v.hi)};
-  }
   friend Lanes operator*(const Lanes& u, const Lanes& v) {
     return {_mm512_mul_pd(u.lo, v.lo), _mm512_mul_pd(u.hi, v.hi)};
   }
@@ -54,28 +53,20 @@ struct Lanes {
     return {_mm512_max_pd(zero, z.lo), _mm512_max_pd(zero, z.hi)};
   }
   // Bit l set where lane l is > 0 (ordered: NaN gives 0).
-  uint16_t positive_bits() const {
+  unsigned positive_bits() const {
     const __m512d zero = _mm512_setzero_pd();
     const unsigned l = _mm512_cmp_pd_mask(lo, zero, _CMP_GT_OQ);
     const unsigned h = _mm512_cmp_pd_mask(hi, zero, _CMP_GT_OQ);
-    return static_cast<uint16_t>(l | (h << 8));
+    return l | (h << 8);
   }
-  static Mask mask_of(uint16_t bits) {
-    return {static_cast<__mmask8>(bits & 0xff), static_cast<__mmask8>(bits >> 8)};
+  // The lanes whose bit is set in the lowest kWidth bits.
+  static Mask mask_of(unsigned bits) {
+    return {static_cast<__mmask8>(bits & 0xff), static_cast<__mmask8>((bits >> 8) & 0xff)};
   }
   // v added to the lanes of the mask; the others unchanged.
   Lanes add_where(const Mask& mask, double v) const {
     const __m512d b = _mm512_set1_pd(v);
     return {_mm512_mask_add_pd(lo, mask.lo, lo, b), _mm512_mask_add_pd(hi, mask.hi, hi, b)};
-  }
-  // 0 + ((((((v0 + v1) + v2) + v3) + v4) + v5) + v6) + v7 with v_j = lane j + lane j + 8: the
-  // order of at::vec::vec_reduce_all over VectorizedN<double, 2> and the kernel's `0 +`.
-  double sum() const {
-    alignas(64) double v[8];
-    _mm512_store_pd(v, _mm512_add_pd(lo, hi));
-    double total = v[0];
-    for (int j = 1; j < 8; ++j) total = total + v[j];
-    return 0.0 + total;
   }
 };
 

@@ -27,62 +27,81 @@ namespace {
 
 constexpr int64_t L = kLanes;
 constexpr int64_t K = kBlockChunks;
+// Lanes per group: the instruction set's vector (lanes_*.h); the 16 lanes are W-lane groups.
+constexpr int64_t W = Lanes::kWidth;
+static_assert(L % W == 0, "a group of lanes must divide the 16 lanes");
 
 // Adds to the lane sums of NP consecutive points i0, ... (a pair, or the last point alone) the
 // neurons of block jb (chunks jb K .. jb K + K - 1) and writes those points' pattern bits. Lane l
 // of point i sums c_r relu(z_ir) over the block's neurons r = l (mod L) in order, with
-// z_ir = ((x_i0 w_r0 + x_i1 w_r1) + x_i2 w_r2) + ... and c_r = a_r m^-1/2.
+// z_ir = ((x_i0 w_r0 + x_i1 w_r1) + x_i2 w_r2) + ... and c_r = a_r m^-1/2. The lanes run W at a
+// time (group g: lanes g .. g + W - 1); each lane's sum is the same whatever W.
 template <int64_t P, int NP>
 void forward(const double* Wt, const double* X, const double* a, double inv_sqrt_m, int64_t n,
              int64_t m, int64_t jb, int64_t i0, double* lanes, uint16_t* bits) {
   double x[NP][P];
   for (int q = 0; q < NP; ++q)
     for (int64_t k = 0; k < P; ++k) x[q][k] = X[(i0 + q) * P + k];
-  Lanes acc[NP];
-  for (int q = 0; q < NP; ++q) acc[q] = Lanes::load(lanes + (i0 + q) * L);
   const Lanes scale_c = Lanes::fill(inv_sqrt_m);
   uint16_t* block_bits = bits + jb * n * K;
-  // Chunk c of the block; count < L: the last neurons of the network (the other lanes' values
-  // are never stored).
-  auto chunk = [&](int64_t c, int64_t count) {
-    const int64_t j = (jb * K + c) * L;
-    Lanes w[P];
-    for (int64_t k = 0; k < P; ++k)
-      w[k] = count < L ? Lanes::load(Wt + k * m + j, count) : Lanes::load(Wt + k * m + j);
-    const Lanes c_r = (count < L ? Lanes::load(a + j, count) : Lanes::load(a + j)) * scale_c;
-    for (int q = 0; q < NP; ++q) {
-      Lanes z = Lanes::fill(x[q][0]) * w[0];
-      for (int64_t k = 1; k < P; ++k) z = z + Lanes::fill(x[q][k]) * w[k];
-      block_bits[(i0 + q) * K + c] = z.positive_bits();
-      const Lanes term = Lanes::relu(z) * c_r;
-      acc[q] = count < L ? Lanes::first_from(acc[q], acc[q] + term, count) : acc[q] + term;
-    }
-  };
   const int64_t j0 = jb * K * L, in_block = std::min(K * L, m - j0);
-  for (int64_t c = 0; c < in_block / L; ++c) chunk(c, L);
-  if (in_block % L) chunk(in_block / L, in_block % L);
-  for (int q = 0; q < NP; ++q) acc[q].store(lanes + (i0 + q) * L);
+  const int64_t chunks = (in_block + L - 1) / L;
+  for (int64_t g = 0; g < L; g += W) {
+    Lanes acc[NP];
+    for (int q = 0; q < NP; ++q) acc[q] = Lanes::load(lanes + (i0 + q) * L + g);
+    for (int64_t c = 0; c < chunks; ++c) {
+      // count < W: the last neurons of the network (the other lanes' values are never stored).
+      const int64_t count = std::min(in_block - c * L, L) - g;
+      const int64_t j = j0 + c * L + g;
+      if (count <= 0) continue;  // no neuron in this group of the last chunk: bits unused
+      Lanes w[P];
+      for (int64_t k = 0; k < P; ++k)
+        w[k] = count < W ? Lanes::load(Wt + k * m + j, count) : Lanes::load(Wt + k * m + j);
+      const Lanes c_r = (count < W ? Lanes::load(a + j, count) : Lanes::load(a + j)) * scale_c;
+      for (int q = 0; q < NP; ++q) {
+        Lanes z = Lanes::fill(x[q][0]) * w[0];
+        for (int64_t k = 1; k < P; ++k) z = z + Lanes::fill(x[q][k]) * w[k];
+        uint16_t& chunk_bits = block_bits[(i0 + q) * K + c];
+        const unsigned here = z.positive_bits() << g;  // the first group sets, the others add
+        chunk_bits = static_cast<uint16_t>(g == 0 ? here : chunk_bits | here);
+        const Lanes term = Lanes::relu(z) * c_r;
+        acc[q] = count < W ? Lanes::first_from(acc[q], acc[q] + term, count) : acc[q] + term;
+      }
+    }
+    for (int q = 0; q < NP; ++q) acc[q].store(lanes + (i0 + q) * L + g);
+  }
 }
 
 // dL/dW of one run (as Wt: P x m) from its pattern bits and rx[i][k] = r_i x~_ik:
-// dL/dw_rk = c_r sum_i [z_ir > 0] rx_ik, the sum over i in order.
+// dL/dw_rk = c_r sum_i [z_ir > 0] rx_ik, the sum over i in order (W lanes at a time).
 template <int64_t P>
 void backward(const uint16_t* bits, const double* rx, const double* a, double inv_sqrt_m,
               int64_t n, int64_t m, double* G) {
   const Lanes scale_c = Lanes::fill(inv_sqrt_m);
-  for (int64_t j = 0; j < m; j += L) {
-    Lanes acc[P];
-    for (int64_t k = 0; k < P; ++k) acc[k] = Lanes::zero();
-    const int64_t chunk = j / L;
+  for (int64_t j0 = 0; j0 < m; j0 += L) {
+    const int64_t chunk = j0 / L;
     const uint16_t* column = bits + (chunk / K) * n * K + chunk % K;
-    for (int64_t i = 0; i < n; ++i) {
-      const Lanes::Mask active = Lanes::mask_of(column[i * K]);
-      for (int64_t k = 0; k < P; ++k) acc[k] = acc[k].add_where(active, rx[i * P + k]);
+    for (int64_t g = 0; g < L && j0 + g < m; g += W) {
+      const int64_t j = j0 + g, count = m - j < W ? m - j : W;
+      Lanes acc[P];
+      for (int64_t k = 0; k < P; ++k) acc[k] = Lanes::zero();
+      for (int64_t i = 0; i < n; ++i) {
+        const Lanes::Mask active = Lanes::mask_of(static_cast<unsigned>(column[i * K]) >> g);
+        for (int64_t k = 0; k < P; ++k) acc[k] = acc[k].add_where(active, rx[i * P + k]);
+      }
+      const Lanes c = Lanes::load(a + j, count) * scale_c;
+      for (int64_t k = 0; k < P; ++k) (acc[k] * c).store(G + k * m + j, count);
     }
-    const int64_t count = m - j < L ? m - j : L;
-    const Lanes c = Lanes::load(a + j, count) * scale_c;
-    for (int64_t k = 0; k < P; ++k) (acc[k] * c).store(G + k * m + j, count);
   }
+}
+
+// The sum of 16 lanes in the order of at::vec::vec_reduce_all over VectorizedN<double, 2> (the
+// compiled formula's, and the old kernel's `0 +`): 0 + ((((v0 + v1) + v2) + ...) + v7) with
+// v_j = lane j + lane j + 8.
+double lane_sum(const double* lane) {
+  double total = lane[0] + lane[8];
+  for (int j = 1; j < 8; ++j) total = total + (lane[j] + lane[j + 8]);
+  return 0.0 + total;
 }
 
 template <int64_t P>
@@ -99,15 +118,14 @@ void step(const double* Wt, const double* X, const double* y, const double* a, d
       for (; i + 1 < n; i += 2) forward<P, 2>(Ws, X, as, inv_sqrt_m, n, m, jb, i, lanes, bits);
       if (i < n) forward<P, 1>(Ws, X, as, inv_sqrt_m, n, m, jb, i, lanes, bits);
     }
-    for (int64_t i = 0; i < n; ++i) f[i] = Lanes::load(lanes + i * L).sum();
-    // L = (scale / 2) sum_i (f_i - y_i)^2, the points in lanes as the neurons above.
-    Lanes acc = Lanes::zero();
-    for (int64_t i0 = 0; i0 < n; i0 += L) {
-      const int64_t count = n - i0 < L ? n - i0 : L;
-      const Lanes e = Lanes::load(f + i0, count) - Lanes::load(ys + i0, count);
-      acc = count < L ? Lanes::first_from(acc, acc + e * e, count) : acc + e * e;
+    for (int64_t i = 0; i < n; ++i) f[i] = lane_sum(lanes + i * L);
+    // L = (scale / 2) sum_i (f_i - y_i)^2, point i in lane i mod 16 as the neurons above.
+    double acc[L] = {};
+    for (int64_t i = 0; i < n; ++i) {
+      const double e = f[i] - ys[i];
+      acc[i % L] = acc[i % L] + e * e;
     }
-    loss[s] = (scale * 0.5) * acc.sum();
+    loss[s] = (scale * 0.5) * lane_sum(acc);
     for (int64_t i = 0; i < n; ++i) {
       const double r = (f[i] - ys[i]) * scale;
       for (int64_t k = 0; k < P; ++k) rx[i * P + k] = r * X[i * P + k];
