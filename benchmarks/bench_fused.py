@@ -20,6 +20,9 @@ that at m = 10^4. `--paths` (alone) times every implementation of the step that 
 formula, the compiled and uncompiled matmul formulas, eager autograd) at n = 100, p = 6, float64,
 one thread, each width in one fresh process whose paths alternate repeat by repeat; it prints the
 median ms per step and the ratio to the compiled streamed formula timed in the same process.
+`--inductor-simdlen 256` makes inductor vectorise the compiled formulas as on a CPU with AVX2 only
+(``torch._inductor.config.cpp.simdlen``; 0 leaves it its choice), the fair baseline of the AVX2
+build on an AVX-512 machine.
 """
 
 from __future__ import annotations
@@ -248,7 +251,7 @@ def paths_at(m: int, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def paths(widths: list[int], repeats: int, threads: int) -> None:
+def paths(widths: list[int], repeats: int, threads: int, simdlen: int) -> None:
     """The --paths table: one fresh process per width (see paths_at)."""
     print("| m | path | ms per step | ns per neuron and step | ratio to compiled-streamed |")
     print("|---|---|---|---|---|")
@@ -263,6 +266,8 @@ def paths(widths: list[int], repeats: int, threads: int) -> None:
                 str(repeats),
                 "--threads",
                 str(threads),
+                "--inductor-simdlen",
+                str(simdlen),
             ],
             capture_output=True,
             text=True,
@@ -289,9 +294,14 @@ def main() -> None:
         child.add_argument("--block", type=lambda v: None if v == "None" else int(v))
         child.add_argument("--repeats", type=int)
         child.add_argument("--threads", type=int)
+        child.add_argument("--inductor-simdlen", type=int, default=0)
         a = child.parse_args()
         retain_freed_memory()
         torch.set_num_threads(a.threads)
+        if a.inductor_simdlen:
+            from torch._inductor import config as inductor_config
+
+            inductor_config.cpp.simdlen = a.inductor_simdlen
         if a.paths_at:
             print(json.dumps(paths_at(a.paths_at, a.repeats)))
         else:
@@ -315,6 +325,12 @@ def main() -> None:
         help="only the step time of every implementation, one process per width",
     )
     parser.add_argument("--path-widths", type=int, nargs="+", default=[10_000, 2**17])
+    parser.add_argument(
+        "--inductor-simdlen",
+        type=int,
+        default=0,
+        help="--paths: vector width (bits) inductor compiles for; 256 = as on an AVX2 CPU",
+    )
     parser.add_argument(
         "--default-malloc",
         action="store_true",
@@ -345,8 +361,9 @@ def main() -> None:
         widths(args.repeats, args.threads)
         return
     if args.paths:
-        print(f"{machine}, n = 100, p = 6, float64, one process per width\n")
-        paths(args.path_widths, args.repeats, args.threads)
+        simd = f", inductor simdlen {args.inductor_simdlen}" if args.inductor_simdlen else ""
+        print(f"{machine}, n = 100, p = 6, float64, one process per width{simd}\n")
+        paths(args.path_widths, args.repeats, args.threads, args.inductor_simdlen)
         return
     print(
         f"{machine}, {args.repeats} repeats of {args.steps} steps, n = 100, d = 5 (p = 6), "

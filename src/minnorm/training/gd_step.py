@@ -7,7 +7,7 @@ import functools
 import logging
 import warnings
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -151,7 +151,7 @@ class UncompiledStep:
 # Inductor settings for ``streamed_gradient``: never store a pointwise (n, m) intermediate that has
 # several readers, so that the backward pass recomputes Z from W and Xt instead of reading an
 # (n, m) buffer written by the forward pass.
-STREAMED_INDUCTOR_OPTIONS = {
+STREAMED_INDUCTOR_OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {
     "realize_reads_threshold": 1_000_000,
     "realize_opcount_threshold": 1_000_000,
     "realize_acc_reads_threshold": 1_000_000,

@@ -172,7 +172,7 @@ class GDSystem(pl.LightningModule):
                 stop  # unless an earlier iterate is bad: then W_stop or its loss is
             )
         for step in range(start, stop):
-            grad, loss = self._gradient(W)
+            grad, loss = self._step(W)
             good = self._flags(self._good(loss, W))
             for s in new:
                 if self.diverged_steps[s] == stop and not good[s]:
@@ -200,6 +200,13 @@ class GDSystem(pl.LightningModule):
         return per_run.reshape(-1).tolist()
 
     @property
+    def _step(self) -> GradientStep:
+        """The step's implementation (chosen by the first ``training_step``)."""
+        if self._gradient is None:
+            raise RuntimeError("no GD step before the first training_step")
+        return self._gradient
+
+    @property
     def step_path(self) -> str:
         """The name of the implementation that computed the GD steps (``GradientStep.name``, e.g.
         "cpp-avx512", "compiled-streamed", "eager"), "none" before the first step."""
@@ -218,7 +225,7 @@ class GDSystem(pl.LightningModule):
         W = self.model.W
         losses = []
         for _ in range(num_steps):
-            W.grad, loss = self._gradient(W)
+            W.grad, loss = self._step(W)
             losses.append(loss)
             optimizer.step()
         # One reduction per chunk; amax propagates NaN.
