@@ -86,8 +86,8 @@ class KernelUnavailable(RuntimeError):
 
 
 def cpu_isa() -> str:
-    """The widest of ``ISAS`` this CPU runs, as torch's CPU dispatch sees it (the environment
-    variable ``ATEN_CPU_CAPABILITY`` lowers it)."""
+    """The widest of ``ISAS`` this CPU runs, as torch's CPU dispatch sees it
+    (``torch.backends.cpu.get_cpu_capability``)."""
     return _ISA_OF_CAPABILITY.get(torch.backends.cpu.get_cpu_capability(), "portable")
 
 
