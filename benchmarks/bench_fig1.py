@@ -61,7 +61,7 @@ from minnorm.training.compile_cache import use_compile_cache
 use_compile_cache(sys.argv[1])
 import torch
 from minnorm.core.model import TwoLayerReLU
-from minnorm.training.gd_step import FusedGradient
+from minnorm.training.gd_step import select_step
 from minnorm.training.resources import retain_freed_memory
 retain_freed_memory()
 torch.set_num_threads(1)
@@ -70,10 +70,10 @@ batch = (S,) if S > 1 else ()  # the training job's seed batch (one run: no batc
 gen = torch.Generator().manual_seed(0)
 X = torch.nn.functional.normalize(torch.randn(100, 5, generator=gen, dtype=torch.float64), dim=1)
 y = torch.randn(*batch, 100, generator=gen, dtype=torch.float64)
-model = TwoLayerReLU(torch.randn(*batch, m, 6, generator=gen, dtype=torch.float64),
-                     torch.randint(0, 2, (*batch, m), generator=gen, dtype=torch.float64) * 2 - 1, True)
+signs = torch.randint(0, 2, (*batch, m), generator=gen, dtype=torch.float64) * 2 - 1
+model = TwoLayerReLU(torch.randn(*batch, m, 6, generator=gen, dtype=torch.float64), signs, True)
 tb = time.perf_counter()
-step = FusedGradient(model, X, y, "half_sum")  # loads (or builds) the C++ kernel where it runs
+step = select_step("fused", model, X, y, "half_sum")  # as a training job chooses it
 step.lay_out(model.W)
 W = model.W
 t0 = time.perf_counter(); step(W); t1 = time.perf_counter(); step(W); t2 = time.perf_counter()
@@ -83,7 +83,7 @@ for _ in range(steps):
         W.sub_(g, alpha=1e-4)
 t3 = time.perf_counter()
 print(json.dumps({"compile_s": (t0 - tb) + (t1 - t0) - (t2 - t1), "step_s": (t3 - t2) / steps,
-                  "kernel": step.kernel}))
+                  "step": step.name}))
 """
 
 
@@ -239,10 +239,11 @@ def main() -> None:
         f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+    cache_text = "cold (empty)" if args.cold_cache else "repository .cache/torchinductor"
+    held = " (held entries before)" if warm_before and not args.cold_cache else " (empty before)"
     print(
-        f"{EXPERIMENT}: widths {widths} x seeds {seeds} x {steps} steps, float64; snakemake --cores {args.cores}; "
-        f"compile cache {'cold (empty)' if args.cold_cache else 'repository .cache/torchinductor'}"
-        f"{' (held entries before)' if warm_before and not args.cold_cache else ' (empty before)'}\n",
+        f"{EXPERIMENT}: widths {widths} x seeds {seeds} x {steps} steps, float64; "
+        f"snakemake --cores {args.cores}; compile cache {cache_text}{held}\n",
         flush=True,
     )
 
@@ -252,7 +253,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     plain_wall, plain_final = plain_loop(workdir, exp)
     print(
-        f"plain PyTorch float64 loop ({threads} torch threads, runs one after another): {plain_wall:.1f} s",
+        f"plain PyTorch float64 loop ({threads} torch threads, runs one after another): "
+        f"{plain_wall:.1f} s",
         flush=True,
     )
     # The machine's speed drifts over the plain loop's minutes: the workflow runs again right
@@ -263,11 +265,13 @@ def main() -> None:
     shutil.rmtree(again, ignore_errors=True)
     wf_wall = (wf_before + wf_after) / 2
     print(
-        f"workflow again, after the plain loop: {wf_after:.1f} s wall (mean of the two: {wf_wall:.1f} s)"
+        f"workflow again, after the plain loop: {wf_after:.1f} s wall "
+        f"(mean of the two: {wf_wall:.1f} s)"
     )
     ratio = plain_wall / wf_wall
     print(
-        f"\nratio plain / workflow: {ratio:.2f}x (target >= 10x: {'met' if ratio >= 10 else 'not met'}); "
+        f"\nratio plain / workflow: {ratio:.2f}x "
+        f"(target >= 10x: {'met' if ratio >= 10 else 'not met'}); "
         f"workflow under 60 s: {'yes' if wf_wall < 60 else 'no'} ({wf_wall:.1f} s)"
     )
 
@@ -280,7 +284,8 @@ def main() -> None:
             stored = float(ds["train_loss"].values[-1])
         worst = max(worst, abs(stored - value) / abs(stored))
     print(
-        f"final training losses, workflow (fused) vs plain loop (autograd): max relative difference {worst:.1e}"
+        f"final training losses, workflow (fused) vs plain loop (autograd): "
+        f"max relative difference {worst:.1e}"
     )
 
     kinds = job_seconds(workdir)
@@ -301,7 +306,7 @@ def main() -> None:
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         compile_warm += r["compile_s"]
-        how = "C++ kernel" if r["kernel"] else "compiled"
+        how = r["step"]
         step_s += r["step_s"] * steps
         per_width.append(f"m = {width}: {r['step_s'] * 1e3:.2f} ms per step for {len(seeds)} seeds")
     outside = in_training = 0.0
@@ -320,14 +325,16 @@ def main() -> None:
         outside += job_s - sum(spans)
         in_training += sum(spans)
     print(
-        f"| training jobs: outside training (interpreter, imports, reading data and targets, writing runs) "
-        f"| {outside:.1f} |"
+        "| training jobs: outside training (interpreter, imports, reading data and targets, "
+        f"writing runs) | {outside:.1f} |"
     )
     print(
-        f"| training jobs: loading the step and its first call (cache load; fresh interpreter) | {compile_warm:.1f} |"
+        "| training jobs: loading the step and its first call (cache load; fresh interpreter) "
+        f"| {compile_warm:.1f} |"
     )
     print(
-        f"| training jobs: GD steps ({how} batched step, raw loop, 1 thread, x {steps} steps) | {step_s:.1f} |"
+        f"| training jobs: GD steps ({how} batched step, raw loop, 1 thread, x {steps} steps) "
+        f"| {step_s:.1f} |"
     )
     print(
         f"| training jobs: rest of training (recording, checkpoints, Lightning, optimizer) "

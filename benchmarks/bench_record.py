@@ -81,7 +81,11 @@ def main() -> None:
         )
         times: dict[str, list[float]] = {"before": [], "now": []}
         for _ in range(args.repeats):
-            for name, fn in (("before", lambda: before(metrics, W)), ("now", lambda: metrics(W))):
+            calls = (
+                ("before", lambda metrics=metrics, W=W: before(metrics, W)),
+                ("now", lambda metrics=metrics, W=W: metrics(W)),
+            )
+            for name, fn in calls:
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)

@@ -90,7 +90,8 @@ def main() -> None:
     diff = float((w_pattern - w_explicit).abs().max())
     print(
         f"n = {args.n}, d = {args.dim} (p = {p}, bias), m = {args.width}, float64, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, {args.repeats} runs each"
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"{args.repeats} runs each"
     )
     print()
     print("| method | median time (s) | all runs (s) | peak memory increase (GB) |")

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 
 from minnorm.core.model import TwoLayerReLU
-from minnorm.training.gd_step import FusedGradient
+from minnorm.training.gd_step import select_step
 from minnorm.training.resources import retain_freed_memory
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
@@ -41,15 +41,16 @@ def problem(
 def raw_fused_seconds(
     n: int, p: int, m: int, dtype: torch.dtype, steps: int
 ) -> tuple[float, float]:
-    """(seconds per step, first-call compile seconds) of a loop over the compiled gradient."""
+    """(seconds per step, first-call compile seconds) of a loop over the fused gradient as a
+    training job chooses it (``select_step``: the C++ kernel or the compiled formula)."""
     model, X, y = problem(n, p, m, dtype)
-    gradient = FusedGradient(model, X, y, "half_sum")
+    gradient = select_step("fused", model, X, y, "half_sum")
     gradient.lay_out(model.W)  # the setup step training does
     W = model.W
     start = time.perf_counter()
     gradient(W)
     compile_s = time.perf_counter() - start
-    assert gradient.compiled, "torch.compile failed; the fused numbers would be eager ones"
+    assert gradient.name != "uncompiled-matmul", "torch.compile failed; fused numbers are eager"
     gradient(W)
     start = time.perf_counter()
     with torch.no_grad():
@@ -102,9 +103,10 @@ def raw_eager_step(n: int, p: int, m: int, dtype: torch.dtype):
 
 
 def raw_fused_step(n: int, p: int, m: int, dtype: torch.dtype):
-    """One step of a loop over the compiled gradient, W <- W - lr grad, without Lightning."""
+    """One step of a loop over the fused gradient as a training job chooses it, W <- W - lr grad,
+    without Lightning."""
     model, X, y = problem(n, p, m, dtype)
-    gradient = FusedGradient(model, X, y, "half_sum")
+    gradient = select_step("fused", model, X, y, "half_sum")
     gradient.lay_out(model.W)  # the setup step training does
     W = model.W.detach()
 
@@ -112,7 +114,7 @@ def raw_fused_step(n: int, p: int, m: int, dtype: torch.dtype):
         W.sub_(gradient(W)[0], alpha=LR)
 
     step()
-    assert gradient.compiled, "torch.compile failed; the fused numbers would be eager ones"
+    assert gradient.name != "uncompiled-matmul", "torch.compile failed; fused numbers are eager"
     return step
 
 
@@ -143,7 +145,8 @@ def main() -> None:
         "--chunk",
         type=int,
         default=100,
-        help="GD steps per training_step at n = 100 (default: record.every of the default experiments)",
+        help="GD steps per training_step at n = 100 (default: record.every of the default "
+        "experiments)",
     )
     parser.add_argument(
         "--default-malloc",
@@ -167,22 +170,21 @@ def main() -> None:
     ).stdout.strip()
     print(
         f"{datetime.date.today()}, {model_name}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at n = 100, {malloc}\n"
+        f"{torch.get_num_threads()} threads, repeats {args.repeats}, chunk {args.chunk} steps at "
+        f"n = 100, {malloc}\n"
     )
     if args.quick:
         print("| n | p | m | fused float64 ms/step | compile s |\n|---|---|---|---|---|")
         for n, p, m in [(100, 6, 1000), (100, 6, 10000), (300, 64, 2000)]:
             runs = [raw_fused_seconds(n, p, m, torch.float64, 100) for _ in range(args.repeats)]
-            print(
-                f"| {n} | {p} | {m} | {1e3 * statistics.median(r[0] for r in runs):.2f} | {runs[0][1]:.1f} |",
-                flush=True,
-            )
+            ms = 1e3 * statistics.median(r[0] for r in runs)
+            print(f"| {n} | {p} | {m} | {ms:.2f} | {runs[0][1]:.1f} |", flush=True)
             torch._dynamo.reset()
         return
 
     print(
-        "| n | p | m | dtype | raw eager | system eager | ratio | raw fused | system fused | ratio | "
-        "fused speed-up vs raw eager | first fused chunk incl. setup (s) |"
+        "| n | p | m | dtype | raw eager | system eager | ratio | raw fused | system fused "
+        "| ratio | fused speed-up vs raw eager | first fused chunk incl. setup (s) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     med = statistics.median
@@ -216,16 +218,18 @@ def main() -> None:
                     n, p, m, dtype, "fused", raw_eager_step(n, p, m, dtype), chunks, chunk
                 )
                 fused_vs_eager += [r / s for s, r in zip(a, b, strict=True)]
+            eager_ratio = med(s / r for s, r in zip(eager_sys, eager_raw, strict=True))
+            fused_ratio = med(s / r for s, r in zip(fused_sys, fused_raw, strict=True))
             print(
-                f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * med(eager_raw):.2f} | {1e3 * med(eager_sys):.2f} | "
-                f"{med(s / r for s, r in zip(eager_sys, eager_raw, strict=True)):.2f} | {1e3 * med(fused_raw):.2f} | "
-                f"{1e3 * med(fused_sys):.2f} | {med(s / r for s, r in zip(fused_sys, fused_raw, strict=True)):.2f} | "
-                f"{med(fused_vs_eager):.2f} | {med(setup):.1f} |",
+                f"| {n} | {p} | {m} | {str(dtype)[6:]} | {1e3 * med(eager_raw):.2f} "
+                f"| {1e3 * med(eager_sys):.2f} | {eager_ratio:.2f} | {1e3 * med(fused_raw):.2f} "
+                f"| {1e3 * med(fused_sys):.2f} | {fused_ratio:.2f} "
+                f"| {med(fused_vs_eager):.2f} | {med(setup):.1f} |",
                 flush=True,
             )
     print(
-        "\nms/step: medians over all chunks of all repeats; ratios: medians of the per-chunk ratios "
-        "(system chunk / raw burst right after it), so > 1 is Lightning's overhead."
+        "\nms/step: medians over all chunks of all repeats; ratios: medians of the per-chunk "
+        "ratios (system chunk / raw burst right after it), so > 1 is Lightning's overhead."
     )
 
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from minnorm.training import streamed_kernel
-from minnorm.training.compile_cache import CACHE_ENV, machine_key, use_compile_cache
+from minnorm.training.compile_cache import (
+    CACHE_ENV,
+    EXTENSIONS,
+    cache_folder,
+    extension_folder,
+    machine_key,
+    use_compile_cache,
+)
 
 
 def test_cache_folder_is_project_local_per_machine_and_created(tmp_path, monkeypatch):
@@ -24,6 +31,16 @@ def test_cache_folder_is_project_local_per_machine_and_created(tmp_path, monkeyp
     assert os.environ[CACHE_ENV] == str(folder)
 
 
+def test_extensions_are_built_in_the_cache_of_the_process(tmp_path, monkeypatch):
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    default = (tmp_path / ".cache" / "torchinductor" / machine_key()).resolve()
+    assert cache_folder() == default and not default.exists()  # where it would be; not made
+    assert extension_folder() == default / EXTENSIONS
+    folder = use_compile_cache(tmp_path / "cc")
+    assert cache_folder() == folder and extension_folder() == folder / EXTENSIONS
+
+
 def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "mine"))
     assert use_compile_cache(tmp_path / "cc") == tmp_path / "mine"
@@ -33,6 +50,7 @@ def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
 
 _CHILD = r"""
 import hashlib, json, subprocess, sys
+from pathlib import Path
 from minnorm.training.compile_cache import remember_isa_probes, use_compile_cache
 use_compile_cache(sys.argv[1])
 import torch
@@ -45,46 +63,46 @@ def counting_run(args, *rest, **kwargs):
         probes.append(args[-1])
     return _run(args, *rest, **kwargs)
 subprocess.run = counting_run
-from torch._dynamo.utils import counters
 from minnorm.core.model import TwoLayerReLU
-from minnorm.training.gd_step import FusedGradient
+from minnorm.training.gd_step import CompiledStep, KernelStep
 torch.set_num_threads(1)
 gen = torch.Generator().manual_seed(0)
 X = torch.randn(30, 4, generator=gen, dtype=torch.float64)
 y = torch.randn(30, generator=gen, dtype=torch.float64)
 model = TwoLayerReLU(torch.randn(300, 5, generator=gen, dtype=torch.float64),
                      torch.randint(0, 2, (300,), generator=gen, dtype=torch.float64) * 2 - 1, True)
-step = FusedGradient(model, X, y, "half_sum", kernel=sys.argv[3] == "kernel")
+step = (KernelStep if sys.argv[3] == "kernel" else CompiledStep)(model, X, y, "half_sum")
 step.lay_out(model.W)
 grad, value = step(model.W)
-from torch._inductor.cpu_vec_isa import pick_vec_isa
-from pathlib import Path
-libs = sorted((str(f), f.stat().st_mtime_ns) for f in Path(sys.argv[1]).rglob("*.so"))
-print(json.dumps({"compiled": step.compiled, "hits": counters["inductor"]["fxgraph_cache_hit"],
-                  "kernel": step.kernel, "libs": libs,
-                  "probes": len(probes), "isa": str(pick_vec_isa()),
-                  "misses": counters["inductor"]["fxgraph_cache_miss"],
-                  "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest()}))
+result = {"name": step.name, "inductor": "torch._inductor" in sys.modules,
+          "grad": hashlib.sha256(grad.contiguous().numpy().tobytes()).hexdigest(),
+          "libs": sorted((str(f), f.stat().st_mtime_ns) for f in Path(sys.argv[1]).rglob("*.so"))}
+if sys.argv[3] != "kernel":
+    from torch._dynamo.utils import counters
+    from torch._inductor.cpu_vec_isa import pick_vec_isa
+    result.update(hits=counters["inductor"]["fxgraph_cache_hit"], probes=len(probes),
+                  misses=counters["inductor"]["fxgraph_cache_miss"], isa=str(pick_vec_isa()))
+print(json.dumps(result))
 """
 
 
-@pytest.mark.slow  # five fresh interpreters importing torch, two compiling (~30 s on 2 busy cores)
+@pytest.mark.slow  # five fresh interpreters: two compile the step, one builds the kernel
 def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
 
-    def run(probes: str, step: str = "formula") -> dict:
+    def run(probes: str, step: str = "formula", **more_env: str) -> dict:
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes, step],
             capture_output=True,
             text=True,
             check=True,
-            env=env,
+            env={**env, **more_env},
             cwd=tmp_path,
         ).stdout
         return json.loads(out.strip().splitlines()[-1])
 
     first, second, plain = run("remember"), run("remember"), run("plain")
-    assert first["compiled"] and second["compiled"]
+    assert first["name"] == second["name"] == "compiled-streamed"
     assert (first["hits"], first["misses"]) == (0, 1)  # an empty folder: inductor compiles
     assert (second["hits"], second["misses"]) == (1, 0)  # the same step in a new process: loaded
     assert second["grad"] == first["grad"]  # the cached kernel computes the same bits
@@ -97,14 +115,17 @@ def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_p
         assert second["probes"] == first["probes"] - remembered  # only failed probes run again
     assert first["isa"] == second["isa"] == plain["isa"]
     assert plain["grad"] == first["grad"] and (plain["hits"], plain["misses"]) == (1, 0)
-    # The C++ kernel (where inductor vectorises with AVX-512): built into the same folder by the
-    # first process that needs it, loaded as it is by the next; the same gradient bits as the
-    # compiled formula's.
-    if streamed_kernel.available():
-        built, loaded = run("remember", "kernel"), run("remember", "kernel")
-        assert built["kernel"] and loaded["kernel"] and (built["hits"], built["misses"]) == (0, 0)
-        assert {f for f, _ in built["libs"]} > {
-            f for f, _ in first["libs"]
-        }  # a library more, in the folder
-        assert loaded["libs"] == built["libs"]  # nothing rebuilt or rewritten
-        assert built["grad"] == loaded["grad"] == first["grad"]
+    # The C++ kernel of this CPU's build: made in the same folder by the first process that needs
+    # it (without inductor), loaded as it is by the next, even with no compiler there; on an
+    # AVX-512 CPU, the same gradient bits as the compiled formula's.
+    built = run("plain", "kernel")
+    loaded = run("plain", "kernel", CXX=str(tmp_path / "no-such-compiler"))
+    name = f"cpp-{streamed_kernel.cpu_isa()}"
+    assert built["name"] == loaded["name"] == name
+    assert not built["inductor"] and not loaded["inductor"]  # torch._inductor never imported
+    kernel_libs = {f for f, _ in built["libs"]} - {f for f, _ in first["libs"]}
+    assert len(kernel_libs) == 1 and "/cpp_extensions/minnorm_streamed_" in kernel_libs.pop()
+    assert loaded["libs"] == built["libs"]  # nothing rebuilt or rewritten
+    assert built["grad"] == loaded["grad"]
+    if streamed_kernel.cpu_isa() == "avx512":
+        assert built["grad"] == first["grad"]

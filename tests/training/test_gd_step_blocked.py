@@ -17,10 +17,12 @@ from helpers import reference
 from minnorm.core.model import TwoLayerReLU, augment_inputs
 from minnorm.training import streamed_kernel
 from minnorm.training.gd_step import (
+    DEFAULT_KERNEL_ISAS,
     STREAMED_BLOCK,
     STREAMED_BLOCK_ABOVE_M,
-    FusedGradient,
+    CompiledStep,
     residual_scale,
+    select_step,
     streamed_gradient,
 )
 
@@ -68,20 +70,21 @@ def test_default_block_choice_leaves_default_widths_unblocked():
         (STREAMED_BLOCK_ABOVE_M + 1, STREAMED_BLOCK),
     ):
         model, X, y = problem(5, 2, m)
-        assert FusedGradient(model, X, y, "half_sum", kernel=False).block == expected, m
-        # The C++ kernel (where it runs) keeps the unblocked formula's sums at every width.
-        with_kernel = FusedGradient(model, X, y, "half_sum")
-        assert with_kernel.kernel == streamed_kernel.usable()
-        assert with_kernel.block == (None if with_kernel.kernel else expected), m
+        assert CompiledStep(model, X, y, "half_sum").block == expected, m
+        assert select_step("fused", model, X, y, "half_sum", threads=2).block == expected
+        # The C++ kernel (one thread) keeps the unblocked formula's sums at every width.
+        for isa in DEFAULT_KERNEL_ISAS:
+            with_kernel = select_step("fused", model, X, y, "half_sum", threads=1, isa=isa)
+            if isa in streamed_kernel.runnable_isas():
+                assert with_kernel.name == f"cpp-{isa}", m
     model, X, y = problem(5, 2, 2 * STREAMED_BLOCK_ABOVE_M)
-    assert FusedGradient(model, X, y, "half_sum", block=0).block is None  # forced off
-    assert (
-        FusedGradient(model, X, y, "half_sum", formula="matmul").block is None
-    )  # matmul: never blocked
-    model, X, y = problem(
-        5, 14, 2 * STREAMED_BLOCK_ABOVE_M
-    )  # p = 15 > STREAMED_MAX_P: matmul formula
-    assert FusedGradient(model, X, y, "half_sum").block is None
+    assert CompiledStep(model, X, y, "half_sum", block=0).block is None  # forced off
+    matmul = CompiledStep(model, X, y, "half_sum", formula="matmul")
+    assert matmul.block is None and matmul.name == "compiled-matmul"  # matmul: never blocked
+    blocked = CompiledStep(model, X, y, "half_sum")
+    assert blocked.name == "compiled-streamed-blocked"
+    model, X, y = problem(5, 14, 2 * STREAMED_BLOCK_ABOVE_M)  # p = 15 > STREAMED_MAX_P: matmul
+    assert CompiledStep(model, X, y, "half_sum").block is None
 
 
 @pytest.mark.slow  # two torch.compile calls, ~10-20 s on 2 busy cores
@@ -92,7 +95,7 @@ def test_blocked_compiled_iterates_equal_the_unblocked_step_and_the_reference():
     runs = {}
     for block in (0, 136):
         model, X, y = problem(n, d, m)
-        fused = FusedGradient(model, X, y, "half_sum", block=block)
+        fused = CompiledStep(model, X, y, "half_sum", block=block)
         assert fused.block == (block or None)
         fused.lay_out(model.W)
         W = model.W

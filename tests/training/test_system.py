@@ -11,6 +11,7 @@ import torch
 from helpers import reference
 from minnorm.core.model import TwoLayerReLU
 from minnorm.training import streamed_kernel
+from minnorm.training.gd_step import DEFAULT_KERNEL_ISAS
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 
@@ -94,13 +95,64 @@ def test_bad_inputs_are_refused():
         FullBatchData(X, y[:-1], 1)
 
 
-@pytest.mark.slow  # compiles the fused step
-def test_fused_system_follows_the_eager_iterates():
+def use_path(path: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Make ``select_step`` choose ``path`` for the fused step: ``cpp-<isa>`` (one thread, this CPU
+    seen as one whose widest build is isa; skipped if it cannot run it) or ``compiled-streamed``
+    (two threads). Returns the thread count to restore."""
+    threads = torch.get_num_threads()
+    if path.startswith("cpp-"):
+        isa = path.removeprefix("cpp-")
+        if isa not in streamed_kernel.runnable_isas():
+            pytest.skip(
+                f"this CPU does not run the {isa} build (torch reports "
+                f"{torch.backends.cpu.get_cpu_capability()})"
+            )
+        monkeypatch.setattr(streamed_kernel, "cpu_isa", lambda: isa)
+        torch.set_num_threads(1)
+    else:
+        torch.set_num_threads(2)
+    return threads
+
+
+# What select_step gives a training job on a CPU like this one, or one with AVX2 only.
+FUSED_PATHS = [
+    *(f"cpp-{isa}" for isa in DEFAULT_KERNEL_ISAS),
+    pytest.param("compiled-streamed", marks=pytest.mark.slow),  # compiles
+]
+
+
+@pytest.mark.parametrize("path", FUSED_PATHS)
+def test_fused_system_follows_the_eager_iterates(path, monkeypatch):
     eager = fit([0, 10, 30], impl="eager")
-    fused = fit([0, 10, 30], impl="fused")
-    expected = "C++ kernel of the" if streamed_kernel.usable() else "compiled"
-    assert fused.step_description() == f"fused ({expected} streamed formula)"
-    assert eager.step_description() == "eager"
+    threads = use_path(path, monkeypatch)
+    try:
+        fused = fit([0, 10, 30], impl="fused")
+    finally:
+        torch.set_num_threads(threads)
+    assert fused.step_path == path and fused.step_description() == f"fused ({path})"
+    assert eager.step_path == "eager" and eager.step_description() == "eager"
     torch.testing.assert_close(
         fused.model.W.detach(), eager.model.W.detach(), rtol=1e-12, atol=1e-12
     )
+    torch.testing.assert_close(fused.model.W.detach(), plain_loop(30), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("path", [f"cpp-{isa}" for isa in DEFAULT_KERNEL_ISAS])
+def test_the_kernel_locates_divergence_like_eager(path, monkeypatch):
+    """lr = 1e100: inf and NaN weights pass through the kernel; the loss check finds step 2."""
+    threads = use_path(path, monkeypatch)
+    try:
+        for boundaries in ([0, 50], [0, 1, 2, 3, 50]):
+            system = fit(boundaries, lr=1e100, impl="fused")
+            assert system.step_path == path
+            assert system.diverged_step == 2 and system.step <= 2, boundaries
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_no_step_taken_names_no_path():
+    W0, a, _, _ = problem()
+    system = GDSystem(
+        TwoLayerReLU(W0, a, True), lr=0.1, loss="mean", step_impl="fused", boundaries=[30]
+    )
+    assert system.step_path == "none" and system.step_description() == "fused (none)"

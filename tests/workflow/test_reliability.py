@@ -339,9 +339,12 @@ def test_changed_training_value_plans_exactly_the_affected_runs(finished: Path) 
 
 
 @pytest.mark.slow
-def test_same_config_gives_bit_identical_run_files(finished: Path, tmp_path: Path) -> None:
+def test_same_config_gives_bit_identical_run_files(
+    finished: Path, tmp_path: Path, one_thread: None
+) -> None:
     # A second run of every run of `rel`, here through the entry points the rules call, in another
-    # folder and process: the files must match the workflow's bit for bit.
+    # folder and process: the files must match the workflow's bit for bit. One torch thread, as
+    # the training jobs run: the GD step's implementation (the run file's `gd_step`) depends on it.
     config = _config()
     sweep = config["experiments"]["rel"]["sweep"]
     data_file, target_file = tmp_path / "data.nc", tmp_path / "target.nc"

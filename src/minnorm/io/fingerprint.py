@@ -13,12 +13,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
-# Paths relative to the package: folders are hashed recursively (every *.py below them).
+# Paths relative to the package: folders are hashed recursively (every file below them whose
+# suffix is in SOURCE_SUFFIXES: the Python modules and the C++ kernel's sources, training/csrc/).
 NUMERIC_SOURCES: tuple[str, ...] = (
     "core",
     "data",
     "training",
 )
+SOURCE_SUFFIXES: tuple[str, ...] = (".py", ".cpp", ".h")
 # Files inside NUMERIC_SOURCES that cannot change a number: memory estimates and allocator
 # settings (training/resources.py), where torch.compile keeps its cache
 # (training/compile_cache.py), the terminal progress lines (training/progress.py); the data-set
@@ -36,11 +38,15 @@ NON_NUMERIC_FILES: frozenset[str] = frozenset(
 
 
 def numeric_source_files() -> list[Path]:
-    """The *.py files that make up the numerical code, sorted by their package-relative path."""
+    """The source files (*.py, *.cpp, *.h) that make up the numerical code, sorted by their
+    package-relative path."""
     files: list[Path] = []
     for entry in NUMERIC_SOURCES:
         path = PACKAGE / entry
-        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+        if path.is_dir():
+            files.extend(f for f in path.rglob("*") if f.suffix in SOURCE_SUFFIXES and f.is_file())
+        else:
+            files.append(path)
     return sorted(
         (f for f in files if f.relative_to(PACKAGE).as_posix() not in NON_NUMERIC_FILES),
         key=lambda f: f.relative_to(PACKAGE).as_posix(),

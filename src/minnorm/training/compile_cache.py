@@ -14,7 +14,9 @@ into the project instead (``.cache/torchinductor`` under the working directory, 
 Inductor's key does not contain the CPU's instruction set, yet the generated C++ is vectorised for
 the CPU that compiled it, so entries are kept in one subfolder per machine type
 (``machine_key``): a cluster with several CPU models never loads a kernel built for another.
-Nothing here changes a number: a cached kernel is the same code as a freshly compiled one.
+The C++ streamed kernel (``streamed_kernel``) is built into the same folder, under
+``cpp_extensions/`` (``extension_folder``). Nothing here changes a number: a cached kernel is the
+same code as a freshly compiled one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pathlib import Path
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 # Default location, relative to the working directory of the job (the project root under Snakemake).
 DEFAULT_CACHE_ROOT = Path(".cache") / "torchinductor"
+# Subfolder of the cache holding the C++ extensions built with torch.utils.cpp_extension.
+EXTENSIONS = "cpp_extensions"
 
 
 def machine_key() -> str:
@@ -69,6 +73,19 @@ def use_compile_cache(root: Path | str = DEFAULT_CACHE_ROOT) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ[CACHE_ENV] = str(folder)
     return folder
+
+
+def cache_folder(root: Path | str = DEFAULT_CACHE_ROOT) -> Path:
+    """The compile cache of this process (not created): ``TORCHINDUCTOR_CACHE_DIR`` where set
+    (``use_compile_cache`` sets it; a user may), else ``root/<machine_key()>``, as
+    ``use_compile_cache`` would choose."""
+    chosen = os.environ.get(CACHE_ENV)
+    return Path(chosen) if chosen else (Path(root) / machine_key()).resolve()
+
+
+def extension_folder() -> Path:
+    """Where this process builds and finds C++ extensions: ``cache_folder() / EXTENSIONS``."""
+    return cache_folder() / EXTENSIONS
 
 
 def remember_isa_probes() -> bool:

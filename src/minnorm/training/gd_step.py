@@ -1,5 +1,5 @@
-"""The gradient of one full-batch GD step on the squared loss: eager (autograd) or fused
-(compiled)."""
+"""How a GD step's gradient is computed: one small strategy class per implementation, each with a
+``name``, and the one function that chooses among them (``select_step``)."""
 
 from __future__ import annotations
 
@@ -7,228 +7,175 @@ import functools
 import logging
 import warnings
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
-from minnorm.core.model import TwoLayerReLU, augment_inputs, readout
+from minnorm.core.model import TwoLayerReLU, augment_inputs
 from minnorm.training import streamed_kernel
+from minnorm.training.gradient_formulas import (
+    LOSSES,
+    STREAMED_BLOCK,
+    STREAMED_BLOCK_ABOVE_M,
+    STREAMED_MAX_P,
+    analytic_gradient,
+    loss_value,
+    residual_scale,
+    streamed_gradient,
+)
 
-LOSSES: tuple[str, ...] = ("half_sum", "mean")
-STEP_IMPLS: tuple[str, ...] = ("eager", "fused")
-FORMULAS: tuple[str, ...] = ("streamed", "matmul")  # what FusedGradient compiles
+__all__ = [
+    "FORMULAS",
+    "LOSSES",
+    "STEP_IMPLS",
+    "STREAMED_BLOCK",
+    "STREAMED_BLOCK_ABOVE_M",
+    "STREAMED_INDUCTOR_OPTIONS",
+    "STREAMED_MAX_P",
+    "DEFAULT_KERNEL_ISAS",
+    "CompiledStep",
+    "EagerStep",
+    "FusedGradient",
+    "GradientStep",
+    "KernelStep",
+    "UncompiledStep",
+    "analytic_gradient",
+    "eager_gradient_fn",
+    "loss_value",
+    "residual_scale",
+    "select_step",
+    "streamed_gradient",
+]
 
-# W: (..., m, p) -> (dL/dW: (..., m, p), L at W: (...)) for the fixed full batch the function was
-# built
-# for; W: (m, p) for one run, (S, m, p) for a batch of S runs on the same data (a 0-d or (S,) L).
-GradientFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+STEP_IMPLS: tuple[str, ...] = ("eager", "fused")  # the values of training.step_impl
+FORMULAS: tuple[str, ...] = ("streamed", "matmul")  # what CompiledStep compiles
 
 _log = logging.getLogger(__name__)
 
 
-def loss_value(f: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """The training loss of outputs f: (..., n) against labels y: (n,): a 0-d tensor for one run,
-    (S,) for a batch of S runs (each run's own loss).
+class GradientStep(Protocol):
+    """A GD step's gradient for the fixed full batch it was built for: W: (..., m, p) ->
+    (dL/dW: (..., m, p), L: (...)); W: (m, p) for one run (L 0-d), (S, m, p) for S runs on the
+    same data (L: (S,), each run's own loss). ``name`` says which implementation computes it (the
+    run file's ``gd_step`` attribute); ``lay_out(model.W)`` once before the first step re-lays W
+    out in memory as the step reads it (same values)."""
 
-    ``half_sum`` = 1/2 sum_i (f_i - y_i)^2 (its GD step is w <- w - lr J (f - y)); ``mean`` =
-    1/n sum_i (f_i - y_i)^2 (PyTorch's MSELoss default).
-    """
-    if loss == "half_sum":
-        return 0.5 * torch.sum((f - y) ** 2, -1)
-    if loss == "mean":
-        return torch.mean((f - y) ** 2, -1)
-    raise ValueError(f"training.loss must be one of {LOSSES}, got {loss!r}")
+    @property
+    def name(self) -> str: ...
 
+    def lay_out(self, W: torch.nn.Parameter) -> None: ...
 
-def residual_scale(loss: str, n: int) -> float:
-    """d loss / d f_i divided by (f_i - y_i): 1 for ``half_sum``, 2/n for ``mean``."""
-    if loss == "half_sum":
-        return 1.0
-    if loss == "mean":
-        return 2.0 / n
-    raise ValueError(f"training.loss must be one of {LOSSES}, got {loss!r}")
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-def analytic_gradient(
-    W: torch.Tensor, Xt: torch.Tensor, y: torch.Tensor, a: torch.Tensor, scale: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(dL/dW: (..., m, p), L: (...)) of the squared loss, written out by hand.
-
-    W: (m, p) for one run or (S, m, p) for S runs on the same data, Xt: (n, p) augmented inputs,
-    y: (n,), a: (m,) or (S, m), scale: 0-d tensor from ``residual_scale``. With Z = Xt W^T and
-    r = scale (f - y): dL/dw_r = m^-1/2 a_r sum_i 1{z_ir > 0} r_i x~_i and
-    L = scale/2 sum_i (f_i - y_i)^2, for each run of a batch separately. The strict inequality
-    matches autograd's relu'(0) = 0. Written so that torch.compile can fuse the passes over the
-    (n, m) matrix.
-    """
-    inv_sqrt_m = W.shape[-2] ** -0.5
-    Z = Xt @ W.mT
-    f = readout(Z, a)
-    err = f - y
-    r = err * scale
-    back = torch.where(Z > 0, r[..., None], torch.zeros_like(Z))
-    return (back.mT @ Xt) * (a * inv_sqrt_m)[..., None], 0.5 * scale * torch.sum(err * err, -1)
+def _lay_out_transposed(W: torch.nn.Parameter) -> None:
+    """W: (..., m, p) stored as the transpose of a contiguous (..., p, m) tensor: the streamed
+    step reads and returns that layout, so no step copies W and SGD's update runs over matching
+    contiguous memory."""
+    with torch.no_grad():
+        W.data = W.data.mT.contiguous().mT
 
 
-# Largest p = d (+1 with a bias) for which the fused step uses ``streamed_gradient``; above it the
-# unrolled sums over p cost more than the matrix products of ``analytic_gradient``. Measured at
-# n = 100, m = 10^4, 1 thread of an AMD EPYC (`bench_fused.py --crossover`, BENCHMARKS.md): the
-# streamed step is 2.3x / 1.6x faster (float32 / float64) at p = 11, 0.8x / 1.0x at p = 16 and
-# 0.4x / 0.5x at p = 32, and its compilation grows to minutes at p = 65.
-STREAMED_MAX_P = 12
+class EagerStep:
+    """``eager``: the gradient by autograd through the plain model; X: (n, d) raw inputs, y: (n,)
+    or (S, n). It is taken at the model's own parameter W (each run of a batch gets the gradient
+    of its own loss: the runs share no parameter)."""
+
+    name = "eager"
+
+    def __init__(self, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> None:
+        residual_scale(loss, 1)  # validates the loss name
+        self.model, self.X, self.y, self.loss = model, X, y, loss
+
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        """Nothing to do: autograd reads W as it is."""
+
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if W is not self.model.W:
+            raise ValueError("the eager gradient is taken at the model's own parameter W")
+        with torch.enable_grad():
+            value = loss_value(self.model(self.X), self.y, self.loss)
+            (grad,) = torch.autograd.grad(value.sum(), W)
+        return grad, value.detach()
+
+
+class KernelStep:
+    """``cpp-<isa>``: the C++ streamed kernel (``streamed_kernel.StreamedKernel``) of one build,
+    ``isa`` one of ``streamed_kernel.ISAS`` (default: this CPU's widest). float64 on the CPU with
+    p <= ``STREAMED_MAX_P``. Every build gives the numbers of the compiled unblocked streamed
+    formula on an AVX-512 CPU, bit for bit, at every width, about twice as fast as it (it keeps
+    the activation pattern as bits). Raises ``streamed_kernel.KernelUnavailable`` if the build
+    can be neither loaded nor made."""
+
+    def __init__(
+        self,
+        model: TwoLayerReLU,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        loss: str,
+        isa: str | None = None,
+    ) -> None:
+        self.Xt = augment_inputs(X, model.bias).contiguous()
+        self.y, self.a = y.contiguous(), model.a.contiguous()
+        self.scale = residual_scale(loss, X.shape[0])
+        self.kernel = streamed_kernel.StreamedKernel(self.Xt.shape[1], isa)
+        self.name = f"cpp-{self.kernel.isa}"
+
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        _lay_out_transposed(W)
+
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return self.kernel(W.detach().mT.contiguous(), self.Xt, self.y, self.a, self.scale)
+
+
+class UncompiledStep:
+    """``uncompiled-matmul``: ``analytic_gradient`` as plain torch calls, where nothing can be
+    compiled (no C++ compiler)."""
+
+    name = "uncompiled-matmul"
+
+    def __init__(self, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str) -> None:
+        self.Xt = augment_inputs(X, model.bias).contiguous()
+        self.y, self.a = y, model.a
+        self.scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
+
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        """Nothing to do: the matrix products read W as it is."""
+
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return analytic_gradient(W.detach(), self.Xt, self.y, self.a, self.scale)
+
 
 # Inductor settings for ``streamed_gradient``: never store a pointwise (n, m) intermediate that has
 # several readers, so that the backward pass recomputes Z from W and Xt instead of reading an
 # (n, m) buffer written by the forward pass.
-_STREAMED_INDUCTOR_OPTIONS = {
+STREAMED_INDUCTOR_OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {
     "realize_reads_threshold": 1_000_000,
     "realize_opcount_threshold": 1_000_000,
     "realize_acc_reads_threshold": 1_000_000,
 }
-
-
-# Widths above which the streamed formula computes f block by block over m (``STREAMED_BLOCK``
-# neurons at a time): unblocked, the loop for f re-reads all of W (p m values) for each of the n
-# points, which leaves the cache once W outgrows it. Measured at n = 100, p = 6, float64, one thread
-# of an AMD EPYC, each width in its own process (`bench_fused.py --widths`, BENCHMARKS.md):
-# unblocked
-# 138 ns per neuron and step at m = 10^4, 253 at 2^19 and 305 at 2^20; blocked by 512, 114-129 at
-# every width from 2^15 to 2^19. The threshold is the largest default width (2^14), so every run of
-# the default config keeps the unblocked formula's iterates bit for bit (blocking reorders the sum
-# over m, a ~1e-16 relative change). Where the C++ kernel runs (float64 on AVX-512), no width is
-# blocked this way: the kernel blocks its loops without reordering the sums.
-STREAMED_BLOCK_ABOVE_M = 16_384
-# 512 neurons x p <= 12 weights x 8 bytes <= 48 KiB of W per block: in L1/L2 while the block is
-# read once per point (best of 256, 512, 1024, 2048, 8192 at m = 2^19, p = 6).
-STREAMED_BLOCK = 512
-
-
-def streamed_gradient(
-    Wt: torch.Tensor,
-    Xt: torch.Tensor,
-    y: torch.Tensor,
-    a: torch.Tensor,
-    scale: torch.Tensor,
-    block: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``analytic_gradient`` rewritten for small p so that, compiled, it never stores an (n, m)
-    matrix.
-
-    Wt: (p, m) contiguous, i.e. W transposed, or (S, p, m) for S runs on the same data (a seed
-    batch); Xt: (n, p) row-major augmented inputs; y: (n,); a: (m,) or (S, m); scale: 0-d tensor
-    from ``residual_scale``. Returns (dL/dW: (..., m, p) as a transposed view of a (..., p, m)
-    tensor, L: (...)). Z = Xt W^T is written as p broadcast products so that inductor fuses it
-    into its readers: one loop computes f (reduction over m, contiguous loads of Wt), a second
-    recomputes Z and reduces over n for each neuron, vectorised over m (the loads of Xt along n
-    are strided, which steers inductor's vectorisation to m). The runs of a batch are independent
-    and each sees the same loops as alone: the batched gradient of every run equals its unbatched
-    one bit for bit (tests/training/test_seed_batch.py). Eager, it is slow and allocates many (n, m)
-    temporaries; it is meant to be compiled.
-
-    block: None (f summed over all m at once) or a number of neurons B: f is then summed over
-    m // B blocks, block-major (Z as (..., m // B, n, B), so the compiled loop reads one block of
-    W for all n points before the next), plus the m % B remaining neurons; the same f up to the
-    order of the additions. The backward loop is the same either way.
-    """
-    p, m = Wt.shape[-2:]
-    batch = Wt.shape[:-2]
-    n = Xt.shape[0]
-
-    def preactivations(V: torch.Tensor = Wt, X: torch.Tensor = Xt) -> torch.Tensor:
-        """Z: (..., n', m') for columns V: (..., p, m') of Wt and points X: (n', p)."""
-        Z = X[:, 0, None] * V[..., 0, None, :]
-        for k in range(1, p):
-            Z = Z + X[:, k, None] * V[..., k, None, :]
-        return Z
-
-    c = a * m**-0.5
-
-    def outputs(X: torch.Tensor) -> torch.Tensor:
-        """f at the points X: (n', p) -> (..., n')."""
-        if block is None or block >= m:
-            return (torch.relu(preactivations(Wt, X)) * c[..., None, :]).sum(-1)
-        nb, count = m // block, X.shape[0]
-        head = nb * block
-        Zb = X[:, 0].view(1, count, 1) * Wt[..., 0, :head].reshape(
-            *batch, nb, 1, block
-        )  # (..., nb, n', B)
-        for k in range(1, p):
-            Zb = Zb + X[:, k].view(1, count, 1) * Wt[..., k, :head].reshape(*batch, nb, 1, block)
-        f = (torch.relu(Zb) * c[..., :head].reshape(*batch, nb, 1, block)).sum(-1).sum(-2)
-        if head < m:
-            f = f + (torch.relu(preactivations(Wt[..., head:], X)) * c[..., None, head:]).sum(-1)
-        return f
-
-    if block is not None and block < m:
-        f = outputs(Xt)
-    else:
-        # The points two at a time: the compiled loop over m then loads each weight once for two
-        # points (the forward pass 1.9x faster at n = 100, p = 6, m = 10^4), and every f_i is the
-        # same sum in the same order as one point at a time (bit for bit). (The blocked loop reads
-        # its block of W from the L1 cache already; paired, it was not faster.)
-        pairs = n // 2
-        f = torch.stack(
-            [outputs(Xt[0 : 2 * pairs : 2]), outputs(Xt[1 : 2 * pairs : 2])], -1
-        ).reshape(*batch, 2 * pairs)
-        if n % 2:
-            f = torch.cat([f, outputs(Xt[n - 1 :])], -1)
-    err = f - y
-    r = err * scale
-    back = torch.where(preactivations() > 0, r[..., None], 0.0)
-    grad_t = torch.stack([(back * Xt[:, k, None]).sum(-2) * c for k in range(p)], -2)
-    return grad_t.mT, 0.5 * scale * torch.sum(err * err, -1)
-
-
-def eager_gradient_fn(
-    model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
-) -> GradientFn:
-    """Gradient by autograd through the plain model; X: (n, d) raw inputs, y: (n,).
-
-    The returned function evaluates the model at the given W (which must be ``model.W``) and
-    returns (dL/dW, L) with L: 0-d, or (S,) for a batch of S runs (each run's gradient is that of
-    its own loss: the runs share no parameter).
-    """
-
-    def gradient(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if W is not model.W:
-            raise ValueError("the eager gradient is taken at the model's own parameter W")
-        with torch.enable_grad():
-            value = loss_value(model(X), y, loss)
-            (grad,) = torch.autograd.grad(value.sum(), W)
-        return grad, value.detach()
-
-    return gradient
-
-
-# Graphs dynamo may keep for the compiled step in one process (see FusedGradient).
+# Graphs dynamo may keep for the compiled step in one process (see CompiledStep).
 RECOMPILE_LIMIT = 64
-
 # Inductor's first compilation in a process imports modules that use torch.jit.script_method,
 # deprecated in torch 2.13; under warnings-as-errors that would abort the compile.
-_INDUCTOR_IMPORT_WARNING = r"`torch\.jit\.script_method` is deprecated"
+INDUCTOR_IMPORT_WARNING = r"`torch\.jit\.script_method` is deprecated"
 
 
-class FusedGradient:
-    """The analytic gradient compiled with torch.compile (inductor), for one fixed full batch.
+class CompiledStep:
+    """``compiled-streamed`` (``-blocked``) or ``compiled-matmul``: the analytic gradient compiled
+    with torch.compile (inductor), for one fixed full batch.
 
-    X: (n, d) raw inputs, y: (n,). On CPU with p <= ``STREAMED_MAX_P`` the compiled formula is
-    ``streamed_gradient`` (two passes over n x m values held only in registers), which wants W
-    laid out as a transposed (p, m) tensor: ``lay_out(model.W)`` once before stepping (the setup
-    step; the constructor leaves the model alone); otherwise, and on GPUs, the formula is
-    ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in
-    use; pass ``formula`` to force one (benchmarks do). ``block`` is the streamed formula's block
-    size over m (None: unblocked), by default ``STREAMED_BLOCK`` for m > ``STREAMED_BLOCK_ABOVE_M``;
-    pass it to force one (tests, benchmarks; 0 means None). Falls back to the uncompiled
-    ``analytic_gradient`` (with a log warning) if compilation fails, e.g. on a GPU without a
-    working Triton; ``compiled`` tells which is used.
-
-    In float64, where inductor vectorises with AVX-512 and torch runs one thread (as training jobs
-    do: ``streamed_kernel.usable``), the streamed formula runs as the C++
-    ``streamed_kernel.StreamedKernel`` instead, at every width: the numbers of the unblocked
-    compiled formula bit for bit, about twice as fast (it keeps the activation pattern as bits
-    instead of recomputing Z, and reads W block by block without reordering any sum). ``kernel``
-    tells whether it is in use; ``kernel=False``, or an explicit ``block``, compiles
-    ``streamed_gradient`` with torch.compile instead (tests and benchmarks compare the two). If
-    the kernel cannot be built, a log warning says so and torch.compile is used.
+    X: (n, d) raw inputs, y: (n,) or (S, n). On CPU with p <= ``STREAMED_MAX_P`` the compiled
+    formula is ``streamed_gradient`` (two passes over n x m values held only in registers), which
+    wants W laid out as a transposed (p, m) tensor (``lay_out``); otherwise, and on GPUs, it is
+    ``analytic_gradient`` (matrix products by the BLAS). ``formula`` names the one in use; pass
+    ``formula`` to force one. ``block`` is the streamed formula's block size over m (None:
+    unblocked), by default ``STREAMED_BLOCK`` for m > ``STREAMED_BLOCK_ABOVE_M``; pass it to force
+    one (0 means None). Compilation happens on the first call; if it fails (e.g. a GPU without a
+    working Triton), a log warning says so and the step becomes ``uncompiled-matmul`` (the
+    uncompiled ``analytic_gradient``; ``compiled`` is then False).
     """
 
     def __init__(
@@ -239,39 +186,17 @@ class FusedGradient:
         loss: str,
         formula: str | None = None,
         block: int | None = None,
-        kernel: bool = True,
     ) -> None:
         self.Xt = augment_inputs(X, model.bias).contiguous()
         self.y, self.a = y, model.a
         self.scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
         if formula is None:
-            formula = (
-                "streamed"
-                if X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P
-                else "matmul"
-            )
+            streamed = X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P
+            formula = "streamed" if streamed else "matmul"
         if formula not in FORMULAS:
             raise ValueError(f"formula must be one of {FORMULAS}, got {formula!r}")
         self.formula = formula
-        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-        self.compiled, self._first_call, self.kernel = True, True, False
-        self.block: int | None = None
-        if (
-            kernel
-            and self.streamed
-            and block is None
-            and X.dtype == torch.float64
-            and streamed_kernel.usable()
-        ):
-            try:
-                self._fn, self.kernel = streamed_kernel.StreamedKernel(self.Xt.shape[1]), True
-                return
-            except (
-                Exception
-            ) as exc:  # a compiler error of any kind: the compiled formula still works
-                _log.warning(
-                    "the C++ streamed kernel could not be built (%s); compiling the formula", exc
-                )
+        self.compiled, self._first_call = True, True
         m = model.W.shape[-2]
         if block is None:
             block = STREAMED_BLOCK if m > STREAMED_BLOCK_ABOVE_M else 0
@@ -279,18 +204,19 @@ class FusedGradient:
         # dynamic=None: one static graph per process in production (one shape); a process that
         # sees several shapes (tests) gets one dynamic-shape graph instead of recompiling per
         # shape into dynamo's recompile limit (the streamed formula still specialises on p).
-        # fullgraph: fail loudly rather than split.
-        # Dynamo keeps at most `recompile_limit` (8 by default) graphs per function and, with
-        # fullgraph, fails beyond it; one process may need more (a job's batches of several sizes,
-        # with and without a bias; the test suite), each graph still compiled once.
+        # fullgraph: fail loudly rather than split. Dynamo keeps at most `recompile_limit` (8 by
+        # default) graphs per function and, with fullgraph, fails beyond it; one process may need
+        # more (a job's batches of several sizes, with and without a bias; the test suite), each
+        # graph still compiled once.
         torch._dynamo.config.recompile_limit = max(
             torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT
         )
+        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor]]
         if self.streamed:
             self._fn = torch.compile(
                 functools.partial(streamed_gradient, block=self.block),
                 fullgraph=True,
-                options=_STREAMED_INDUCTOR_OPTIONS,
+                options=STREAMED_INDUCTOR_OPTIONS,
             )
         else:
             self._fn = torch.compile(analytic_gradient, fullgraph=True)
@@ -300,31 +226,31 @@ class FusedGradient:
         """Whether the step takes W transposed (the streamed formula)."""
         return self.formula == "streamed"
 
-    def lay_out(self, W: torch.nn.Parameter) -> None:
-        """Re-lay the parameter W: (..., m, p) out in memory as this formula reads it (same values).
+    @property
+    def name(self) -> str:
+        if not self.compiled:
+            return UncompiledStep.name
+        if not self.streamed:
+            return "compiled-matmul"
+        return "compiled-streamed-blocked" if self.block else "compiled-streamed"
 
-        The streamed formula reads and returns W as the transpose of a contiguous (..., p, m)
-        tensor:
-        with W stored that way no step copies W, and SGD's update runs over matching contiguous
-        memory. Call once before the first step; without it the steps are the same numbers, but
-        each copies W. No-op for the matmul formula.
-        """
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        """The streamed formula's layout (W transposed); without it the steps are the same
+        numbers, but each copies W. No-op for the matmul formula."""
         if self.streamed:
-            with torch.no_grad():
-                W.data = W.data.mT.contiguous().mT
+            _lay_out_transposed(W)
 
     def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(dL/dW: (..., m, p), L: (...)) at W: (m, p), or (S, m, p) for a batch of S runs."""
         W = W.detach()
         args = (W.mT.contiguous() if self.streamed else W, self.Xt, self.y, self.a, self.scale)
-        if not self._first_call or self.kernel:
+        if not self._first_call:
             with torch.no_grad():
                 return self._fn(*args)
         self._first_call = False
         try:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.filterwarnings(
-                    "ignore", message=_INDUCTOR_IMPORT_WARNING, category=DeprecationWarning
+                    "ignore", message=INDUCTOR_IMPORT_WARNING, category=DeprecationWarning
                 )
                 return self._fn(*args)
         except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
@@ -334,13 +260,68 @@ class FusedGradient:
                 return analytic_gradient(W, self.Xt, self.y, self.a, self.scale)
 
 
-def gradient_fn(
-    impl: str, model: TwoLayerReLU, X: torch.Tensor, y: torch.Tensor, loss: str
-) -> GradientFn:
-    """The gradient function for ``training.step_impl`` = ``eager`` or ``fused``."""
+# Names of the compiled and eager steps before the strategies (callers still use them).
+FusedGradient = CompiledStep
+eager_gradient_fn = EagerStep
+
+# The builds of the C++ kernel a training step uses by default: those whose lanes are vector
+# registers. The portable build (plain C++, 2 lanes at a time) repeats the same numbers but is not
+# vectorised for any CPU, where inductor vectorises the compiled formula for the CPU's own vector
+# unit (NEON, VSX, ...); it runs only when asked for (``KernelStep(..., isa="portable")``).
+# `benchmarks/bench_fused.py --paths` times every path.
+DEFAULT_KERNEL_ISAS: tuple[str, ...] = ("avx512", "avx2")
+
+# Reasons already warned about in this process: one warning each, however many steps are built.
+_warned: set[str] = set()
+
+
+def select_step(
+    step_impl: str,
+    model: TwoLayerReLU,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    *,
+    threads: int | None = None,
+    isa: str | None = None,
+) -> GradientStep:
+    """The one place that decides how GD steps are computed, for the model and its full batch
+    X: (n, d), y: (n,) or (S, n), from ``training.step_impl``, X's dtype and device, p, torch's
+    thread count and the CPU's instruction set:
+
+    - ``eager``: ``EagerStep``;
+    - ``fused``, float64 on the CPU, p <= ``STREAMED_MAX_P``, one thread (a training job), on a
+      CPU whose ``streamed_kernel.cpu_isa()`` is in ``DEFAULT_KERNEL_ISAS``: ``KernelStep`` of
+      that build. If it can be neither loaded nor built, one log warning says why and the step
+      is ``CompiledStep`` (the streamed formula), or ``UncompiledStep`` when there is no C++
+      compiler (inductor would need one too);
+    - ``fused`` otherwise: ``CompiledStep`` (float32; several threads, between which inductor
+      splits the sums over m; p > ``STREAMED_MAX_P``; GPUs; CPUs with neither AVX-512 nor AVX2).
+
+    ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and ``cpu_isa()`` (tests,
+    benchmarks).
+    """
     residual_scale(loss, 1)  # validates the loss name up front
-    if impl == "eager":
-        return eager_gradient_fn(model, X, y, loss)
-    if impl == "fused":
-        return FusedGradient(model, X, y, loss)
-    raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {impl!r}")
+    if step_impl == "eager":
+        return EagerStep(model, X, y, loss)
+    if step_impl != "fused":
+        raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {step_impl!r}")
+    threads = torch.get_num_threads() if threads is None else threads
+    isa = streamed_kernel.cpu_isa() if isa is None else isa
+    p = model.W.shape[-1]
+    cpu_float64 = X.device.type == "cpu" and X.dtype == torch.float64
+    if cpu_float64 and p <= STREAMED_MAX_P and threads == 1 and isa in DEFAULT_KERNEL_ISAS:
+        try:
+            return KernelStep(model, X, y, loss, isa)
+        except streamed_kernel.KernelUnavailable as exc:
+            without = UncompiledStep if exc.no_compiler else CompiledStep
+            fallback: GradientStep = without(model, X, y, loss)
+            if str(exc) not in _warned:
+                _warned.add(str(exc))
+                _log.warning(
+                    "the C++ streamed kernel cannot be used (%s); the GD steps are %s instead",
+                    exc,
+                    fallback.name,
+                )
+            return fallback
+    return CompiledStep(model, X, y, loss)

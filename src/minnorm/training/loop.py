@@ -42,10 +42,11 @@ def train_group(
     device: torch.device,
     logger: logging.Logger,
     progress: JobProgress | None,
-) -> tuple[list[int | None], list[float]]:
+) -> tuple[list[int | None], list[float], str]:
     """GD for runs whose states stand at the same step (their `training` settings and `plan`
-    shared); returns each run's diverged step (None: did not diverge) and training time. One run
-    trains as an (m, p) network, several as a batch (W: (S, m, p))."""
+    shared); returns each run's diverged step (None: did not diverge), its training time, and the
+    name of the step's implementation (`GDSystem.step_path`, e.g. "cpp-avx512"). One run trains as
+    an (m, p) network, several as a batch (W: (S, m, p))."""
     dtype = plan.dtype
     count = len(runs)
     bias = runs[0].config.model.bias
@@ -110,4 +111,4 @@ def train_group(
             else f"{len(bad_steps)} diverged"
         )
         progress.end_run(max(run.state.step for run in runs), note)
-    return list(system.diverged_steps), wall
+    return list(system.diverged_steps), wall, system.step_path

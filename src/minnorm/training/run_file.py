@@ -36,6 +36,7 @@ def run_dataset(
     diverged_step: int | None,
     wall_time: float,
     device: str,
+    gd_step: str,
 ) -> xr.Dataset:
     """The run file's Dataset: `records` (step, values of TRAJECTORIES) over `step`, the target's
     scalars and spectra, the run's scalars and its sweep values as coordinates; attrs name the
@@ -94,6 +95,8 @@ def run_dataset(
         "Conventions": CF_CONVENTIONS,
         "experiment": run.experiment,
         "loss": run.training.loss,
+        # The step's implementation (training.gd_step.select_step): "cpp-avx512", "compiled-...".
+        "gd_step": gd_step,
     }
     attrs.update(provenance_attrs(device=device, dtype=run.training.dtype))
     attrs["config"] = run.to_json()

@@ -14,7 +14,7 @@ import torch
 from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
-from minnorm.training.gd_step import FusedGradient, gradient_fn, loss_value
+from minnorm.training.gd_step import GradientStep, loss_value, select_step
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
 _LIGHTNING_INFO_LOGGERS = (
@@ -126,7 +126,7 @@ class GDSystem(pl.LightningModule):
         self.boundaries = [int(b) for b in boundaries]
         self.step = self.boundaries[0]  # the step whose weights model.W holds
         self.diverged_steps: list[int | None] = [None] * runs
-        self._gradient = None
+        self._gradient: GradientStep | None = None
 
     @property
     def diverged_step(self) -> int | None:
@@ -145,11 +145,11 @@ class GDSystem(pl.LightningModule):
         if all(step is not None for step in self.diverged_steps):
             return None
         X, y = batch
-        if self._gradient is None:
-            self._gradient = gradient_fn(self.step_impl, self.model, X, y, self.loss)
-            if isinstance(self._gradient, FusedGradient):
-                self._gradient.lay_out(self.model.W)  # setup: W in the layout the formula reads
+        if self._gradient is None:  # the step's implementation, chosen once (gd_step.select_step)
+            self._gradient = select_step(self.step_impl, self.model, X, y, self.loss)
+            self._gradient.lay_out(self.model.W)  # setup: W in the layout the step reads
         optimizer = self.optimizers(use_pl_optimizer=False)
+        assert isinstance(optimizer, torch.optim.Optimizer)  # configure_optimizers returns one
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
         W = self.model.W
         W_start = W.detach().clone()
@@ -173,10 +173,10 @@ class GDSystem(pl.LightningModule):
                 stop  # unless an earlier iterate is bad: then W_stop or its loss is
             )
         for step in range(start, stop):
-            grad, loss = self._gradient(W)
-            good = self._flags(self._good(loss, W))
+            grad, loss = self._step(W)
+            step_good = self._flags(self._good(loss, W))
             for s in new:
-                if self.diverged_steps[s] == stop and not good[s]:
+                if self.diverged_steps[s] == stop and not step_good[s]:
                     self.diverged_steps[s] = step
             W.grad = grad
             optimizer.step()
@@ -200,16 +200,23 @@ class GDSystem(pl.LightningModule):
         """A per-run flag tensor (0-d or (S,)) as one Python bool per run (one device sync)."""
         return per_run.reshape(-1).tolist()
 
+    @property
+    def _step(self) -> GradientStep:
+        """The step's implementation (chosen by the first ``training_step``)."""
+        if self._gradient is None:
+            raise RuntimeError("no GD step before the first training_step")
+        return self._gradient
+
+    @property
+    def step_path(self) -> str:
+        """The name of the implementation that computed the GD steps (``GradientStep.name``, e.g.
+        "cpp-avx512", "compiled-streamed", "eager"), "none" before the first step."""
+        return "none" if self._gradient is None else self._gradient.name
+
     def step_description(self) -> str:
-        """How the GD steps were computed, for the run log, e.g. "fused (compiled streamed
-        formula)"."""
-        gradient = self._gradient
-        if isinstance(gradient, FusedGradient):
-            if gradient.kernel:
-                return f"{self.step_impl} (C++ kernel of the {gradient.formula} formula)"
-            how = "compiled" if gradient.compiled else "uncompiled fallback,"
-            return f"{self.step_impl} ({how} {gradient.formula} formula)"
-        return self.step_impl
+        """How the GD steps were computed, for the run log, e.g. "fused (cpp-avx512)"."""
+        path = self.step_path
+        return self.step_impl if path == self.step_impl else f"{self.step_impl} ({path})"
 
     def _run(self, optimizer: torch.optim.Optimizer, num_steps: int) -> torch.Tensor:
         """Take ``num_steps`` GD steps; returns, per run (0-d for one run, (S,) for a batch), False
@@ -219,7 +226,7 @@ class GDSystem(pl.LightningModule):
         W = self.model.W
         losses = []
         for _ in range(num_steps):
-            W.grad, loss = self._gradient(W)
+            W.grad, loss = self._step(W)
             losses.append(loss)
             optimizer.step()
         # One reduction per chunk; amax propagates NaN.

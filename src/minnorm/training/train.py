@@ -138,7 +138,7 @@ def train_runs(
     ]
     results: dict[int, xr.Dataset] = {}
     for group in start_groups([state.state.step for state in states]):
-        diverged, wall = train_group(
+        diverged, wall, gd_step = train_group(
             [states[i] for i in group], training, plan, device, logger, progress
         )
         for i, bad, seconds in zip(group, diverged, wall, strict=True):
@@ -148,6 +148,6 @@ def train_runs(
                 if bad is None or step < bad
             ]
             results[i] = run_dataset(
-                records, targets[i], runs[i], bad, seconds, device_name(device)
+                records, targets[i], runs[i], bad, seconds, device_name(device), gd_step
             )
     return [results[i] for i in range(count)]
