@@ -24,7 +24,7 @@ LAST_RUN_CONFIG := results/last_run_config.yaml
 venv: $(VENV)/.installed
 
 # Reinstall when the lock or the package's metadata changes.
-$(VENV)/.installed: $(LOCK) pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
