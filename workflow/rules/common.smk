@@ -18,7 +18,7 @@ from snakemake.logging import logger
 # Validate at parse time, before any job exists: a mistake stops the workflow with a message
 # naming the key. The config files are first read again strictly (Snakemake's YAML reader keeps
 # the last of two equal keys silently); the validated copy (defaults filled in) replaces the raw
-# config in place. The schema is minnorm's package data (workflow/schemas/ links to it).
+# config in place. The schema is minnorm's package data (workflow/schemas/ holds the catalog's copy).
 try:
     check_config_files(workflow.configfiles)
     config.update(validate_config(config))
