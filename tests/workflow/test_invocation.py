@@ -84,7 +84,7 @@ def test_config_digest_follows_the_values_not_the_key_order():
 def _copy_repo(dest: Path) -> Path:
     """What a clone holds for running the workflow and the Makefile (the package: this venv)."""
     dest.mkdir()
-    for name in ("Snakefile", "Makefile", "pyproject.toml", "requirements.lock"):
+    for name in ("Snakefile", "Makefile", "pyproject.toml", "setup.py", "requirements.lock"):
         shutil.copy2(REPO / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
     for folder in ("workflow", "config", "profiles"):
@@ -162,3 +162,26 @@ def test_make_report_after_a_partial_run_of_another_config(tmp_path):
     assert (root / "results" / "report.html").stat().st_size > 0
     assert "Missing metadata" not in log
     assert "--configfile results/last_run_config.yaml --replace-workflow-config" in log
+
+
+@pytest.mark.slow
+def test_module_without_prefix_plans_the_outputs_and_records_its_config(tmp_path):
+    """The clone's workflow as a module without `prefix:` (and with renamed rules): the outputs
+    are the plain results/ paths, and the rule run_config records the config (a module's onstart
+    does not run)."""
+    (tmp_path / "Snakefile").write_text(
+        "from minnorm.workflow.packaged import module_snakefile\n\n"
+        "module minnorm:\n"
+        "    snakefile: module_snakefile()\n"
+        "    config: config\n\n"
+        "use rule * from minnorm as mine_*\n"
+    )
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / ".test" / "config" / "config.yaml").read_text())
+    dry = _snakemake(tmp_path, "-n", "--configfile", str(config), "--cores", "1")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    log = dry.stdout + dry.stderr
+    assert "rule mine_run_config:" in log and "output: results/last_run_config.yaml" in log
+    assert "rule mine_train_catalog_tiny:" in log
+    assert "results/catalog_tiny/figures/ss_fig1.png" in log
+    assert not (tmp_path / "results").exists()
