@@ -97,12 +97,12 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/mkdocs build --strict --quiet --site-dir $(SITE_DIR)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE_DIR)
 
 # The documentation site (MkDocs, Material theme) from docs/ into site/; the configuration,
 # figures, checks and data-set pages are generated from the schema and registries at build time.
 docs: venv
-	$(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
 
 # Rewrite the workflow catalog's copy of the config schema after editing
 # src/minnorm/config/config.schema.yaml or a data set's own keys (tests/project/test_docs.py).

@@ -57,7 +57,7 @@ def test_every_file_names_the_same_repository():
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
     assert citation["repository-code"] == repository
     assert _snakefile_constant("REPOSITORY") == repository
-    mkdocs = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8").split("hooks:")[0])
+    mkdocs = yaml.safe_load((REPO / "mkdocs.yml").read_text(encoding="utf-8"))
     assert mkdocs["repo_url"] == repository
     owner_name = repository.removeprefix("https://github.com/")
     for path in ("README.md", "docs/own-project.md", ".snakemake-workflow-catalog.yml"):

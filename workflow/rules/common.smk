@@ -36,12 +36,16 @@ wildcard_constraints:
 
 
 EXPERIMENTS = list(config["experiments"])
+# Whether these rules run as another workflow's module (whose onstart Snakemake skips, and whose
+# config comes from the `module` statement, not from config/config.yaml).
+AS_MODULE = not workflow.modifier.is_main_snakefile()
 # A --configfile merged into the default experiments (no --replace-workflow-config): say so.
-warn_if_configfile_merged(
-    workflow.overwrite_configfiles,
-    workflow.config_settings.replace_workflow_config,
-    EXPERIMENTS,
-)
+if not AS_MODULE:
+    warn_if_configfile_merged(
+        workflow.overwrite_configfiles,
+        workflow.config_settings.replace_workflow_config,
+        EXPERIMENTS,
+    )
 
 # Used as a module with `prefix:`, Snakemake puts every relative input and output of these rules
 # below the prefix. Parse-time checks of files that already exist must look there too: the
@@ -55,9 +59,6 @@ def output_path(path):
         return str(path)
     return str(_PATH_MODIFIER.replace_prefix(str(path)))
 
-
-# Whether these rules run as another workflow's module (whose onstart Snakemake skips).
-AS_MODULE = not workflow.modifier.is_main_snakefile()
 
 # A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
 # one) is removed before the DAG is built, so that the job that makes it runs again.

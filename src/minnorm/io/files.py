@@ -110,25 +110,35 @@ def atomic_write_all(
     nest([])
 
 
-def cf_ready(ds: xr.Dataset, path: str | os.PathLike[str], title: str | None = None) -> xr.Dataset:
+def cf_title(ds: xr.Dataset) -> str:
+    """The CF `title` of a file whose writer gave none: its data set for a data file (attribute
+    `dataset`), else a general one. Never the file's path, so a file's bytes do not depend on
+    where it is written."""
+    if "title" in ds.attrs and ds.attrs["title"]:
+        return str(ds.attrs["title"])
+    if "dataset" in ds.attrs:
+        return f"minnorm data set {ds.attrs['dataset']}: training and test points"
+    return "minnorm output"
+
+
+def cf_ready(ds: xr.Dataset, title: str | None = None) -> xr.Dataset:
     """A shallow copy of `ds` with what CF-1.11 asks of every file (compliance-checker `cf:1.11`
     reports neither errors nor warnings for the outputs: tests/io/test_cf.py).
 
-    - global `title`: `title`, else the dataset's own, else "minnorm <file name>";
-    - global `history`: the dataset's own lines, then "minnorm <version>: wrote <file name>"
-      (no date, so two runs of one config still give identical files);
+    - global `title`: `title`, else `cf_title(ds)`;
+    - global `history`: the dataset's own lines, then "minnorm <version>" unless that is already
+      the last line (no date and no path, so two writes of one dataset give identical files);
     - no `_FillValue` on coordinate variables (CF 2.5.1; xarray adds one to float coordinates
       such as `lr` and `label_noise` unless told not to).
     """
     from minnorm import __version__
 
-    name = Path(path).name
     out = ds.copy(deep=False)
     out.attrs = dict(ds.attrs)
-    out.attrs["title"] = title or str(ds.attrs.get("title") or f"minnorm {name}")
-    line = f"minnorm {__version__}: wrote {name}"
-    previous = str(ds.attrs.get("history") or "")
-    out.attrs["history"] = f"{previous}\n{line}" if previous else line
+    out.attrs["title"] = title or cf_title(ds)
+    line = f"minnorm {__version__}"
+    lines = [x for x in str(ds.attrs.get("history") or "").splitlines() if x]
+    out.attrs["history"] = "\n".join(lines if lines[-1:] == [line] else [*lines, line])
     for dim in out.dims:
         if dim in out.variables:
             out[dim].encoding = {**out[dim].encoding, "_FillValue": None}
@@ -143,7 +153,7 @@ def atomic_write_netcdf(
 
     Parent folders are created. On failure nothing is left at `path` that was not there before.
     """
-    ready = cf_ready(ds, path, title)
+    ready = cf_ready(ds, title)
     atomic_write(path, lambda tmp: ready.to_netcdf(tmp, engine="netcdf4"))
 
 

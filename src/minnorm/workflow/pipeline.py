@@ -143,7 +143,11 @@ def make_target_file(run_config: dict[str, Any], data_file: PathLike, out: PathL
     # Not provenance_attrs(): it imports pytorch_lightning (seconds per job) for a version string.
     ds.attrs["minnorm_version"] = __version__
     ds.attrs["config"] = _config_json(run_config)
-    atomic_write_netcdf(ds, out)
+    title = (
+        f"minnorm min-norm target W* and Gram matrices: width {run_config['width']}, "
+        f"seed {run_config['seed']}"
+    )
+    atomic_write_netcdf(ds, out, title=title)
 
 
 def _reusable(done: Path, identity: str) -> bool:
@@ -253,7 +257,12 @@ def _train_batch(batch: list[tuple[dict[str, Any], str, Any]], progress: Any = N
         ds.attrs["code_sha256"] = numerics_fingerprint()
         ds.attrs[IDENTITY_ATTR] = identity
         out = Path(job["out"])
-        atomic_write_netcdf(ds, out)
+        run = job["config"]
+        title = (
+            f"minnorm gradient-descent run of experiment {run['experiment']}: width "
+            f"{run['width']}, seed {run['seed']}, label noise {run['label_noise']}, lr {run['lr']}"
+        )
+        atomic_write_netcdf(ds, out, title=title)
         if job.get("done") is not None:
             atomic_copy(out, job["done"], hard_link=True)
         # Only after the run file is safely in place: a crash before this line resumes from the
@@ -345,7 +354,8 @@ def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:
     from minnorm.analysis.collect import collect_experiment
 
     ds = collect_experiment([Path(p) for p in run_files])
-    atomic_write_netcdf(ds, out)
+    title = f"minnorm: the {len(run_files)} runs of experiment {ds.attrs.get('experiment', '')}"
+    atomic_write_netcdf(ds, out, title=title)
 
 
 def make_figure(
