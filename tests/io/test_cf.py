@@ -17,8 +17,8 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from compliance_checker.runner import CheckSuite
 
+from helpers.cf import cf_problems
 from minnorm.analysis.collect import collect_experiment
 from minnorm.data.datasets import make_dataset, save_dataset
 from minnorm.data.target_file import build_target_dataset
@@ -81,23 +81,6 @@ def files(tmp_path_factory) -> dict[str, Path]:
     out["swept"] = root / "swept.nc"
     atomic_write_netcdf(collect_experiment(swept), out["swept"])
     return out
-
-
-def cf_problems(path: Path) -> list[str]:
-    """The errors and warnings of compliance-checker's `cf:1.11` suite on a file (its "normal"
-    criteria: high and medium priority)."""
-    suite = CheckSuite()
-    suite.load_all_available_checkers()
-    results, errors = suite.run_all(suite.load_dataset(str(path)), ["cf:1.11"], skip_checks=[])[
-        "cf:1.11"
-    ]
-    assert not errors, errors  # a check that crashed is no pass
-    return [
-        f"{result.name}: {message}"
-        for result in results
-        if result.weight >= 2 and result.value[0] < result.value[1]
-        for message in result.msgs
-    ]
 
 
 @pytest.mark.parametrize("kind", ["data", "target", "run", "collected", "swept"])

@@ -28,6 +28,7 @@ import yaml
 
 import minnorm
 from helpers import REPO
+from helpers.cf import cf_problems
 
 TIMEOUT_S = 600
 WORKFLOW_FILES = (  # setup.py's WORKFLOW_FILES, one file of each pattern
@@ -197,6 +198,11 @@ def test_minnorm_run_report_and_archive_in_an_empty_folder(installed, tmp_path):
         for ext in ("png", "pdf"):
             assert (folder / "results" / exp / "figures" / f"{figure}.{ext}").stat().st_size > 0
     assert (folder / "results" / "checks.csv").is_file()
+    # Every kind of netCDF file the workflow wrote passes compliance-checker's cf:1.11.
+    results = folder / "results" / exp
+    for pattern in ("data/*.nc", "target/*.nc", "runs/*/*.nc", f"{exp}.nc"):
+        first = sorted(results.glob(pattern))[0]
+        assert cf_problems(first) == [], first
 
     report_log = installed.ok(folder, minnorm_command, "report")
     assert "--configfile results/last_run_config.yaml --replace-workflow-config" in report_log
