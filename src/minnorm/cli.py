@@ -43,11 +43,12 @@ def run_snakemake(args: Sequence[str]) -> int:
 
 
 def _configfiles(args: Sequence[str], given: Sequence[str]) -> list[str]:
-    """The config files a run reads: config/config.yaml (if there) and then the given ones."""
+    """The config files a run reads: config/config.yaml (if there, and not replaced) and then
+    the given ones (`--configfile` of minnorm, `--configfile(s)` among Snakemake's options)."""
     from minnorm.config.yaml_reader import snakemake_config_files
 
     files = snakemake_config_files([*args, *(f"--configfile={f}" for f in given)])
-    if given and not DEFAULT_CONFIG.is_file():
+    if not DEFAULT_CONFIG.is_file():
         files = [f for f in files if Path(f) != DEFAULT_CONFIG]
     return files
 
@@ -116,12 +117,13 @@ def run(configfiles: tuple[str, ...], snakemake_args: tuple[str, ...]) -> None:
     --profile profiles/slurm --workflow-profile none)."""
     from minnorm.workflow.lock_guard import stale_lock
 
-    if not configfiles and not DEFAULT_CONFIG.is_file():
+    files = _configfiles(snakemake_args, configfiles)
+    if not [f for f in files if Path(f) != DEFAULT_CONFIG] and not DEFAULT_CONFIG.is_file():
         raise click.ClickException(
             f"no {DEFAULT_CONFIG} in {Path.cwd()} and no --configfile: `minnorm init` writes a "
             "starting config"
         )
-    _check_configs(_configfiles(snakemake_args, configfiles))
+    _check_configs(files)
     args = ["--snakefile", str(snakefile()), *snakemake_args]
     for path in configfiles:
         args += ["--configfile", path]
@@ -188,19 +190,25 @@ def status(directory: Path, config_path: Path | None) -> None:
     help="The folder holding results/ (the prefix, for a module with `prefix:`).",
 )
 @click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The report to include (default: DIRECTORY/results/report.html).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path(f"minnorm-{__version__}-results.zip"),
     show_default=True,
 )
-def archive(directory: Path, output: Path) -> None:
+def archive(directory: Path, report_path: Path | None, output: Path) -> None:
     """One zip of the results with RO-Crate metadata: report, collected datasets, checks and
     other tables, resolved config, lock file and package versions."""
     from minnorm.workflow.archive import ArchiveError, write_archive
 
     try:
-        written = write_archive(directory, output)
+        written = write_archive(directory, output, report=report_path)
     except ArchiveError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {written}")

@@ -63,7 +63,7 @@ def table_files(root: Path) -> list[Path]:
         if p.suffix in TABLE_SUFFIXES
         and p.is_file()
         and p.name not in NOT_RESULTS
-        and p.resolve() != (root / REPORT).resolve()
+        and p.name != REPORT.name
     )
 
 
@@ -77,10 +77,11 @@ def installed_versions() -> str:
     return "\n".join(lines) + "\n"
 
 
-def archive_parts(root: Path, scratch: Path) -> list[Part]:
+def archive_parts(root: Path, scratch: Path, report: Path | None = None) -> list[Part]:
     """Every file of the archive of the results under `root`; generated ones are written to
-    `scratch`. Raises ArchiveError when the report or the run's config is missing."""
-    report, config = root / REPORT, root / LAST_RUN_CONFIG
+    `scratch`. `report`: the HTML report (default `root/results/report.html`), archived as
+    `results/report.html`. Raises ArchiveError when the report or the run's config is missing."""
+    report, config = report or root / REPORT, root / LAST_RUN_CONFIG
     if not report.is_file():
         raise ArchiveError(f"no {report}: make the report first (minnorm report)")
     if not config.is_file():
@@ -126,7 +127,7 @@ def archive_parts(root: Path, scratch: Path) -> list[Part]:
     return parts
 
 
-def build_crate(root: Path, scratch: Path) -> ROCrate:
+def build_crate(root: Path, scratch: Path, report: Path | None = None) -> ROCrate:
     """The RO-Crate of the results under `root` (files not yet copied)."""
     crate = ROCrate()
     crate.name = f"minnorm {__version__} results"
@@ -143,7 +144,7 @@ def build_crate(root: Path, scratch: Path) -> ROCrate:
             properties={"name": "minnorm", "softwareVersion": __version__},
         )
     )
-    for part in archive_parts(root, scratch):
+    for part in archive_parts(root, scratch, report):
         crate.add_file(
             part.source,
             dest_path=part.dest,
@@ -159,9 +160,10 @@ def build_crate(root: Path, scratch: Path) -> ROCrate:
     return crate
 
 
-def write_archive(root: Path, out: Path) -> Path:
-    """Write the archive of the results under `root` to the zip file `out` (atomically)."""
+def write_archive(root: Path, out: Path, report: Path | None = None) -> Path:
+    """Write the archive of the results under `root` to the zip file `out` (atomically);
+    `report` as in `archive_parts`."""
     with tempfile.TemporaryDirectory(prefix="minnorm-archive-") as scratch:
-        crate = build_crate(Path(root), Path(scratch))
+        crate = build_crate(Path(root), Path(scratch), report)
         atomic_write(out, crate.write_zip)
     return Path(out)
