@@ -163,8 +163,17 @@ def report(snakefile_path: str | None, output: str, snakemake_args: tuple[str, .
         args += ["--snakefile", snakefile_path]
     args += snakemake_args
     click.echo("snakemake " + " ".join(args), err=True)
+    # The workflow reads it while Snakemake parses it, in this process.
+    previous = os.environ.get(REPORT_EXISTING_ENV)
     os.environ[REPORT_EXISTING_ENV] = "1"
-    sys.exit(run_snakemake(args))
+    try:
+        code = run_snakemake(args)
+    finally:
+        if previous is None:
+            del os.environ[REPORT_EXISTING_ENV]
+        else:
+            os.environ[REPORT_EXISTING_ENV] = previous
+    sys.exit(code)
 
 
 @cli.command()

@@ -26,7 +26,9 @@ TINY = (REPO / ".test" / "config" / "config.yaml").read_text(encoding="utf-8")
 def calls(monkeypatch, tmp_path):
     """Run in an empty folder; record each Snakemake command line instead of running it."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(REPORT_EXISTING_ENV, raising=False)
+    # setenv first, so that the variable's state before the test is restored afterwards.
+    monkeypatch.setenv(REPORT_EXISTING_ENV, "")
+    monkeypatch.delenv(REPORT_EXISTING_ENV)
     recorded: list[list[str]] = []
 
     def record(args):
@@ -100,6 +102,7 @@ def test_report_uses_the_last_run_config_and_reports_what_exists(calls, tmp_path
     with pytest.raises(SystemExit):
         cli_module.cli.main(["report", "--snakefile", "Snakefile"])
     first, second, module = calls
+    assert REPORT_EXISTING_ENV not in os.environ  # set for the report's Snakemake only
     packaged = str(REPO / "Snakefile")
     assert first == ["--report", "results/report.html", "--snakefile", packaged, "env:1"]
     assert second == [
