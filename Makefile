@@ -1,4 +1,6 @@
 # A fresh clone with Python 3.11 needs only: `make venv` (or `make run`), then `make test`.
+# The run, report, status and archive targets call the `minnorm` command (src/minnorm/cli.py),
+# the same code a user of the installed wheel runs.
 # .venv is installed from the lock file requirements.lock: every package at its exact version,
 # each file checked against its SHA-256 (`pip install --require-hashes`), then this package
 # itself (editable, no dependencies). pyproject.toml keeps the lower bounds for people who
@@ -18,13 +20,17 @@ LOCK_FLAGS ?=
 SNAKEMAKE_ARGS ?=
 # The config of the last run (written by the workflow when a run starts): `make report` uses it.
 LAST_RUN_CONFIG := results/last_run_config.yaml
+# Where `make docs` (and `make lint`'s strict build) puts the documentation site (git-ignored).
+SITE_DIR := site
+# The workflow catalog's copy of the config schema (`make schema` regenerates it).
+CATALOG_SCHEMA := workflow/schemas/config.schema.yaml
 
-.PHONY: venv run beyond beyond-plan status test report lint lock docs-figures
+.PHONY: venv run beyond beyond-plan status test report lint lock docs-figures docs schema archive dist
 
 venv: $(VENV)/.installed
 
 # Reinstall when the lock or the package's metadata changes.
-$(VENV)/.installed: $(LOCK) pyproject.toml
+$(VENV)/.installed: $(LOCK) pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK)
 	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
@@ -40,16 +46,15 @@ lock:
 	  --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
 	  --output-file $(LOCK) pyproject.toml
 
-# The default config on all cores (profile profiles/default). A run killed with SIGKILL leaves
-# Snakemake's directory lock behind; it is removed first only when no snakemake process (nor a
-# job of one) works in this directory (minnorm.workflow.lock_guard), so that repeating `make run`
-# resumes the sweep and never breaks into a live one. Before that, the config files the command
-# reads are checked (minnorm.config.yaml_reader): a YAML error in a --configfile is reported with its
-# file, line and column, which Snakemake itself does not give.
+# The default config on all cores (profile profiles/default): `minnorm run`. It first checks the
+# config files the command reads (minnorm.config.yaml_reader: a YAML error in a --configfile is
+# reported with its file, line and column, which Snakemake itself does not give). A run killed
+# with SIGKILL leaves Snakemake's directory lock behind; it is removed first only when no
+# snakemake process (nor a job of one, nor a `minnorm run`) works in this directory
+# (minnorm.workflow.lock_guard), so that repeating `make run` resumes the sweep and never breaks
+# into a live one.
 run: venv
-	@$(BIN)/python -m minnorm.config.yaml_reader $(SNAKEMAKE_ARGS)
-	@if $(BIN)/python -m minnorm.workflow.lock_guard $(SNAKEMAKE_ARGS); then $(BIN)/snakemake --unlock $(SNAKEMAKE_ARGS) >/dev/null; fi
-	$(BIN)/snakemake --cores all $(SNAKEMAKE_ARGS)
+	$(BIN)/minnorm run --cores all $(SNAKEMAKE_ARGS)
 
 # The studies beyond the paper (config/beyond.yaml; README "Beyond the paper"): `make run` with
 # that config in place of the default one. About 17 minutes on 2 cores (BENCHMARKS.md); `make
@@ -61,28 +66,32 @@ beyond:
 # The plan of the cluster-scale studies (config/beyond_cluster.yaml) through the SLURM profile,
 # as a dry run: no SLURM needed. See README "Running on a SLURM cluster" to submit it.
 beyond-plan: venv
-	$(BIN)/snakemake --profile profiles/slurm --workflow-profile none \
+	$(BIN)/minnorm run --profile profiles/slurm --workflow-profile none \
 	  --configfile config/beyond_cluster.yaml --replace-workflow-config -n $(SNAKEMAKE_ARGS)
 
 # How far the run in this directory has got (run files present per experiment, runs started,
 # the latest training log line, whether snakemake still runs); from another terminal, any time.
 status:
-	@$(BIN)/python -m minnorm.workflow.status
+	@$(BIN)/minnorm status
 
 # The whole test suite, slow tests included.
 test: venv
 	$(BIN)/python -m pytest
 
 # Self-contained HTML report of the last run, with the config that run used (whatever flags it
-# had), covering the figures and checks tables that exist.
+# had, from results/last_run_config.yaml), covering the figures and checks tables that exist.
 report: venv
-	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report results/report.html \
-	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
-	  $(SNAKEMAKE_ARGS)
+	$(BIN)/minnorm report $(SNAKEMAKE_ARGS)
+
+# One zip of the results (report, collected datasets, tables, config, lock file, versions) with
+# RO-Crate metadata, to deposit and cite: `make report` first.
+archive: venv
+	$(BIN)/minnorm archive
 
 # Workflow lint (snakemake, snakefmt), Python lint and format (ruff), the layer contract and
-# import cycles (import-linter), types (mypy, every function of src/ annotated); all configured
-# in pyproject.toml.
+# import cycles (import-linter), types (mypy, every function of src/ annotated), all configured
+# in pyproject.toml; and the documentation site built strictly (a broken link or a missing page
+# fails).
 lint: venv
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
@@ -90,6 +99,21 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(SITE_DIR)
+
+# The documentation site (MkDocs, Material theme) from docs/ into site/; the configuration,
+# figures, checks and data-set pages are generated from the schema and registries at build time.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(SITE_DIR)
+
+# Rewrite the workflow catalog's copy of the config schema after editing
+# src/minnorm/config/config.schema.yaml or a data set's own keys (tests/project/test_docs.py).
+schema: venv
+	$(BIN)/python -m minnorm.workflow.reference catalog-schema $(CATALOG_SCHEMA)
+
+# The wheel and the sdist of this release in dist/ (the wheel carries the workflow).
+dist: venv
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 # Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
 # the README).
@@ -105,6 +129,4 @@ docs-figures:
 	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
 	done
 	cp results/checks.md docs/checks.md
-	MINNORM_REPORT_EXISTING=1 $(BIN)/snakemake --report $(DOCS_REPORT) \
-	  $(if $(wildcard $(LAST_RUN_CONFIG)),--configfile $(LAST_RUN_CONFIG) --replace-workflow-config) \
-	  $(SNAKEMAKE_ARGS)
+	$(BIN)/minnorm report --output $(DOCS_REPORT) $(SNAKEMAKE_ARGS)

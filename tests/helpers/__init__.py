@@ -1,6 +1,6 @@
 """Shared test code: independent references (`reference`), synthetic run files (`runs`), image
-files (`image_files`), training fixtures (`training`) and workflow runs (`workflow`). Test modules
-import from here, never from each other."""
+files (`image_files`), training fixtures (`training`), workflow runs (`workflow`) and the CF
+compliance check (`cf`). Test modules import from here, never from each other."""
 
 from pathlib import Path
 

@@ -5,6 +5,8 @@ Read back with netCDF4 itself (no xarray decoding): global `Conventions`, a `lon
 variable, UDUNITS units ("1" for dimensionless numbers, "s" for the wall time) and never the
 non-units "step"/"neurons", flag attributes instead of units on the 0/1 flags, and coordinate
 variables on the dimensions whose index means something (`step`, `eig`, the swept values).
+And every kind passes the IOOS compliance-checker's `cf:1.11` suite (the convention the files
+declare) with no error and no warning.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
+import xarray as xr
 
-from helpers.training import run_config
+from helpers.cf import cf_problems
+from helpers.training import run_mapping
 from minnorm.analysis.collect import collect_experiment
+from minnorm.config.run_config import RunConfig
 from minnorm.data.datasets import make_dataset, save_dataset
 from minnorm.data.settings import DataSettings
 from minnorm.data.target_file import build_target_dataset
@@ -26,6 +31,17 @@ from minnorm.training.train import train_run
 # Units the files use; both are UDUNITS-2 units ("1": dimensionless, "s": second).
 UDUNITS_USED = {"1", "s"}
 FLAGS = {"diverged": "not_diverged diverged", "used_pinv": "cholesky_solve pseudo_inverse"}
+
+
+def run_config(data: DataSettings, seed: int, kappa: float | None = None) -> RunConfig:
+    """A 10-step eager run of the CF fixture, with `model.kappa` swept when `kappa` is given."""
+    mapping = run_mapping(
+        data, width=16, seed=seed, lr=0.1, steps=10, every=5, log_points=0, experiment="cf"
+    )
+    if kappa is not None:
+        mapping["model"]["kappa"] = kappa
+        mapping["sweep"] = {"model.kappa": kappa}
+    return RunConfig.from_mapping(mapping)
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +56,51 @@ def files(tmp_path_factory) -> dict[str, Path]:
         target = build_target_dataset(data, width=16, seed=seed, bias=True, kappa=1.0)
         atomic_write_netcdf(target, out["target"])
         runs.append(root / f"run{seed}.nc")
-        cfg = run_config(
-            data_cfg, width=16, seed=seed, lr=0.1, steps=10, every=5, log_points=0, experiment="cf"
-        )
-        atomic_write_netcdf(train_run(data, target, cfg), runs[-1])
+        atomic_write_netcdf(train_run(data, target, run_config(data_cfg, seed)), runs[-1])
     out["run"] = runs[0]
     atomic_write_netcdf(collect_experiment(runs), out["collected"])
+    # A collected file with a swept float setting: one more coordinate variable (model_kappa).
+    data = make_dataset(data_cfg, label_noise=0.0, seed=0)
+    swept = []
+    for kappa in (0.5, 1.0):
+        target = build_target_dataset(data, width=16, seed=0, bias=True, kappa=kappa)
+        swept.append(root / f"kappa{kappa}.nc")
+        run = train_run(data, target, run_config(data_cfg, 0, kappa))
+        atomic_write_netcdf(run, swept[-1])
+    out["swept"] = root / "swept.nc"
+    atomic_write_netcdf(collect_experiment(swept), out["swept"])
     return out
 
 
-@pytest.mark.parametrize("kind", ["data", "target", "run", "collected"])
+@pytest.mark.parametrize("kind", ["data", "target", "run", "collected", "swept"])
+def test_compliance_checker_cf_1_11_finds_nothing(files, kind):
+    assert cf_problems(files[kind]) == []
+    with netCDF4.Dataset(files[kind]) as nc:
+        assert nc.getncattr("title") and "minnorm" in nc.getncattr("history")
+        if kind == "swept":
+            assert nc.variables["model_kappa"].dimensions == ("model_kappa",)
+        for dim in nc.dimensions:
+            if dim in nc.variables:
+                assert "_FillValue" not in nc.variables[dim].ncattrs(), (kind, dim)
+
+
+def test_compliance_checker_reports_what_plain_xarray_writes(tmp_path):
+    """The check can fail: xarray's own writer gives a float coordinate a _FillValue, and a file
+    without title and history draws warnings."""
+    ds = xr.Dataset(
+        {"v": ("lr", np.arange(2.0), {"long_name": "v", "units": "1"})},
+        coords={"lr": ("lr", [0.1, 0.2], {"long_name": "learning rate", "units": "1"})},
+        attrs={"Conventions": "CF-1.11"},
+    )
+    ds.to_netcdf(tmp_path / "plain.nc")
+    problems = cf_problems(tmp_path / "plain.nc")
+    assert any("'lr' must not have the _FillValue" in p for p in problems), problems
+    assert any("title" in p for p in problems) and any("history" in p for p in problems)
+    atomic_write_netcdf(ds, tmp_path / "minnorm.nc")
+    assert cf_problems(tmp_path / "minnorm.nc") == []
+
+
+@pytest.mark.parametrize("kind", ["data", "target", "run", "collected", "swept"])
 def test_conventions_units_and_flags(files, kind):
     with netCDF4.Dataset(files[kind]) as nc:
         assert nc.getncattr("Conventions") == "CF-1.11"

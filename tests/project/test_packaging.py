@@ -13,6 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+import minnorm
 from helpers import REPO
 
 LOCK = REPO / "requirements.lock"
@@ -51,21 +52,24 @@ def _environment(path: Path) -> dict:
 
 
 def _env_requirements(path: Path) -> tuple[dict[str, str], list[str], list[str]]:
-    """Conda (name -> spec, `=` pins written as `==`), pip requirements and pip `-e` paths."""
+    """Conda (name -> spec, `=` pins written as `==`), pip requirements, and how minnorm itself
+    is installed (pip `-e` paths and direct references `name @ url`)."""
     conda: dict[str, str] = {}
     pip: list[str] = []
-    editable: list[str] = []
+    package: list[str] = []
     for entry in _environment(path)["dependencies"]:
         if isinstance(entry, dict):
             for line in entry["pip"]:
                 if line.startswith("-e "):
-                    editable.append(line[3:].strip())
+                    package.append(line[3:].strip())
+                elif " @ " in line:
+                    package.append(line)
                 else:
                     pip.append(line)
             continue
         name, spec = _requirement(entry)
         conda[name] = re.sub(r"^=(?!=)", "==", spec)
-    return conda, pip, editable
+    return conda, pip, package
 
 
 def _listed(path: Path) -> dict[str, str]:
@@ -97,17 +101,15 @@ def test_root_environment_has_the_dependencies_extras_and_the_package() -> None:
     assert editable == ["."]
 
 
-def test_rule_environment_has_the_run_dependencies_and_can_import_minnorm() -> None:
+def test_rule_environment_has_the_run_dependencies_and_installs_minnorm_at_the_release() -> None:
     assert _environment(RULE_ENV)["channels"] == CHANNELS
     assert _listed(RULE_ENV) == _declared()
-    # minnorm from the workflow's source: `../..` from the file's folder is the repository
-    # root, and from Snakemake's copy in <workdir>/.snakemake/conda/ it is the working directory.
-    _, _, editable = _env_requirements(RULE_ENV)
-    assert editable == ["../.."]
-    root = (RULE_ENV.parent / editable[0]).resolve()
-    assert root == REPO
-    with open(root / "pyproject.toml", "rb") as handle:
-        assert tomllib.load(handle)["project"]["name"] == "minnorm"
+    # minnorm at the workflow's own release, from its tag: never a relative path (Snakemake
+    # builds the env from a copy of the file in <workdir>/.snakemake/conda/, which for a module
+    # or an installed workflow is not the workflow's folder).
+    _, _, package = _env_requirements(RULE_ENV)
+    repository = _pyproject()["project"]["urls"]["Repository"]
+    assert package == [f"minnorm @ git+{repository}@v{minnorm.__version__}"]
 
 
 def test_every_rule_uses_the_checked_conda_environment() -> None:
@@ -163,7 +165,7 @@ def test_running_environment_is_the_lock() -> None:
 def test_make_venv_installs_exactly_the_lock() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     recipe = makefile.split("$(VENV)/.installed:", 1)[1].split("\n\n", 1)[0]
-    assert "$(LOCK) pyproject.toml" in recipe.splitlines()[0]
+    assert "$(LOCK) pyproject.toml setup.py" in recipe.splitlines()[0]
     assert "pip install --require-hashes --no-deps -r $(LOCK)" in recipe
     assert "pip install --no-deps --no-build-isolation -e ." in recipe
     assert "pip check" in recipe

@@ -16,6 +16,7 @@ from helpers import REPO
 from minnorm.config import validate_config
 from minnorm.workflow.invocation import (
     REPORT_EXISTING_ENV,
+    config_digest,
     existing_targets,
     merged_configfile_warning,
     write_last_run_config,
@@ -59,12 +60,31 @@ def test_existing_targets_only_under_make_report(tmp_path):
     targets = [str(tmp_path / "made.png"), str(tmp_path / "missing.png")]
     assert existing_targets(targets, environ={}) == targets
     assert existing_targets(targets, environ={REPORT_EXISTING_ENV: "1"}) == targets[:1]
+    # Below a module's prefix: the targets keep their names, existence is checked where they lie.
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "made.png").write_text("x")
+    names = ["made.png", "missing.png"]
+    moved = existing_targets(
+        names, environ={REPORT_EXISTING_ENV: "1"}, where=lambda t: str(tmp_path / "p" / t)
+    )
+    assert moved == ["made.png"]
+
+
+def test_config_digest_follows_the_values_not_the_key_order():
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        config = validate_config(yaml.safe_load(handle))
+    reordered = dict(reversed(list(config["experiments"].items())))
+    assert config_digest({"experiments": reordered}) == config_digest(config)
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["experiments"]["tiny_sphere"]["training"]["steps"] += 1
+    assert config_digest(changed) != config_digest(config)
+    assert len(config_digest(config)) == 16
 
 
 def _copy_repo(dest: Path) -> Path:
     """What a clone holds for running the workflow and the Makefile (the package: this venv)."""
     dest.mkdir()
-    for name in ("Snakefile", "Makefile", "pyproject.toml", "requirements.lock"):
+    for name in ("Snakefile", "Makefile", "pyproject.toml", "setup.py", "requirements.lock"):
         shutil.copy2(REPO / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
     for folder in ("workflow", "config", "profiles"):
@@ -97,9 +117,10 @@ def test_dry_run_warns_when_a_configfile_is_merged(tmp_path):
 
 @pytest.mark.slow
 def test_make_report_after_a_partial_run_of_another_config(tmp_path):
-    """`make report` after `snakemake --configfile tests.yaml --replace-workflow-config
-    results/tiny_digits/tiny_digits.nc` (one experiment's collected file, no figures): no flags
-    repeated, the report covers what exists, no "Missing metadata" warning."""
+    """`make report` (`minnorm report`) after `snakemake --configfile tests.yaml
+    --replace-workflow-config results/tiny_digits/tiny_digits.nc` (one experiment's collected
+    file, no figures): no flags repeated, the report covers what exists, no "Missing metadata"
+    warning."""
     root = _copy_repo(tmp_path / "wf")
     run = _snakemake(
         root,
@@ -120,7 +141,11 @@ def test_make_report_after_a_partial_run_of_another_config(tmp_path):
     # `make report` with this interpreter's venv standing in for .venv (already installed).
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    for tool, command in (("python", ""), ("snakemake", " -m snakemake")):
+    for tool, command in (
+        ("python", ""),
+        ("snakemake", " -m snakemake"),
+        ("minnorm", " -m minnorm"),
+    ):
         (venv / "bin" / tool).write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
         (venv / "bin" / tool).chmod(0o755)
     (venv / ".installed").touch()
@@ -137,3 +162,26 @@ def test_make_report_after_a_partial_run_of_another_config(tmp_path):
     assert (root / "results" / "report.html").stat().st_size > 0
     assert "Missing metadata" not in log
     assert "--configfile results/last_run_config.yaml --replace-workflow-config" in log
+
+
+@pytest.mark.slow
+def test_module_without_prefix_plans_the_outputs_and_records_its_config(tmp_path):
+    """The clone's workflow as a module without `prefix:` (and with renamed rules): the outputs
+    are the plain results/ paths, and the rule run_config records the config (a module's onstart
+    does not run)."""
+    (tmp_path / "Snakefile").write_text(
+        "from minnorm.workflow.packaged import module_snakefile\n\n"
+        "module minnorm:\n"
+        "    snakefile: module_snakefile()\n"
+        "    config: config\n\n"
+        "use rule * from minnorm as mine_*\n"
+    )
+    config = tmp_path / "tiny.yaml"
+    config.write_text((REPO / ".test" / "config" / "config.yaml").read_text())
+    dry = _snakemake(tmp_path, "-n", "--configfile", str(config), "--cores", "1")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    log = dry.stdout + dry.stderr
+    assert "rule mine_run_config:" in log and "output: results/last_run_config.yaml" in log
+    assert "rule mine_train_catalog_tiny:" in log
+    assert "results/catalog_tiny/figures/ss_fig1.png" in log
+    assert not (tmp_path / "results").exists()

@@ -1,8 +1,8 @@
-"""`make run` removes Snakemake's directory lock only when no snakemake can be working there."""
+"""`make run` (`minnorm run`) removes Snakemake's directory lock only when no snakemake can be
+working there."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from helpers import REPO
+from minnorm import cli as cli_module
 from minnorm.workflow.lock_guard import main, snakemake_processes, stale_lock
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
@@ -85,75 +87,58 @@ def test_live_snakemake_started_with_c1_keeps_the_lock(tmp_path, processes):
     assert stale_lock(workdir) == (False, "")
 
 
-def test_make_run_never_unlocks_a_live_instance(tmp_path, processes):
-    """The Makefile's `run` recipe with a stand-in snakemake that records its arguments."""
-    workdir = _locked(tmp_path / "wd")
-    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
-        shutil.copy2(REPO / name, workdir / name)
-    shutil.copytree(REPO / "config", workdir / "config")  # make run checks config/config.yaml
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    python = venv / "bin" / "python"
-    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    python.chmod(0o755)
-    calls = tmp_path / "calls.txt"
-    fake = venv / "bin" / "snakemake"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    fake.chmod(0o755)
-    (venv / ".installed").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+def _minnorm_run(workdir: Path, monkeypatch, *args: str) -> tuple[int, list[list[str]], str]:
+    """`minnorm run` (what `make run` calls) in `workdir` with Snakemake replaced by a recorder:
+    (exit code, the Snakemake command lines, stderr)."""
+    monkeypatch.chdir(workdir)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(cli_module, "run_snakemake", lambda a: calls.append(list(a)) or 0)
+    result = CliRunner().invoke(cli_module.cli, ["run", *args])
+    return result.exit_code, calls, result.stderr
 
-    def make_run() -> subprocess.CompletedProcess[str]:
-        calls.unlink(missing_ok=True)
-        return subprocess.run(
-            ["make", "run", f"VENV={venv}"],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+
+def test_make_run_is_minnorm_run():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nrun: venv\n", 1)[1].split("\n\n", 1)[0]
+    assert recipe.strip() == "$(BIN)/minnorm run --cores all $(SNAKEMAKE_ARGS)"
+
+
+def test_minnorm_run_never_unlocks_a_live_instance(tmp_path, processes, monkeypatch):
+    workdir = _locked(tmp_path / "wd")
+    shutil.copytree(REPO / "config", workdir / "config")  # the run checks config/config.yaml
+    snakefile = str(REPO / "Snakefile")
 
     processes.append(_fake_snakemake(workdir, "snakemake", "-c1"))
-    live = make_run()
-    assert live.returncode == 0, live.stderr
-    assert calls.read_text().splitlines() == ["--cores all"]  # no --unlock
-    assert "not removing Snakemake's lock" in live.stderr
+    code, calls, err = _minnorm_run(workdir, monkeypatch, "--cores", "all")
+    assert code == 0, err
+    assert calls == [["--snakefile", snakefile, "--cores", "all"]]  # no --unlock
+    assert "not removing Snakemake's lock" in err
+
+    # Another `minnorm run` (Snakemake inside its own process) holds it just the same.
+    processes[-1].kill()
+    processes[-1].wait()
+    processes.append(_fake_snakemake(workdir, str(tmp_path / "venv" / "bin" / "minnorm"), "run"))
+    code, calls, err = _minnorm_run(workdir, monkeypatch, "--cores", "all")
+    assert calls == [["--snakefile", snakefile, "--cores", "all"]]
+    assert "not removing Snakemake's lock" in err
 
     processes[-1].kill()
     processes[-1].wait()
-    stale = make_run()
-    assert stale.returncode == 0, stale.stderr
-    assert calls.read_text().splitlines() == ["--unlock", "--cores all"]
+    code, calls, err = _minnorm_run(workdir, monkeypatch, "--cores", "all")
+    assert code == 0, err
+    assert calls == [
+        ["--snakefile", snakefile, "--cores", "all", "--unlock"],
+        ["--snakefile", snakefile, "--cores", "all"],
+    ]
 
 
-def test_make_run_reports_a_yaml_error_with_its_line_before_snakemake(tmp_path):
+def test_minnorm_run_reports_a_yaml_error_with_its_line_before_snakemake(tmp_path, monkeypatch):
     """`make run SNAKEMAKE_ARGS="--configfile bad.yaml"`: file, line and column; no snakemake."""
     workdir = tmp_path / "wd"
     workdir.mkdir()
-    for name in ("Makefile", "pyproject.toml", "requirements.lock"):
-        shutil.copy2(REPO / name, workdir / name)
     shutil.copytree(REPO / "config", workdir / "config")
     (workdir / "bad.yaml").write_text("experiments:\n  mine:\n    sweep: {width: [64, 128}\n")
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    calls = tmp_path / "calls.txt"
-    for tool, body in (
-        ("python", f'exec "{sys.executable}" "$@"'),
-        ("snakemake", f'echo "$@" >> {calls}'),
-    ):
-        (venv / "bin" / tool).write_text(f"#!/bin/sh\n{body}\n")
-        (venv / "bin" / tool).chmod(0o755)
-    (venv / ".installed").touch()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
-    proc = subprocess.run(
-        ["make", "run", f"VENV={venv}", "SNAKEMAKE_ARGS=--configfile bad.yaml"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode != 0
-    assert "bad.yaml:3:" in proc.stderr, proc.stderr
-    assert not calls.exists()
+    code, calls, err = _minnorm_run(workdir, monkeypatch, "--configfile", "bad.yaml")
+    assert code != 0
+    assert "bad.yaml:3:" in err, err
+    assert calls == []

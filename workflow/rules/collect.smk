@@ -58,3 +58,18 @@ rule checks_summary:
         experiments=EXPERIMENTS,
     script:
         "../scripts/checks_summary.py"
+
+
+# As another workflow's module (whose onstart Snakemake skips), the resolved config is recorded
+# by this rule instead, as part of `all`: `minnorm status` and `minnorm archive` read it. It is
+# rewritten whenever the config changes (its digest is the param).
+if AS_MODULE:
+
+    rule run_config:
+        output:
+            str(LAST_RUN_CONFIG),
+        localrule: True
+        params:
+            config=config_digest(config),
+        run:
+            write_last_run_config(config, output[0])

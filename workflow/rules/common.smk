@@ -7,14 +7,18 @@ from minnorm.io import integrity
 from minnorm.workflow import plan, resource_requests
 from minnorm.config import ConfigError, validate_config
 from minnorm.config.yaml_reader import check_config_files
-from minnorm.workflow.invocation import warn_if_configfile_merged
+from minnorm.workflow.invocation import (
+    LAST_RUN_CONFIG,
+    config_digest,
+    warn_if_configfile_merged,
+)
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
 # Validate at parse time, before any job exists: a mistake stops the workflow with a message
 # naming the key. The config files are first read again strictly (Snakemake's YAML reader keeps
 # the last of two equal keys silently); the validated copy (defaults filled in) replaces the raw
-# config in place. The schema is minnorm's package data (workflow/schemas/ links to it).
+# config in place. The schema is minnorm's package data (workflow/schemas/ holds the catalog's copy).
 try:
     check_config_files(workflow.configfiles)
     config.update(validate_config(config))
@@ -32,21 +36,39 @@ wildcard_constraints:
 
 
 EXPERIMENTS = list(config["experiments"])
+# Whether these rules run as another workflow's module (whose onstart Snakemake skips, and whose
+# config comes from the `module` statement, not from config/config.yaml).
+AS_MODULE = not workflow.modifier.is_main_snakefile()
 # A --configfile merged into the default experiments (no --replace-workflow-config): say so.
-warn_if_configfile_merged(
-    workflow.overwrite_configfiles,
-    workflow.config_settings.replace_workflow_config,
-    EXPERIMENTS,
-)
+if not AS_MODULE:
+    warn_if_configfile_merged(
+        workflow.overwrite_configfiles,
+        workflow.config_settings.replace_workflow_config,
+        EXPERIMENTS,
+    )
+
+# Used as a module with `prefix:`, Snakemake puts every relative input and output of these rules
+# below the prefix. Parse-time checks of files that already exist must look there too: the
+# modifier in effect while this file is parsed says where (identity outside a module).
+_PATH_MODIFIER = getattr(workflow.modifier, "path_modifier", None)
+
+
+def output_path(path):
+    """Where a relative output path of these rules lies (below a module's prefix, if any)."""
+    if _PATH_MODIFIER is None:
+        return str(path)
+    return str(_PATH_MODIFIER.replace_prefix(str(path)))
+
 
 # A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
 # one) is removed before the DAG is built, so that the job that makes it runs again.
 if workflow.is_main_process:
-    for path, why in integrity.remove_damaged(plan.result_files(config)).items():
+    results = [output_path(path) for path in plan.result_files(config)]
+    for path, why in integrity.remove_damaged(results).items():
         logger.warning(f"{path} was damaged ({why}): removed, to be built again")
 
-# The jobs' conda environment under `--sdm conda`: the run dependencies and minnorm itself,
-# installed from the workflow's source (see the file).
+# The jobs' conda environment under `--sdm conda`: the run dependencies and minnorm itself at
+# this workflow's release (see the file).
 CONDA_ENV = "../envs/minnorm.yaml"
 
 
@@ -65,4 +87,6 @@ def all_targets():
         "results/checks.csv",
         "results/checks.md",
         *[path for exp in EXPERIMENTS for path in plan.figure_files(config, exp)],
+        # As a module, the rule run_config (collect.smk) records the config instead of onstart.
+        *([str(LAST_RUN_CONFIG)] if AS_MODULE else []),
     ]

@@ -15,7 +15,9 @@ for exp in EXPERIMENTS:
             f"data_{exp}"
         input:
             # The user's original MNIST/CIFAR-10 files: replacing one rebuilds the data files.
-            local=plan.local_data_files(config, exp),
+            # Read where `data.path` says (from the working directory), never below a module's
+            # prefix: local() keeps Snakemake from moving them.
+            local=[local(f) for f in plan.local_data_files(config, exp)],
         output:
             plan.input_stage_files(config, exp),
         log:

@@ -4,13 +4,14 @@ target files of every width (results/{exp}/target/m*.nc)."""
 import torch
 
 from minnorm.workflow import plan
+from minnorm.workflow.job_files import jobs_at_outputs
 from minnorm.workflow.pipeline import log_job_to, make_data_files
 
 log_job_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-# The work list comes from the config, not from params (which hold only a short digest).
+# The settings come from the config (params hold only a short digest); the files are this job's
+# outputs, below a module's `prefix:` if there is one.
 exp = snakemake.params.exp
 data, targets = plan.data_jobs(snakemake.config, exp), plan.target_jobs(snakemake.config, exp)
-outputs = [job.out for job in (*data, *targets)]
-assert sorted(outputs) == sorted(snakemake.output), "plan/outputs differ"
-make_data_files(data, targets)
+jobs = jobs_at_outputs([*data, *targets], snakemake.output)
+make_data_files(jobs[: len(data)], jobs[len(data) :])

@@ -4,8 +4,8 @@ messages.
 The schema is package data (`minnorm/config/config.schema.yaml`, found with importlib.resources, so
 it
 works from an editable install, an installed wheel and a copy of the repository alike);
-workflow/schemas/config.schema.yaml is a symbolic link to it for the workflow catalog. The enums
-of figure and data set names are filled in from `minnorm.config.figure_registry.FIGURES` and
+workflow/schemas/config.schema.yaml is the workflow catalog's generated copy (`make schema`). The
+enums of figure and data set names are filled in from `minnorm.config.figure_registry.FIGURES` and
 `minnorm.data.registry.DATASETS` when the schema is loaded. The validator on top of JSON Schema:
 fills defaults, refuses non-finite numbers (`.nan`, `.inf`, `1.0e+400`) and booleans as numbers,
 and matches `pattern` against the whole string (`re.fullmatch`, so a trailing newline fails).

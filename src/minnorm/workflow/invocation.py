@@ -4,15 +4,18 @@ Snakemake merges a `--configfile` into the workflow's own `config/config.yaml` u
 `--replace-workflow-config` is given, so a user's file silently runs every default experiment
 too; `merged_configfile_warning` says so at parse time. `write_last_run_config` remembers the
 config of the last run in `results/`, so that `make report` builds the report of that run
-whatever flags it had, and `existing_targets` lets the report cover only what exists.
+whatever flags it had (as another workflow's module, where Snakemake skips `onstart`, a rule
+writes it: `config_digest` is its param), and `existing_targets` lets the report cover only what
+exists.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +94,26 @@ def write_last_run_config(
     return Path(path)
 
 
-def existing_targets(targets: Iterable[str], environ: Mapping[str, str] | None = None) -> list[str]:
-    """`targets`, or only those that exist when `make report` asked for it (see
+def config_digest(config: Mapping[str, Any]) -> str:
+    """SHA-256 (16 hex digits) of a resolved config: the param of the rule that records it."""
+    text = json.dumps(config, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def existing_targets(
+    targets: Iterable[str],
+    environ: Mapping[str, str] | None = None,
+    where: Callable[[str], str] = str,
+) -> list[str]:
+    """`targets`, or only those that exist when `minnorm report` asked for it (see
     REPORT_EXISTING_ENV).
 
     A report of a partial run (killed, or run with `--until`) then covers the figures and
-    tables that were made instead of failing on the first missing one.
+    tables that were made instead of failing on the first missing one. `where` maps a target to
+    the path it has on disk (below a module's `prefix:`; the identity otherwise).
     """
     environ = os.environ if environ is None else environ
     targets = list(targets)
     if environ.get(REPORT_EXISTING_ENV) != "1":
         return targets
-    return [t for t in targets if Path(t).exists()]
+    return [t for t in targets if Path(where(t)).exists()]

@@ -5,7 +5,8 @@ start. Removing the lock is only safe when no Snakemake (and no job of one) is s
 the directory: two instances would then run the same jobs at once. A process counts as such
 when its command line mentions snakemake (`snakemake -c1`, `python -m snakemake`, a job's
 `.snakemake/scripts/...`) and its working directory is the directory or inside it (Snakemake
-changes into its `--directory`). A snakemake process whose working directory cannot be read
+changes into its `--directory`), and so does `minnorm run` / `minnorm report` (Snakemake runs
+inside that process). A snakemake process whose working directory cannot be read
 (another user's) counts as possibly here. Without /proc nothing can be told, and the lock is
 never removed automatically.
 
@@ -54,6 +55,18 @@ def _ancestors(pid: int, proc: Path) -> set[int]:
     return chain
 
 
+# `minnorm` subcommands that run Snakemake in their own process (minnorm.cli).
+MINNORM_SNAKEMAKE_COMMANDS = ("run", "report")
+
+
+def _runs_minnorm(words: list[str]) -> bool:
+    """Whether a command line is `minnorm run ...` (or `python -m minnorm report ...`)."""
+    for index, word in enumerate(words[:-1]):
+        if os.path.basename(word) == "minnorm" and words[index + 1] in MINNORM_SNAKEMAKE_COMMANDS:
+            return True
+    return False
+
+
 def snakemake_processes(directory: Path, proc: Path = PROC) -> list[tuple[int, str]]:
     """(pid, command line) of each snakemake process that may work in `directory`.
 
@@ -70,8 +83,9 @@ def snakemake_processes(directory: Path, proc: Path = PROC) -> list[tuple[int, s
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile
-        command = " ".join(arg.decode(errors="replace") for arg in argv if arg)
-        if "snakemake" not in command.lower():
+        words = [arg.decode(errors="replace") for arg in argv if arg]
+        command = " ".join(words)
+        if "snakemake" not in command.lower() and not _runs_minnorm(words):
             continue
         try:
             cwd = Path(os.readlink(entry / "cwd"))

@@ -131,7 +131,10 @@ def make_target_file(config: TargetConfig, data_file: PathLike, out: PathLike) -
     # Not provenance_attrs(): it imports pytorch_lightning (seconds per job) for a version string.
     ds.attrs["minnorm_version"] = __version__
     ds.attrs["config"] = config.to_json()
-    atomic_write_netcdf(ds, out)
+    title = (
+        f"minnorm min-norm target W* and Gram matrices: width {config.width}, seed {config.seed}"
+    )
+    atomic_write_netcdf(ds, out, title=title)
 
 
 def _reusable(done: Path, identity: str) -> bool:
@@ -225,7 +228,12 @@ def _train_batch(batch: list[TrainJob], datas: list[Any], progress: Any = None) 
         ds.attrs["code_sha256"] = numerics_fingerprint()
         ds.attrs[IDENTITY_ATTR] = job.identity
         out = Path(job.out)
-        atomic_write_netcdf(ds, out)
+        run = job.config
+        title = (
+            f"minnorm gradient-descent run of experiment {run.experiment}: width {run.width}, "
+            f"seed {run.seed}, label noise {run.label_noise}, lr {run.lr}"
+        )
+        atomic_write_netcdf(ds, out, title=title)
         if job.done is not None:
             atomic_copy(out, job.done, hard_link=True)
         # Only after the run file is safely in place: a crash before this line resumes from the
@@ -319,7 +327,8 @@ def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:
     from minnorm.analysis.collect import collect_experiment
 
     ds = collect_experiment([Path(p) for p in run_files])
-    atomic_write_netcdf(ds, out)
+    title = f"minnorm: the {len(run_files)} runs of experiment {ds.attrs.get('experiment', '')}"
+    atomic_write_netcdf(ds, out, title=title)
 
 
 def make_figure(

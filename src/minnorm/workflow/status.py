@@ -1,12 +1,13 @@
-"""`make status`: how far the workflow run in this directory has got, from its files alone.
+"""`minnorm status`: how far the workflow run in a directory has got, from its files alone.
 
 Reads the config of the last run (results/last_run_config.yaml, written when a run starts) and
 prints, per experiment, how many run files are present out of the sweep's total, how many runs
 have a checkpoint (started, not finished), the last line of the most recent training log, and
 whether a snakemake process still works in the directory. It reads files only, so it can be
-called at any time from another terminal while `make run` is going.
+called at any time from another terminal while `minnorm run` is going. Under a module's
+`prefix:`, give the prefix as the directory.
 
-    python -m minnorm.workflow.status [--config results/last_run_config.yaml] [--directory .]
+    minnorm status [--directory .] [--config results/last_run_config.yaml]
 """
 
 from __future__ import annotations
@@ -78,18 +79,11 @@ def status_lines(config: dict, root: Path, live: list[tuple[int, str]] | None) -
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--directory", type=Path, default=Path.cwd())
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"the run's config (default: DIRECTORY/{LAST_RUN_CONFIG})",
-    )
-    args = parser.parse_args(argv)
-    root = args.directory.resolve()
-    config_path = args.config or root / LAST_RUN_CONFIG
+def print_status(root: Path, config_path: Path | None = None) -> int:
+    """Print the status of the run in `root` (config: `config_path`, default the last run's);
+    0, or 1 when no run has started there yet. `minnorm status` and `make status` call this."""
+    root = root.resolve()
+    config_path = config_path or root / LAST_RUN_CONFIG
     if not config_path.is_file():
         print(
             f"minnorm status: no {config_path}: no run has started in {root} yet "
@@ -102,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     live = snakemake_processes(root) if PROC.is_dir() else None
     print("\n".join(status_lines(config, root, live)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--directory", type=Path, default=Path.cwd())
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"the run's config (default: DIRECTORY/{LAST_RUN_CONFIG})",
+    )
+    args = parser.parse_args(argv)
+    return print_status(args.directory, args.config)
 
 
 if __name__ == "__main__":
