@@ -1,0 +1,117 @@
+"""The forest plot: every exponent of ||W(T) - W*|| in m that the checks estimate, with its 95%
+interval, one row per experiment and setting (and per data draw where there are several),
+against the flow theorem's -1/4 and the -1/2 alternative, coloured by the row's verdict.
+
+Drawn from the estimates table (minnorm.analysis.checks.estimates_table; results/estimates.csv),
+so it shows the numbers of the checks tables and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from minnorm.analysis.check_tables import VERDICT_COLORS
+from minnorm.analysis.verdicts import (
+    CONTRADICTED,
+    EXPONENT_MARGIN,
+    INCONCLUSIVE,
+    SUPPORTED,
+)
+from minnorm.figures.style import figure_style, save_figure
+
+# The estimates drawn: quantities of the exponent of ||W(T) - W*|| (full range, upper half).
+FOREST_PREFIX = "exponent of ||W(T)-W*||"
+REFERENCES = ((-0.25, "-1/4 (flow theorem)", "--"), (-0.5, "-1/2 (alternative)", ":"))
+# Marker colours by verdict: darker versions of the table's cell colours.
+MARKER_COLORS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", INCONCLUSIVE: "#b8860b"}
+DRAW_COLOR = "0.55"
+ROW_HEIGHT = 0.26
+
+
+def forest_rows(estimates: pd.DataFrame) -> pd.DataFrame:
+    """The rows to draw, in table order: each overall estimate followed by its draws."""
+    if estimates.empty:
+        return estimates.assign(label=pd.Series(dtype=str), overall=pd.Series(dtype=bool))
+    rows = estimates[estimates["quantity"].astype(str).str.startswith(FOREST_PREFIX)].copy()
+    rows["overall"] = rows["draw"].astype(str) == "all"
+
+    def label(r: pd.Series) -> str:
+        if not r.overall:
+            return f"    draw {r.draw}"
+        part = "upper half" if "upper half" in str(r.quantity) else "all widths"
+        setting = f", {r.setting}" if str(r.setting) else ""
+        return f"{r.experiment}: {part}{setting}"
+
+    rows["label"] = [label(r) for _, r in rows.iterrows()]
+    return rows.reset_index(drop=True)
+
+
+def plot_forest(estimates: pd.DataFrame, out_png: Path, out_pdf: Path) -> list[str]:
+    """Draw the forest plot of `estimates` (ESTIMATE_COLUMNS) into PNG and PDF; return one line
+    per overall estimate. With no exponent to show, the figure says so."""
+    rows = forest_rows(estimates)
+    n = max(len(rows), 1)
+    with figure_style():
+        fig = Figure(figsize=(9.5, 1.6 + ROW_HEIGHT * n), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(n)[::-1]
+        for yy, (_, r) in zip(y, rows.iterrows(), strict=False):
+            color = MARKER_COLORS.get(str(r.verdict), DRAW_COLOR) if r.overall else DRAW_COLOR
+            if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
+                ax.hlines(yy, r.ci_low, r.ci_high, color=color, lw=2.2 if r.overall else 1.2)
+            ax.plot(
+                [r.estimate],
+                [yy],
+                "D" if r.overall else "o",
+                color=color,
+                ms=6 if r.overall else 4,
+                zorder=3,
+            )
+            if r.overall:
+                ax.axhspan(
+                    yy - 0.5,
+                    yy + 0.5,
+                    color=VERDICT_COLORS.get(str(r.verdict), "#ffffff"),
+                    alpha=0.35,
+                    lw=0,
+                    zorder=0,
+                )
+        for value, text, ls in REFERENCES:
+            ax.axvline(value, ls=ls, color="0.2", lw=1.1, label=text)
+            ax.axvspan(
+                value - EXPONENT_MARGIN, value + EXPONENT_MARGIN, color="0.85", alpha=0.4, lw=0
+            )
+        ax.set_yticks(y[: len(rows)])
+        ax.set_yticklabels(rows["label"].tolist(), fontsize="small")
+        ax.set_ylim(-0.7, n - 0.3)
+        ax.set_xlabel(
+            "exponent of $\\|W(T) - W^*\\|$ in $m$, 95% CI (grey bands: the claims' regions "
+            f"$\\pm${EXPONENT_MARGIN:g})"
+        )
+        for verdict, color in MARKER_COLORS.items():
+            ax.plot([], [], "D", color=color, label=verdict)
+        ax.plot([], [], "o", color=DRAW_COLOR, label="one data draw (conditional)")
+        ax.legend(fontsize="x-small", loc="lower left", ncols=2)
+        if rows.empty:
+            ax.text(0.5, 0.5, "no exponent estimated", transform=ax.transAxes, ha="center")
+        fig.suptitle("Every width exponent of the checks, with its interval and verdict")
+        save_figure(fig, out_png, out_pdf)
+    return [
+        f"{r.label}: {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}"
+        for _, r in rows[rows.overall].iterrows()
+    ]
+
+
+def forest_html(png: Path) -> str:
+    """An <img> fragment holding the PNG as a data URI, for the report's first page (which
+    includes it with a raw directive, so the report stays one self-contained file)."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return (
+        '<img alt="forest plot of every width exponent" style="width:100%;max-width:1100px" '
+        f'src="data:image/png;base64,{data}"/>\n'
+    )
