@@ -45,6 +45,11 @@ class LongForm:
         return self.m[self.codes == d]
 
 
+def _label(value) -> object:
+    """A draw label as a plain Python value (numpy scalars print as np.int64(0))."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def long_form(
     m: np.ndarray, values: np.ndarray, draw: np.ndarray | None = None, *, min_widths: int = 2
 ) -> LongForm:
@@ -84,7 +89,7 @@ def long_form(
     for d, name in enumerate(names):
         count = np.unique(x[codes == d]).size
         if count < min_widths:
-            which = "the data" if draw is None else f"draw {name!r}"
+            which = "the data" if draw is None else f"draw {_label(name)!r}"
             raise ValueError(
                 f"fit_power_law: {which} has values at {count} width(s); need {min_widths} or "
                 "more per draw"
