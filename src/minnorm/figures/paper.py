@@ -10,15 +10,16 @@ import pandas as pd
 import seaborn as sns
 import xarray as xr
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from minnorm.analysis.beyond import readoffs
 from minnorm.analysis.collect import final_values, initial_values
 from minnorm.figures.style import (
+    PANEL_SIZE,
     facets,
     figure_style,
     masked,
     new_figure,
-    new_grid,
     require,
     save_figure,
     seed_band,
@@ -116,7 +117,7 @@ def _fig1_row(
             readoff_markers(ax, tag[1], colors, widths, readoffs.PAPER_START if normalised else 1.0)
         ax.set_xlabel("epoch (full-batch GD step)")
         ax.set_ylabel(label)
-        ax.set_title(f"{tag} {title}", fontsize="small")
+        ax.set_title(f"{tag} {title}".strip(), fontsize="small")
         ax.legend(fontsize="xx-small", title="mean over runs", title_fontsize="xx-small")
     return ends
 
@@ -139,14 +140,23 @@ def plot_ss_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list[st
     paper = bool(readoffs.paper_widths_present(collected))
     lines = []
     with figure_style():
-        fig, axes = new_grid(2 * len(rows), 3)
-        for i, (label, sel) in enumerate(rows):
+        fig = Figure(
+            figsize=(PANEL_SIZE[0] * 3, (2 * PANEL_SIZE[1] + 1.0) * len(rows) + 0.4),
+            layout="constrained",
+        )
+        subs = np.atleast_1d(fig.subfigures(len(rows), 1))
+        for sub, (label, sel) in zip(subs, rows, strict=True):
             reading = _reading(collected, label)
-            ends = _fig1_row(axes[2 * i], sel, reading, normalised=False, paper=paper)
-            _fig1_row(axes[2 * i + 1], sel, f"{reading}, / start", normalised=True, paper=paper)
+            axes = sub.subplots(2, 3)
+            ends = _fig1_row(list(axes[0]), sel, "", normalised=False, paper=paper)
+            _fig1_row(list(axes[1]), sel, "/ start", normalised=True, paper=paper)
             start = readoffs.start_levels(sel)
             ci = f" [{start.ci_low:.1f}, {start.ci_high:.1f}]" if start.ci_defined else " (no CI)"
             scope = "one data draw" if start.conditional else f"{start.n_draws} data draws"
+            sub.suptitle(
+                f"{reading}: start {start.estimate:.1f}{ci} vs paper ~{readoffs.PAPER_START:g}",
+                fontsize="medium",
+            )
             lines.append(
                 f"{reading}: start ||w0 - w*||^2 {start.estimate:.1f}{ci} (95% CI, {scope}, "
                 f"{sel.sizes.get('seed', 1)} seeds) against the paper's ~"
