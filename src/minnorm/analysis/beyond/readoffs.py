@@ -317,11 +317,13 @@ def _readoff_check(ds: xr.Dataset) -> Outcome:
         about_default = f"default (our ss_fig1 settings) not among the {len(frame)} variants"
     within = "within" if best.factor <= READOFF_MAX_FACTOR else "outside"
     seeds = ds.sizes.get("seed", 1)
+    draws = ds.sizes.get(DRAW_DIM, 1)
+    runs = f"{draws} data draw{'s' if draws > 1 else ''} x {seeds} seeds"
     detail = (
         f"best: {best.label}, score {best.score:.3f} (typical factor x{best.factor:.2f}, "
         f"{within} x{READOFF_MAX_FACTOR:g}; start ||W0-W*||^2 {best.start:.1f} vs "
         f"{PAPER_START:g}); {about_default}; {int(best.n_readoffs)} of {N_READOFFS} read-offs; "
-        f"{_final_step_text(ds)}; seed means of {seeds} seeds, read-offs of a printed plot: no "
+        f"{_final_step_text(ds)}; means over {runs}, read-offs of a printed plot: no "
         f"interval; {_selection_text(ds)}"
     )
     return Outcome(float(best.factor), NO_VERDICT, detail)
