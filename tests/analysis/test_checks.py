@@ -193,14 +193,14 @@ def test_noise_experiment_passes_on_theory_like_data(tmp_path):
     below = _row(df, "error_below_bound")
     assert below.measured == pytest.approx(0.45 / 0.8, rel=0.1)
     assert below.setting == "width=1000"
-    assert "the bound is below 1 at every noise level" in below.detail
+    assert "bound below 1 at every noise level" in below.detail
     assert not (df.check == "dist_to_target").any()
 
 
 def test_a_vacuous_bound_is_named(tmp_path):
     df = _arora(tmp_path, Truth(bound_intercept=1.5))
     detail = _row(df, "error_below_bound").detail
-    assert "VACUOUS at 5 of 5 noise levels" in detail
+    assert "VACUOUS (>= 1, so it constrains no 0-1 error) at 5 of 5 noise levels" in detail
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ its own, with no family-wise correction.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -167,7 +168,7 @@ def _summary(results: str | Path, name: str, first, read, columns) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)
 
 
-def summary_checks(results: str | Path, first: list[str] = ()) -> pd.DataFrame:
+def summary_checks(results: str | Path, first: Sequence[str] = ()) -> pd.DataFrame:
     """Every experiment's checks found as `results/<exp>/checks.csv`, one table.
 
     Experiments named in `first` (the current config's, in config order) come first, then every
@@ -176,6 +177,6 @@ def summary_checks(results: str | Path, first: list[str] = ()) -> pd.DataFrame:
     return _summary(results, "checks.csv", first, read_checks_csv, COLUMNS)
 
 
-def summary_estimates(results: str | Path, first: list[str] = ()) -> pd.DataFrame:
+def summary_estimates(results: str | Path, first: Sequence[str] = ()) -> pd.DataFrame:
     """Every `results/<exp>/estimates.csv`, one table, ordered as `summary_checks`."""
     return _summary(results, "estimates.csv", first, read_estimates_csv, ESTIMATE_COLUMNS)

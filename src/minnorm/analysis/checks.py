@@ -189,12 +189,12 @@ def _vacuous_note(bound: np.ndarray) -> str:
     """How many noise levels have a bound >= 1, which says nothing about a 0-1 error."""
     finite = bound[np.isfinite(bound)]
     count = int((finite >= VACUOUS_ERROR_BOUND).sum())
+    span = f"{finite.min():.3g}-{finite.max():.3g}"
     if count == 0:
-        return f"the bound is below {VACUOUS_ERROR_BOUND:g} at every noise level"
+        return f"below {VACUOUS_ERROR_BOUND:g} at every noise level ({span})"
     return (
-        f"VACUOUS at {count} of {finite.size} noise levels: the bound is "
-        f"{finite.min():.3g}-{finite.max():.3g}, >= {VACUOUS_ERROR_BOUND:g}, so it constrains "
-        "no 0-1 error there"
+        f"{span}, VACUOUS (>= {VACUOUS_ERROR_BOUND:g}, so it constrains no 0-1 error) at "
+        f"{count} of {finite.size} noise levels"
     )
 
 
@@ -212,7 +212,7 @@ def _ratio(
                 continue
             worst = int(np.nanargmax(r))
             verdict = PASS if np.all(r[np.isfinite(r)] < limit) else FAIL
-            extra = f"; {note(sel)}" if note is not None else ""
+            extra = f"; bound {note(sel)}" if note is not None else ""
             outs.append(
                 Outcome(
                     float(r[worst]),

@@ -5,8 +5,8 @@ Templates (docs/templates/*.md) hold placeholders `{{ key }}` or `{{ key:format 
 
 - `{{ exp.check.field }}` or `{{ exp.check[setting].field }}` (setting as in the table's
   `setting` column) read the checks table: fields `estimate` (alias `measured`), `ci_low`,
-  `ci_high`, `ci` ("[low, high]" in the given format), `verdict`, `kind`, `detail`, `draws`
-  and `seeds`
+  `ci_high`, `ci` ("[low, high]" in the given format), `verdict`, `kind`, `detail`, `note`
+  (the detail's last clause), `draws` and `seeds`
   (from the row's detail: "3 data draws x 2 seeds"), `half` (half the 95% interval's width) and
   `needed` (the widest 90% interval that could still support the claim, from its region);
 - `{{ exp.check[setting]@draw.field }}` reads a draw's row of the estimates table;
@@ -34,8 +34,10 @@ from minnorm.analysis.check_tables import read_checks_csv, read_estimates_csv
 from minnorm.analysis.verdicts import Region, width_needed
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}:]+?)\s*(?::\s*([^{}]+?))?\s*\}\}")
-KEY = re.compile(r"^(?P<exp>[A-Za-z0-9_]+)\.(?P<check>[a-z0-9_]+)(?:\[(?P<setting>[^\]]*)\])?"
-                 r"(?:@(?P<draw>[^.]+))?\.(?P<field>[a-z_]+)$")
+KEY = re.compile(
+    r"^(?P<exp>[A-Za-z0-9_]+)\.(?P<check>[a-z0-9_]+)(?:\[(?P<setting>[^\]]*)\])?"
+    r"(?:@(?P<draw>[^.]+))?\.(?P<field>[a-z_]+)$"
+)
 DRAWS = re.compile(r"(\d+) data draws? x (\d+) seeds")
 REGION = re.compile(r"region (?:(-?[\d.]+) <= )?\w+ (<=|>=) (-?[\d.]+)")
 
@@ -114,6 +116,8 @@ def value(tables: Tables, key: str, fmt: str | None = None) -> str:
         return _format((row.ci_high - row.ci_low) / 2, fmt)
     if field in ("verdict", "kind", "detail", "setting"):
         return str(row[field])
+    if field == "note":
+        return str(row.get("detail", "")).split("; ")[-1]
     if field in ("draws", "seeds"):
         found = DRAWS.search(str(row.get("detail", row.get("basis", ""))))
         if found is None:
@@ -161,7 +165,11 @@ def targets(root: Path, tables: Tables) -> dict[Path, str]:
         if not pattern.search(text):
             raise TemplateError(f"README.md has no <!-- {name}:begin --> ... end block")
         body = render((root / TEMPLATES / template).read_text(encoding="utf-8"), tables)
-        text = pattern.sub(lambda m, b=body: m.group(1) + b + m.group(3), text)
+
+        def fill(m: re.Match, body: str = body) -> str:
+            return m.group(1) + body + m.group(3)
+
+        text = pattern.sub(fill, text)
     out[readme] = text
     return out
 

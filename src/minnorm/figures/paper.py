@@ -4,6 +4,7 @@ Figs. 1-2."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ SS_PANELS = (
 # A 0-1 error is at most 1: a bound of 1 or more on it is vacuous (Arora et al.'s bound is
 # drawn in that region for noisy labels).
 VACUOUS_BOUND = 1.0
-PAPER_MARKER = dict(marker="D", s=46, edgecolor="black", linewidth=0.8, zorder=5)
+PAPER_MARKER: dict[str, Any] = dict(marker="D", s=46, edgecolor="black", linewidth=0.8, zorder=5)
 
 
 def _range_marker(
@@ -163,7 +164,7 @@ def plot_ss_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list[st
                 f"{readoffs.PAPER_START:g}; end of (b): {', '.join(ends)}"
             )
         fig.suptitle(
-            selection_title(collected, rows[0][1], "distances to the min-norm target and to init")
+            selection_title(collected, collected, "distances to the min-norm target and to init")
         )
         save_figure(fig, out_png, out_pdf)
     return lines

@@ -185,11 +185,13 @@ def collapse_fits(grid: LazyGrid, beta: float = BETA_CLAIM) -> Collapse:
     kk, mm = np.meshgrid(np.log(grid.kappa), np.log(grid.width.astype(np.float64)), indexing="ij")
     x = kk + beta * mm
     y = np.log(np.where(ok, rel, 1.0))[ok]
-    fits = [poly_fit(v[ok], y) for v in (x, mm, kk)]
+    collapse, width_only, kappa_only = (poly_fit(v[ok], y) for v in (x, mm, kk))
     x_ok = np.exp(x[ok])
     span = (float(x_ok.min()), float(x_ok.max())) if x_ok.size else (np.nan, np.nan)
     return Collapse(
-        *fits,
+        collapse,
+        width_only,
+        kappa_only,
         n_cells=int(ok.sum()),
         n_zero=int((rel == 0).sum()),
         n_missing=int((~np.isfinite(rel)).sum()),
@@ -266,7 +268,7 @@ def lazy_beta(sel: xr.Dataset) -> LazyBeta:
     it). Raises ValueError (naming the cause) without kappa or width dims.
     """
     rel, _, kappa = _relative(sel)
-    logs = np.log(rel.where(rel > 0))
+    logs = xr.DataArray(np.log(rel.where(rel > 0)))
     if DRAW_DIM in logs.dims and logs.sizes[DRAW_DIM] > 1:
         per_unit, units = logs.mean("seed"), "data draw"
         unit_dim = DRAW_DIM

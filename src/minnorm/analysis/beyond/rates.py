@@ -95,7 +95,7 @@ class RateTightness:
     data: WidthData
     widths: np.ndarray
     log_means: np.ndarray
-    local: tuple[Estimate, ...]
+    local: tuple[PowerLawFit, ...]
     midpoints: np.ndarray
     upper: PowerLawFit
     curvature: Estimate
@@ -251,7 +251,8 @@ def lr_scaling(sel: xr.Dataset) -> LrScaling:
     per_lr = [sel.isel(lr=i) if "lr" in sel.dims else sel for i in range(lrs.size)]
     data = [width_data(one, one[QUANTITY]) for one in per_lr]
     widths = np.unique(data[0].m)
-    fits, log_means = [], []
+    fits: list[PowerLawFit | None] = []
+    log_means = []
     for d in data:
         with np.errstate(all="ignore"):
             log_means.append([_log_mean(d.values[d.m == w]) for w in widths])
