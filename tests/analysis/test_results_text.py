@@ -65,8 +65,8 @@ def test_placeholders_read_rows_fields_and_formats():
         "{{w.dist_to_target.verdict}} ({{ w.dist_to_target.draws }} draws x "
         "{{ w.dist_to_target.seeds }} seeds); upper {{ w.upper_exponent_quarter[lr=0.02].verdict }}"
         ", room {{ w.upper_exponent_quarter[lr=0.02].needed:.2f }}, half "
-        "{{ w.upper_exponent_quarter[lr=0.02].half:.2f }}; draw 1 {{ w.dist_to_target@1.estimate:.2f }}"
-        "; {{ count.claim.supported }} supported",
+        "{{ w.upper_exponent_quarter[lr=0.02].half:.2f }}; draw 1 "
+        "{{ w.dist_to_target@1.estimate:.2f }}; {{ count.claim.supported }} supported",
         _tables(),
     )
     assert text == (
