@@ -270,3 +270,38 @@ def test_one_value_per_width_draws_a_band_only_with_residual_degrees_of_freedom(
         assert any(("no CI" in t) != bool(bands) for t in legend if t.startswith("fit"))
     FIGURES["width_scaling"](widths_ds.isel(seed=[0]), tmp_path / "w.png", tmp_path / "w.pdf")
     _check_outputs(tmp_path, "w")
+
+
+def test_forest_plot_draws_one_row_per_overall_estimate_with_its_draws(tmp_path):
+    from minnorm.analysis.check_spec import ESTIMATE_COLUMNS
+    from minnorm.figures.forest import forest_rows, plot_forest
+
+    q = "exponent of ||W(T)-W*|| in m"
+    rows = [
+        ["a", "dist_to_target", "", "all", q, -0.33, -0.37, -0.29, "supported", "b"],
+        ["a", "dist_to_target", "", "0", q, -0.31, -0.34, -0.29, "", "b"],
+        ["a", "dist_to_target", "", "1", q, -0.35, -0.38, -0.31, "", "b"],
+        [
+            "b",
+            "upper_exponent_quarter",
+            "lr=0.1",
+            "all",
+            q + ", upper half",
+            -0.5,
+            -0.6,
+            -0.4,
+            "contradicted",
+            "b",
+        ],
+        ["b", "gap", "", "all", "exponent of the gap", -0.5, -0.6, -0.4, "supported", "b"],
+    ]
+    estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
+    table = forest_rows(estimates)
+    assert list(table.label) == ["a: all widths", "b: upper half, lr=0.1"]
+    assert [len(d) for d in table.draws] == [2, 0]
+    lines = plot_forest(estimates, tmp_path / "f.png", tmp_path / "f.pdf")
+    assert lines == [
+        "a: all widths (2 draws): -0.330 [-0.370, -0.290] supported",
+        "b: upper half, lr=0.1: -0.500 [-0.600, -0.400] contradicted",
+    ]
+    _check_outputs(tmp_path, "f")

@@ -34,76 +34,84 @@ ROW_HEIGHT = 0.26
 
 
 def forest_rows(estimates: pd.DataFrame) -> pd.DataFrame:
-    """The rows to draw, in table order: each overall estimate followed by its draws."""
-    if estimates.empty:
-        return estimates.assign(label=pd.Series(dtype=str), overall=pd.Series(dtype=bool))
-    rows = estimates[estimates["quantity"].astype(str).str.startswith(FOREST_PREFIX)].copy()
-    rows["overall"] = rows["draw"].astype(str) == "all"
+    """The overall estimates to draw, in table order, with a label each; `draws` holds each
+    row's per-draw estimates (a DataFrame, empty with one draw)."""
+    if estimates.empty or "quantity" not in estimates:
+        return pd.DataFrame(columns=["label", "estimate", "ci_low", "ci_high", "verdict", "draws"])
+    rows = estimates[estimates["quantity"].astype(str).str.startswith(FOREST_PREFIX)]
+    overall = rows[rows["draw"].astype(str) == "all"].copy()
+    keys = ["experiment", "check", "setting"]
+    per_draw = rows[rows["draw"].astype(str) != "all"]
 
     def label(r: pd.Series) -> str:
-        if not r.overall:
-            return f"    draw {r.draw}"
         part = "upper half" if "upper half" in str(r.quantity) else "all widths"
         setting = f", {r.setting}" if str(r.setting) else ""
         return f"{r.experiment}: {part}{setting}"
 
-    rows["label"] = [label(r) for _, r in rows.iterrows()]
-    return rows.reset_index(drop=True)
+    overall["label"] = [label(r) for _, r in overall.iterrows()]
+    overall["draws"] = [
+        per_draw[(per_draw[keys] == r[keys].values).all(axis=1)] for _, r in overall.iterrows()
+    ]
+    return overall.reset_index(drop=True)
 
 
 def plot_forest(estimates: pd.DataFrame, out_png: Path, out_pdf: Path) -> list[str]:
-    """Draw the forest plot of `estimates` (ESTIMATE_COLUMNS) into PNG and PDF; return one line
-    per overall estimate. With no exponent to show, the figure says so."""
+    """Draw the forest plot of `estimates` (ESTIMATE_COLUMNS) into PNG and PDF: one row per
+    overall estimate (diamond and 95% interval coloured by verdict), its data draws' own
+    estimates as grey points and lines inside the row. Returns one line per row. With no
+    exponent to show, the figure says so."""
     rows = forest_rows(estimates)
     n = max(len(rows), 1)
     with figure_style():
-        fig = Figure(figsize=(9.5, 1.6 + ROW_HEIGHT * n), layout="constrained")
+        fig = Figure(figsize=(9.5, 1.8 + ROW_HEIGHT * 1.6 * n), layout="constrained")
         ax = fig.subplots()
-        y = np.arange(n)[::-1]
+        y = np.arange(n)[::-1].astype(float)
         for yy, (_, r) in zip(y, rows.iterrows(), strict=False):
-            color = MARKER_COLORS.get(str(r.verdict), DRAW_COLOR) if r.overall else DRAW_COLOR
-            if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
-                ax.hlines(yy, r.ci_low, r.ci_high, color=color, lw=2.2 if r.overall else 1.2)
-            ax.plot(
-                [r.estimate],
-                [yy],
-                "D" if r.overall else "o",
-                color=color,
-                ms=6 if r.overall else 4,
-                zorder=3,
+            color = MARKER_COLORS.get(str(r.verdict), DRAW_COLOR)
+            ax.axhspan(
+                yy - 0.5,
+                yy + 0.5,
+                color=VERDICT_COLORS.get(str(r.verdict), "#ffffff"),
+                alpha=0.35,
+                lw=0,
+                zorder=0,
             )
-            if r.overall:
-                ax.axhspan(
-                    yy - 0.5,
-                    yy + 0.5,
-                    color=VERDICT_COLORS.get(str(r.verdict), "#ffffff"),
-                    alpha=0.35,
-                    lw=0,
-                    zorder=0,
-                )
+            draws = r.draws
+            offsets = np.linspace(-0.3, -0.12, len(draws)) if len(draws) else []
+            for off, (_, d) in zip(offsets, draws.iterrows(), strict=True):
+                if np.isfinite(d.ci_low) and np.isfinite(d.ci_high):
+                    ax.hlines(yy + off, d.ci_low, d.ci_high, color=DRAW_COLOR, lw=0.8)
+                ax.plot([d.estimate], [yy + off], "o", color=DRAW_COLOR, ms=2.5, zorder=2)
+            if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
+                ax.hlines(yy + 0.1, r.ci_low, r.ci_high, color=color, lw=2.2)
+            ax.plot([r.estimate], [yy + 0.1], "D", color=color, ms=6, zorder=3)
         for value, text, ls in REFERENCES:
             ax.axvline(value, ls=ls, color="0.2", lw=1.1, label=text)
             ax.axvspan(
                 value - EXPONENT_MARGIN, value + EXPONENT_MARGIN, color="0.85", alpha=0.4, lw=0
             )
+        labels = [
+            f"{r.label} ({len(r.draws)} draws)" if len(r.draws) else r.label
+            for _, r in rows.iterrows()
+        ]
         ax.set_yticks(y[: len(rows)])
-        ax.set_yticklabels(rows["label"].tolist(), fontsize="small")
+        ax.set_yticklabels(labels, fontsize="small")
         ax.set_ylim(-0.7, n - 0.3)
         ax.set_xlabel(
             "exponent of $\\|W(T) - W^*\\|$ in $m$, 95% CI (grey bands: the claims' regions "
             f"$\\pm${EXPONENT_MARGIN:g})"
         )
-        for verdict, color in MARKER_COLORS.items():
-            ax.plot([], [], "D", color=color, label=verdict)
-        ax.plot([], [], "o", color=DRAW_COLOR, label="one data draw (conditional)")
-        ax.legend(fontsize="x-small", loc="lower left", ncols=2)
+        for verdict, marker_color in MARKER_COLORS.items():
+            ax.plot([], [], "D", color=marker_color, label=verdict)
+        ax.plot([], [], "o", color=DRAW_COLOR, label="each data draw (conditional on it)")
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if rows.empty:
             ax.text(0.5, 0.5, "no exponent estimated", transform=ax.transAxes, ha="center")
         fig.suptitle("Every width exponent of the checks, with its interval and verdict")
         save_figure(fig, out_png, out_pdf)
     return [
-        f"{r.label}: {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}"
-        for _, r in rows[rows.overall].iterrows()
+        f"{label}: {r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] {r.verdict}"
+        for label, (_, r) in zip(labels, rows.iterrows(), strict=True)
     ]
 
 
