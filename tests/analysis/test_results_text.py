@@ -116,3 +116,25 @@ def test_stale_finds_a_hand_edited_document(tmp_path):
     page.write_text(page.read_text().replace("supported", "passed", 1))
     assert stale(root) == [page]
     assert results_text.main(["--root", str(root), "--check"]) == 1
+
+
+def test_a_missing_experiment_leaves_its_page_unchanged_when_writing(tmp_path):
+    """After `make run` alone the beyond studies have no rows: docs-figures writes the default
+    run's text and leaves the beyond page and block as they are; checking calls that stale."""
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    shutil.copytree(REPO / "docs" / "templates", root / "docs" / "templates")
+    checks = results_text.read_checks_csv(REPO / "docs" / "checks.csv")
+    estimates = results_text.read_estimates_csv(REPO / "docs" / "estimates.csv")
+    default = ("ss_fig1", "width_scaling", "arora_fig2")
+    checks[checks.experiment.isin(default)].to_csv(root / "docs" / "checks.csv", index=False)
+    estimates[estimates.experiment.isin(default)].to_csv(
+        root / "docs" / "estimates.csv", index=False
+    )
+    shutil.copy(REPO / "README.md", root / "README.md")
+    (root / "docs" / "beyond.md").write_text("old beyond page\n")
+    assert results_text.main(["--root", str(root)]) == 0
+    assert (root / "docs" / "beyond.md").read_text() == "old beyond page\n"
+    assert "| width_scaling |" in (root / "docs" / "results.md").read_text()
+    with pytest.raises(results_text.MissingExperiment, match="rate_tightness"):
+        stale(root)

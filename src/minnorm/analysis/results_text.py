@@ -12,6 +12,9 @@ Templates (docs/templates/*.md) hold placeholders `{{ key }}` or `{{ key:format 
 - `{{ exp.check[setting]@draw.field }}` reads a draw's row of the estimates table;
 - `{{ count.kind.verdict }}` counts rows of a kind with a verdict ("count.claim.supported").
 
+A page or block whose template needs an experiment the tables lack (the beyond studies before
+`make beyond`) is left as it is when writing, and counts as stale when checking.
+
 `render` fills a template; `targets` lists what is generated (docs/results.md, docs/beyond.md
 and the README blocks between `<!-- name:begin -->` and `<!-- name:end -->`). `python -m
 minnorm.analysis.results_text` rewrites them from docs/checks.csv and docs/estimates.csv (the
@@ -46,6 +49,11 @@ class TemplateError(ValueError):
     """A placeholder that names no row or field of the tables."""
 
 
+class MissingExperiment(TemplateError):
+    """A placeholder names an experiment of which the tables hold no row (its run is missing,
+    e.g. `make beyond` not run yet)."""
+
+
 @dataclass(frozen=True)
 class Tables:
     """The committed run's checks and estimates tables."""
@@ -73,6 +81,8 @@ def _region(criterion: str) -> Region | None:
 
 def _row(tables: Tables, key: str, match: re.Match) -> pd.Series:
     table = tables.estimates if match["draw"] else tables.checks
+    if not (tables.checks.experiment == match["exp"]).any():
+        raise MissingExperiment(f"{{{{ {key} }}}}: the tables hold no row of {match['exp']!r}")
     rows = table[(table.experiment == match["exp"]) & (table.check == match["check"])]
     if match["setting"] is not None:
         rows = rows[rows.setting == match["setting"]]
@@ -152,30 +162,46 @@ def _block(name: str) -> re.Pattern:
     return re.compile(rf"(<!-- {name}:begin -->\n)(.*?)(<!-- {name}:end -->)", re.S)
 
 
-def targets(root: Path, tables: Tables) -> dict[Path, str]:
-    """Every generated file with the text it must hold."""
+def targets(root: Path, tables: Tables, skipped: list[str] | None = None) -> dict[Path, str]:
+    """Every generated file with the text it must hold. With a `skipped` list, a page or README
+    block whose template needs an experiment the tables lack is left as it is and named in the
+    list (MissingExperiment otherwise)."""
+
+    def fill(template: str) -> str | None:
+        try:
+            return render((root / TEMPLATES / template).read_text(encoding="utf-8"), tables)
+        except MissingExperiment as exc:
+            if skipped is None:
+                raise
+            skipped.append(f"{template}: {exc}")
+            return None
+
     out = {}
     for page, template in PAGES.items():
-        text = render((root / TEMPLATES / template).read_text(encoding="utf-8"), tables)
-        out[root / DOCS / page] = GENERATED_NOTE.format(name=template) + "\n\n" + text
+        text = fill(template)
+        if text is not None:
+            out[root / DOCS / page] = GENERATED_NOTE.format(name=template) + "\n\n" + text
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     for name, template in README_BLOCKS.items():
         pattern = _block(name)
         if not pattern.search(text):
             raise TemplateError(f"README.md has no <!-- {name}:begin --> ... end block")
-        body = render((root / TEMPLATES / template).read_text(encoding="utf-8"), tables)
+        body = fill(template)
+        if body is None:
+            continue
 
-        def fill(m: re.Match, body: str = body) -> str:
+        def put(m: re.Match, body: str = body) -> str:
             return m.group(1) + body + m.group(3)
 
-        text = pattern.sub(fill, text)
+        text = pattern.sub(put, text)
     out[readme] = text
     return out
 
 
 def stale(root: Path) -> list[Path]:
-    """The generated files whose committed text differs from their tables."""
+    """The generated files whose committed text differs from their tables (MissingExperiment
+    when the tables lack an experiment a template needs)."""
     wanted = targets(root, Tables.read(root / DOCS))
     return [p for p, text in wanted.items() if not p.exists() or p.read_text("utf-8") != text]
 
@@ -192,9 +218,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if differ else 0
     from minnorm.io.files import write_text_atomic
 
-    for path, text in targets(args.root, Tables.read(args.root / DOCS)).items():
+    skipped: list[str] = []
+    for path, text in targets(args.root, Tables.read(args.root / DOCS), skipped).items():
         write_text_atomic(text, path)
         print(f"wrote {path}")
+    for line in skipped:
+        print(f"left unchanged: {line}")
     return 0
 
 
