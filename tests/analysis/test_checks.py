@@ -82,6 +82,8 @@ def test_theory_like_width_experiment_supports_every_claim(tmp_path):
     assert dist.ci_low < dist.measured < dist.ci_high
     assert "conditional on the one data draw" in dist.detail
     assert "widths 250-2000 (4), 1 data draw x 3 seeds, lr 0.01, 1000 steps" in dist.detail
+    # a claim about large m also reports the curvature (the trend of the local exponent)
+    assert "change of the local exponent per doubling of m " in dist.detail
 
 
 @pytest.mark.parametrize(

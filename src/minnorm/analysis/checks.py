@@ -277,7 +277,7 @@ CHECKS: dict[str, CheckSpec] = {
             _claim(_DIST_REGION, "exponent"),
             _WIDTHS,
             several_widths,
-            exponent_check("dist_to_target", _DIST_REGION),
+            exponent_check("dist_to_target", _DIST_REGION, curvature=True),
             quantity="exponent of ||W(T)-W*|| in m",
         ),
         CheckSpec(

@@ -15,7 +15,7 @@ import xarray as xr
 
 from minnorm.analysis.check_spec import DrawEstimate, Outcome
 from minnorm.analysis.collect import WidthData, combinations, width_data
-from minnorm.analysis.powerlaw import Estimate, PowerLawFit, fit_power_law
+from minnorm.analysis.powerlaw import Estimate, PowerLawFit, fit_curvature, fit_power_law
 from minnorm.analysis.verdicts import (
     CONTRADICT_LEVEL,
     NO_VERDICT,
@@ -116,11 +116,25 @@ def fit_quantity(
     return fit, data
 
 
+def curvature_text(data: WidthData) -> str:
+    """The curvature behind a claim about large m: the change of the local exponent per
+    doubling of m with its interval, or why there is none."""
+    try:
+        est = fit_curvature(data.m, data.values, draw=data.draw)
+    except ValueError as exc:
+        return f"curvature not estimated ({exc})"
+    return f"change of the local exponent per doubling of m {interval_text(est)}"
+
+
 def exponent_check(
-    name: str, region: Region | None, keep: Callable[[np.ndarray], np.ndarray] | None = None
+    name: str,
+    region: Region | None,
+    keep: Callable[[np.ndarray], np.ndarray] | None = None,
+    curvature: bool = False,
 ) -> Callable[[xr.Dataset], list[Outcome]]:
     """evaluate(ds): the exponent of the final `name` in m for each combination of the other
-    swept values, as a claim on `region` (None: a finding)."""
+    swept values, as a claim on `region` (None: a finding); with `curvature` the detail also
+    gives the curvature (claims about large m)."""
 
     def evaluate(ds: xr.Dataset) -> list[Outcome]:
         outs = []
