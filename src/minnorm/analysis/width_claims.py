@@ -145,8 +145,16 @@ def exponent_check(
                 outs.append(not_applicable(f"cannot fit: {exc}", label))
                 continue
             basis = basis_text(data, sel, fit.widths)
+            detail = curvature_text(data) if curvature else ""
             outs.append(
-                estimate_outcome(fit, region, setting=label, basis=basis, draws=draw_estimates(fit))
+                estimate_outcome(
+                    fit,
+                    region,
+                    setting=label,
+                    basis=basis,
+                    detail=detail,
+                    draws=draw_estimates(fit),
+                )
             )
         return outs
 
