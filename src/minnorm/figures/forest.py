@@ -31,6 +31,8 @@ REFERENCES = ((-0.25, "-1/4 (flow theorem)", "--"), (-0.5, "-1/2 (alternative)",
 MARKER_COLORS = {SUPPORTED: "#1b7837", CONTRADICTED: "#b2182b", INCONCLUSIVE: "#b8860b"}
 DRAW_COLOR = "0.55"
 ROW_HEIGHT = 0.26
+# Row labels name a setting by its key without the section (data_labels=center -> labels=center).
+SHORT_NAMES = {"data_": "", "model_": "", "training_": "", "label_noise": "noise"}
 
 
 def forest_rows(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -45,8 +47,10 @@ def forest_rows(estimates: pd.DataFrame) -> pd.DataFrame:
 
     def label(r: pd.Series) -> str:
         part = "upper half" if "upper half" in str(r.quantity) else "all widths"
-        setting = f", {r.setting}" if str(r.setting) else ""
-        return f"{r.experiment}: {part}{setting}"
+        setting = str(r.setting)
+        for long, short in SHORT_NAMES.items():
+            setting = setting.replace(long, short)
+        return f"{r.experiment}: {part}" + (f", {setting}" if setting else "")
 
     overall["label"] = [label(r) for _, r in overall.iterrows()]
     overall["draws"] = [
@@ -63,7 +67,7 @@ def plot_forest(estimates: pd.DataFrame, out_png: Path, out_pdf: Path) -> list[s
     rows = forest_rows(estimates)
     n = max(len(rows), 1)
     with figure_style():
-        fig = Figure(figsize=(9.5, 1.8 + ROW_HEIGHT * 1.6 * n), layout="constrained")
+        fig = Figure(figsize=(11.0, 2.2 + ROW_HEIGHT * 1.6 * n), layout="constrained")
         ax = fig.subplots()
         y = np.arange(n)[::-1].astype(float)
         for yy, (_, r) in zip(y, rows.iterrows(), strict=False):
@@ -98,13 +102,13 @@ def plot_forest(estimates: pd.DataFrame, out_png: Path, out_pdf: Path) -> list[s
         ax.set_yticklabels(labels, fontsize="small")
         ax.set_ylim(-0.7, n - 0.3)
         ax.set_xlabel(
-            "exponent of $\\|W(T) - W^*\\|$ in $m$, 95% CI (grey bands: the claims' regions "
-            f"$\\pm${EXPONENT_MARGIN:g})"
+            "exponent of $\\|W(T) - W^*\\|$ in $m$ with 95% CI; grey bands: regions "
+            f"$\\pm${EXPONENT_MARGIN:g}"
         )
         for verdict, marker_color in MARKER_COLORS.items():
             ax.plot([], [], "D", color=marker_color, label=verdict)
         ax.plot([], [], "o", color=DRAW_COLOR, label="each data draw (conditional on it)")
-        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(fontsize="x-small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=3)
         if rows.empty:
             ax.text(0.5, 0.5, "no exponent estimated", transform=ax.transAxes, ha="center")
         fig.suptitle("Every width exponent of the checks, with its interval and verdict")

@@ -333,23 +333,25 @@ def _readoff_check(ds: xr.Dataset) -> Outcome:
 
 
 def start_levels(sel: xr.Dataset) -> Estimate:
-    """Mean ||W0 - W*||^2 over the paper's widths present (all widths when none is) of a slice
-    with dims (width, seed [, data_seed]), with a t interval over the data draws, or over the
-    seeds of the one draw (W0 differs between widths and seeds; the data between draws)."""
+    """Mean ||W0 - W*||^2 over the runs at the paper's widths present (all widths when none is)
+    of a slice with dims (width, seed [, data_seed]), with a t interval: over the data draws'
+    means when there are several, else over the runs of the one draw. Every (seed, width) has
+    its own W0 (minnorm.core.seeding: the init stream is keyed by seed and width), so within a
+    draw each run is an independent start."""
     dist = converged(sel["dist_to_target"], sel) ** 2
     start = initial_values(dist)
     paper = [w for w in PAPER_WIDTHS if w in set(start["width"].values.tolist())]
     start = start.sel(width=paper) if paper else start
-    per_run = start.mean("width")  # (seed [, data_seed])
-    if DRAW_DIM in per_run.dims and per_run.sizes[DRAW_DIM] > 1:
-        values = per_run.transpose(DRAW_DIM, "seed").values
+    if DRAW_DIM in start.dims and start.sizes[DRAW_DIM] > 1:
+        values = start.transpose(DRAW_DIM, ...).values.reshape(start.sizes[DRAW_DIM], -1)
         units = np.repeat(np.arange(values.shape[0]), values.shape[1])
         interval = mean_interval(values.ravel(), units)
         draws = values.shape[0]
     else:
-        interval = mean_interval(np.asarray(per_run.values).ravel())
+        values = np.asarray(start.values).ravel()
+        interval = mean_interval(values)
         draws = 1
-    return Estimate(interval, 0.95, draws, int(np.isfinite(per_run.values).sum()), 0, np.empty(0))
+    return Estimate(interval, 0.95, draws, int(np.isfinite(values).sum()), 0, np.empty(0))
 
 
 def _start_check(ds: xr.Dataset) -> list[Outcome]:
