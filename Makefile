@@ -57,7 +57,7 @@ run: venv
 	$(BIN)/minnorm run --cores all $(SNAKEMAKE_ARGS)
 
 # The studies beyond the paper (config/beyond.yaml; README "Beyond the paper"): `make run` with
-# that config in place of the default one. About 17 minutes on 2 cores (BENCHMARKS.md); `make
+# that config in place of the default one. Within 60 minutes on 2 cores (BENCHMARKS.md); `make
 # report` afterwards covers them. Extra flags go in SNAKEMAKE_ARGS as for `make run`.
 BEYOND_ARGS := --configfile config/beyond.yaml --replace-workflow-config
 beyond:
@@ -115,8 +115,9 @@ schema: venv
 dist: venv
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
-# Copy the figures, the theorem-check table and the report of the last run into docs/ (shown in
-# the README).
+# Copy the figures, the checks and estimates tables, the forest plot and the report of the last
+# run into docs/ (shown in the README), then fill the results text of README and docs/*.md in
+# from those tables (minnorm.analysis.results_text).
 # Run after `make run`; commit docs/ to update the README's pictures.
 # The report of the last run goes to DOCS_REPORT: `make docs-figures DOCS_REPORT=docs/report_beyond.html`
 # after `make beyond`.
@@ -129,4 +130,8 @@ docs-figures:
 	  cp $$png docs/figures/$${exp}__$$(basename $$png); \
 	done
 	cp results/checks.md docs/checks.md
+	cp results/checks.csv docs/checks.csv
+	cp results/estimates.csv docs/estimates.csv
+	cp results/forest.png docs/figures/forest.png
+	$(BIN)/python -m minnorm.analysis.results_text
 	$(BIN)/minnorm report --output $(DOCS_REPORT) $(SNAKEMAKE_ARGS)

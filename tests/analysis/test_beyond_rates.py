@@ -1,6 +1,5 @@
 """Tests for minnorm.analysis.beyond.rates (rate tightness, gd vs flow) and its figures, on
-synthetic
-collected Datasets with closed-form power laws."""
+synthetic collected Datasets with closed-form power laws."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import pytest
 import xarray as xr
 
 from minnorm.analysis.beyond import rates
-from minnorm.analysis.check_spec import NOT_ENOUGH_SEEDS
 from minnorm.analysis.checks import CHECKS, theorem_checks
 from minnorm.analysis.powerlaw import fit_power_law
 from minnorm.config.sweep import SETTING_ATTR
@@ -96,83 +94,81 @@ def steepening(log2m):
     return -0.25 - 0.25 * (log2m - 7) / 7
 
 
-def evaluate(name: str, ds: xr.Dataset):
-    return CHECKS[name].evaluate(ds)
+def evaluate(name: str, ds: xr.Dataset, setting: str = "label_noise=0"):
+    """The outcome of check `name` for one combination of swept values."""
+    outs = {o.setting: o for o in CHECKS[name].evaluate(ds)}
+    return outs[setting]
+
+
+def first(ds: xr.Dataset) -> xr.Dataset:
+    """The slice at the first lr and label noise (dims width, seed)."""
+    return ds.isel(lr=0, label_noise=0)
 
 
 # ---- study 1 ----
 
 
 def test_local_slopes_recover_a_steepening_law_and_equal_two_width_fits():
-    ds = dataset(slope_at=steepening)
-    r = rates.rate_tightness(ds)
+    r = rates.rate_tightness(first(dataset(slope_at=steepening)))
     mids = np.log2(np.sqrt(WIDTHS[:-1] * WIDTHS[1:]))
-    np.testing.assert_allclose(r.local.slopes, steepening(mids), atol=1e-6)
-    assert r.local.trend == pytest.approx(-0.25 / 7, abs=1e-6)
-    assert r.local.ci_defined and r.local.trend_ci_low < -0.25 / 7 < r.local.trend_ci_high < 0
-    assert np.all(r.local.ci_low < r.local.slopes) and np.all(r.local.slopes < r.local.ci_high)
-    # The local slope is fit_power_law on the two widths (mean of logs).
-    for j in range(len(WIDTHS) - 1):
-        pair = fit_power_law(r.widths[j : j + 2], r.values[j : j + 2])
-        assert r.local.slopes[j] == pytest.approx(pair.exponent, abs=1e-12)
-    np.testing.assert_array_equal(r.upper_widths, [2048, 4096, 8192, 16384])
+    slopes = np.array([f.exponent for f in r.local])
+    np.testing.assert_allclose(slopes, steepening(mids), atol=1e-6)
+    assert all(f.ci_low < f.exponent < f.ci_high for f in r.local)
+    # Exact quadratic in log m: the curvature is the change of the local slope per doubling.
+    assert r.curvature.estimate == pytest.approx(-0.25 / 7, abs=1e-6)
+    np.testing.assert_array_equal(r.upper.widths, [2048, 4096, 8192, 16384])
     assert r.upper.exponent == pytest.approx(steepening(12.5), abs=1e-3)
+    for j, fit in enumerate(r.local):
+        pair = r.data.subset(np.isin(r.data.m, WIDTHS[j : j + 2]))
+        assert fit.exponent == pytest.approx(fit_power_law(pair.m, pair.values).exponent)
 
 
-def test_trend_check_passes_when_steepening_fails_for_a_pure_quarter_law():
-    steep, flat = (
-        evaluate("local_slope_trend", dataset(slope_at=steepening)),
-        evaluate("local_slope_trend", dataset()),
-    )
-    assert steep.verdict == "pass" and steep.measured == pytest.approx(-0.25 / 7, abs=1e-6)
-    assert flat.verdict == "fail" and flat.measured == pytest.approx(0.0, abs=1e-6)
-    assert "trend of the local slope per doubling of m: -0.0357" in steep.detail
+def test_upper_exponent_claims_follow_the_large_m_law():
+    quarter = dataset()
+    assert evaluate("upper_exponent_quarter", quarter).verdict == "supported"
+    assert evaluate("upper_exponent_half", quarter).verdict == "contradicted"
+    assert evaluate("upper_exponent_quarter", quarter).measured == pytest.approx(-0.25, abs=1e-6)
+    # Steepening to -1/2 by m = 2^10.5, -1/2 beyond: the upper half sees -1/2 only.
+    half = dataset(slope_at=lambda log2m: np.maximum(-0.25 - 0.25 * (log2m - 7) / 3.5, -0.5))
+    assert evaluate("upper_exponent_quarter", half).verdict == "contradicted"
+    assert evaluate("upper_exponent_half", half).verdict == "supported"
+    steep = evaluate("local_slope_curvature", dataset(slope_at=steepening))
+    assert steep.verdict == "no verdict" and steep.measured == pytest.approx(-0.25 / 7, abs=1e-6)
     assert "upper-half exponent (widths 2048, 4096, 8192, 16384)" in steep.detail
     assert "4 seeds" in steep.detail and "lr 0.02" in steep.detail
 
 
-def test_upper_exponent_checks_flip_with_the_large_m_law():
-    # -1/4 throughout: -1/4 inside, -1/2 outside.
-    quarter = dataset()
-    assert evaluate("upper_exponent_quarter", quarter).verdict == "pass"
-    assert evaluate("upper_exponent_half", quarter).verdict == "fail"
-    assert evaluate("upper_exponent_quarter", quarter).measured == pytest.approx(-0.25, abs=1e-6)
-    # Steepening to -1/2 by m = 2^10.5, -1/2 beyond: the upper half sees -1/2 only.
-    half = dataset(slope_at=lambda log2m: np.maximum(-0.25 - 0.25 * (log2m - 7) / 3.5, -0.5))
-    assert evaluate("upper_exponent_quarter", half).verdict == "fail"
-    assert evaluate("upper_exponent_half", half).verdict == "pass"
-    assert evaluate("local_slope_trend", half).verdict == "pass"
+def test_study1_rows_come_per_label_noise_and_name_it():
+    outs = CHECKS["upper_exponent_quarter"].evaluate(dataset())
+    assert [o.setting for o in outs] == ["label_noise=0", "label_noise=1"]
+    # The noisier labels are 3x further away at every width: the same exponent.
+    assert outs[0].measured == pytest.approx(outs[1].measured, abs=1e-9)
 
 
-def test_one_seed_gives_not_enough_seeds_and_undefined_cis():
-    ds = dataset(seeds=(0,), slope_at=steepening)
-    r = rates.rate_tightness(ds)
-    assert not r.local.ci_defined and np.isnan(r.local.ci_low).all()
-    assert np.isnan(r.local.trend_ci_high) and not r.upper.ci_defined
-    for name in ("local_slope_trend", "upper_exponent_quarter", "upper_exponent_half"):
-        out = evaluate(name, ds)
-        assert out.verdict == NOT_ENOUGH_SEEDS and np.isfinite(out.measured)
-        assert "CIs undefined" in out.detail
+def test_one_seed_still_gives_intervals_from_the_spread_around_the_fit():
+    r = rates.rate_tightness(first(dataset(seeds=(0,), slope_at=steepening)))
+    assert r.upper.ci_defined and r.curvature.ci_defined
+    assert not any(f.ci_defined for f in r.local)  # two widths, one run each: nothing left
 
 
-def test_study1_applies_from_four_widths_and_drops_fully_diverged_widths():
-    assert not CHECKS["local_slope_trend"].applies(dataset(widths=WIDTHS[:3]))
-    assert CHECKS["local_slope_trend"].applies(dataset(widths=WIDTHS[:4]))
+def test_study1_applies_from_six_widths_and_drops_fully_diverged_widths():
+    assert not CHECKS["upper_exponent_quarter"].applies(dataset(widths=WIDTHS[:5]))
+    assert CHECKS["upper_exponent_quarter"].applies(dataset(widths=WIDTHS[:6]))
     ds = dataset(slope_at=steepening)
     ds["diverged"][dict(width=2, lr=0)] = 1.0  # every seed at m = 512, first lr
     ds["diverged"][dict(width=5, seed=1, lr=0)] = 1.0  # one seed at m = 4096
     ds["dist_to_target"][dict(width=5, seed=1, lr=0)] = 1e6  # must not be read
-    r = rates.rate_tightness(ds)
+    r = rates.rate_tightness(first(ds))
     assert 512 not in r.widths and len(r.widths) == 7
-    assert r.local.slopes[1] == pytest.approx(
-        (r.local.log_means[2] - r.local.log_means[1]) / np.log(1024 / 256)
+    assert r.local[1].exponent == pytest.approx(
+        (r.log_means[2] - r.log_means[1]) / np.log(1024 / 256)
     )
-    assert np.nanmax(r.values) < 1e3
+    assert np.nanmax(r.data.values) < 1e3
 
 
-def test_study1_needs_three_widths_and_the_variable():
-    out = evaluate("local_slope_trend", dataset(widths=WIDTHS[:2]))
-    assert out.verdict == "n/a" and "three or more widths" in out.detail
+def test_study1_needs_six_widths_and_the_variable():
+    out = evaluate("upper_exponent_quarter", dataset(widths=WIDTHS[:3]))
+    assert out.verdict == "n/a" and "6 or more widths" in out.detail
     assert evaluate("upper_exponent_half", dataset().drop_vars("dist_to_target")).verdict == "n/a"
 
 
@@ -181,7 +177,7 @@ def test_study1_needs_three_widths_and_the_variable():
 LRS = (0.005, 0.01, 0.02, 0.04)
 
 
-def test_lr_exponents_and_levels_are_recovered_across_different_step_grids():
+def test_lr_exponents_and_paired_levels_are_recovered_across_different_step_grids():
     ds = dataset(
         widths=WIDTHS[1:],
         seeds=(0, 1, 2),
@@ -192,34 +188,51 @@ def test_lr_exponents_and_levels_are_recovered_across_different_step_grids():
     assert np.isnan(
         ds["dist_to_target"].isel(lr=-1, width=0, seed=0, label_noise=0).values[-1]
     )  # the largest lr ends before the union grid does
-    s = rates.lr_scaling(ds)
+    s = rates.lr_scaling(ds.isel(label_noise=0))
     for fit in s.fits:
         assert fit.exponent == pytest.approx(-0.25, abs=1e-9)
-    np.testing.assert_allclose(s.ratios[:, -1], [(1 + 10 * lr) / 1.05 for lr in LRS])
-    out = evaluate("lr_exponents_agree", ds)
-    assert out.verdict == "pass" and out.measured == pytest.approx(0.0, abs=1e-9)
-    assert "lr 0.005: exponent -0.250 [" in out.detail
-    assert f"level at m = {WIDTHS[-1]}" in out.detail and "lr 0.04 1.333" in out.detail
+    for c in s.comparisons:
+        assert c.difference.exponent == pytest.approx(0.0, abs=1e-9)
+        assert np.exp(c.level.estimate) == pytest.approx((1 + 10 * c.lr) / 1.05)
+        assert c.ratio_width == WIDTHS[-1]
+    out = evaluate("lr_exponent_difference", ds, "label_noise=0, lr=0.04 vs lr=0.005")
+    assert out.verdict == "supported" and out.measured == pytest.approx(0.0, abs=1e-9)
+    level = evaluate("lr_level_difference", ds, "label_noise=0, lr=0.04 vs lr=0.005")
+    assert level.verdict == "no verdict" and f"ratio {1.4 / 1.05:.4f}" in level.detail
 
 
-def test_lr_exponents_disagree_when_the_step_size_changes_the_exponent():
+def test_paired_differences_find_an_exponent_that_moves_with_the_step_size():
     ds = dataset(widths=WIDTHS[1:], seeds=(0, 1, 2), lrs=LRS, lr_exponent=lambda lr: -0.2 - 5 * lr)
-    out = evaluate("lr_exponents_agree", ds)
-    assert out.verdict == "fail" and out.measured == pytest.approx(5 * (0.04 - 0.005), abs=1e-9)
-    assert not rates.cis_overlap(list(rates.lr_scaling(ds).fits))
+    outs = CHECKS["lr_exponent_difference"].evaluate(ds)
+    first_noise = [o for o in outs if o.setting.startswith("label_noise=0,")]
+    assert [o.setting.split(", ")[1] for o in first_noise] == [
+        "lr=0.01 vs lr=0.005",
+        "lr=0.02 vs lr=0.005",
+        "lr=0.04 vs lr=0.005",
+    ]
+    diffs = [o.measured for o in first_noise]
+    assert diffs == pytest.approx([-5 * (lr - 0.005) for lr in LRS[1:]], abs=1e-9)
+    assert [o.verdict for o in first_noise] == ["contradicted"] * 3
 
 
-def test_lr_check_applies_needs_seeds_and_ignores_other_settings():
-    spec = CHECKS["lr_exponents_agree"]
+def test_pairing_removes_the_noise_the_runs_share():
+    """Seed noise that is the same at every lr (shared W0 and data) cancels in the paired ratio:
+    the difference's interval is far narrower than either exponent's."""
+    ds = dataset(widths=WIDTHS[1:], seeds=(0, 1, 2), lrs=LRS[:2], lr_exponent=lambda lr: -0.25)
+    rng = np.random.default_rng(0)
+    shared = np.exp(0.2 * rng.standard_normal((ds.sizes["width"], ds.sizes["seed"])))
+    ds["dist_to_target"] = ds["dist_to_target"] * xr.DataArray(shared, dims=("width", "seed"))
+    s = rates.lr_scaling(ds.isel(label_noise=0))
+    c = s.comparisons[0]
+    assert c.difference.ci_high - c.difference.ci_low < 1e-6
+    assert s.fits[0].ci_high - s.fits[0].ci_low > 0.05
+
+
+def test_lr_check_applies_and_reads_every_setting():
+    spec = CHECKS["lr_exponent_difference"]
     assert not spec.applies(dataset(widths=WIDTHS[:4]))  # one lr
     assert not spec.applies(dataset(widths=WIDTHS[:2], lrs=LRS))
     assert spec.applies(dataset(widths=WIDTHS[:3], lrs=LRS[:2]))
-    one = evaluate(
-        "lr_exponents_agree",
-        dataset(widths=WIDTHS[:4], seeds=(0,), lrs=LRS, lr_exponent=lambda lr: -0.2 - 5 * lr),
-    )
-    assert one.verdict == NOT_ENOUGH_SEEDS and "CI undefined" in one.detail
-    # The second kappa (10x further, same exponents) is not read; the first kappa is.
     kap = dataset(
         widths=WIDTHS[:4],
         lrs=LRS[:2],
@@ -227,27 +240,31 @@ def test_lr_check_applies_needs_seeds_and_ignores_other_settings():
         lr_exponent=lambda lr: -0.25,
         lr_level=lambda lr: 1 + 10 * lr,
     )
-    s = rates.lr_scaling(kap)
-    np.testing.assert_allclose(s.ratios[:, 0], [1.0, 1.1 / 1.05])
-    assert np.exp(s.log_means[0, 0]) == pytest.approx(1.05)
+    settings = [o.setting for o in spec.evaluate(kap)]
+    assert settings == [
+        f"label_noise={p:g}, model_kappa={k:g}, lr=0.01 vs lr=0.005"
+        for p in (0.0, 1.0)
+        for k in (0.1, 1.0)
+    ]
 
 
 def test_theorem_checks_rows_for_a_lr_sweep():
-    ds = dataset(lrs=LRS, slope_at=steepening).isel(label_noise=[0])  # no Arora noise rows
-    table = theorem_checks({"gd_vs_flow": ds}).set_index("claim")
-    names = {
-        CHECKS[n].claim: n
-        for n in (
-            "local_slope_trend",
-            "upper_exponent_quarter",
-            "upper_exponent_half",
-            "lr_exponents_agree",
-        )
-    }
-    for claim, name in names.items():
-        assert claim in table.index, name
-    assert table.loc[CHECKS["local_slope_trend"].claim, "verdict"] == "pass"
-    assert table.loc[CHECKS["lr_exponents_agree"].claim, "verdict"] == "pass"
+    ds = dataset(lrs=LRS, slope_at=steepening).isel(label_noise=[0])
+    table = theorem_checks({"gd_vs_flow": ds})
+    for name in (
+        "local_slope_curvature",
+        "upper_exponent_quarter",
+        "upper_exponent_half",
+        "lr_exponent_difference",
+        "lr_level_difference",
+    ):
+        assert (table.check == name).any(), name
+    diff = table[table.check == "lr_exponent_difference"]
+    assert set(diff.verdict) == {"supported"} and len(diff) == 3
+    # study 1 runs once per lr: no first lr picked silently
+    assert list(table[table.check == "upper_exponent_quarter"].setting) == [
+        f"lr={lr:g}" for lr in LRS
+    ]
 
 
 # ---- figures ----
@@ -262,14 +279,15 @@ def _files_ok(tmp_path, name):
 def test_rate_tightness_figure_returns_the_check_numbers(tmp_path):
     from minnorm.figures.rates import plot_rate_tightness
 
-    ds = dataset(slope_at=steepening)
+    ds = dataset(slope_at=steepening).isel(label_noise=[0])
     lines = plot_rate_tightness(ds, tmp_path / "r.png", tmp_path / "r.pdf")
     _files_ok(tmp_path, "r")
-    r = rates.rate_tightness(ds)
+    r = rates.rate_tightness(first(ds))
     assert lines == rates.rate_lines(r)
-    assert any(line.startswith("local slope m = 128-256: -0.268 [") for line in lines)
-    assert f"{r.upper.exponent:.3f} [{r.upper.ci_low:.3f}, {r.upper.ci_high:.3f}]" in lines[-3]
-    assert evaluate("local_slope_trend", ds).detail == "; ".join(lines)
+    assert any(line.startswith("local slope m = 128-256: -0.268, ") for line in lines)
+    assert f"{r.upper.exponent:.3f}, 90% CI" in lines[-3]
+    detail = evaluate("local_slope_curvature", ds, "").detail
+    assert "; ".join(lines[:-1]) in detail
 
 
 def test_rate_tightness_figure_with_one_seed_and_too_few_widths(tmp_path):
@@ -279,8 +297,8 @@ def test_rate_tightness_figure_with_one_seed_and_too_few_widths(tmp_path):
         dataset(widths=WIDTHS[:3], seeds=(0,)), tmp_path / "r.png", tmp_path / "r.pdf"
     )
     _files_ok(tmp_path, "r")
-    assert "CI undefined" in lines[0]
-    with pytest.raises(ValueError, match="figure 'rate_tightness'.*three or more widths.*has 2"):
+    assert "no interval" in lines[0]
+    with pytest.raises(ValueError, match="figure 'rate_tightness'.*3 or more widths.*has 2"):
         plot_rate_tightness(dataset(widths=WIDTHS[:2]), tmp_path / "x.png", tmp_path / "x.pdf")
     assert not (tmp_path / "x.png").exists()
 
@@ -294,14 +312,13 @@ def test_gd_vs_flow_figure_lines_and_errors(tmp_path):
         lrs=LRS,
         lr_exponent=lambda lr: -0.2 - 5 * lr,
         lr_level=lambda lr: 1 + 10 * lr,
-    )
+    ).isel(label_noise=[0])
     ds["diverged"][dict(width=0, seed=0, lr=3)] = 1.0
     lines = plot_gd_vs_flow(ds, tmp_path / "g.png", tmp_path / "g.pdf")
     _files_ok(tmp_path, "g")
-    assert lines[0].startswith("lr 0.005: exponent -0.225 [") and lines[3].startswith(
-        "lr 0.04: exponent -0.400 ["
-    )
-    assert lines == rates.lr_lines(rates.lr_scaling(ds))
+    assert lines[0].startswith("lr 0.005: exponent -0.225, 90% CI")
+    assert lines[3].startswith("lr 0.04: exponent -0.400, 90% CI")
+    assert lines == rates.lr_lines(rates.lr_scaling(ds.isel(label_noise=0)))
     with pytest.raises(ValueError, match="figure 'gd_vs_flow'.*two or more learning rates"):
         plot_gd_vs_flow(dataset(), tmp_path / "x.png", tmp_path / "x.pdf")
     dead = ds.copy()

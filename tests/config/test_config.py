@@ -244,7 +244,10 @@ def test_default_config_has_the_paper_experiments() -> None:
     assert arora["sweep"]["label_noise"] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert len(arora["sweep"]["seed"]) >= 3 and arora["model"]["bias"] is False
     scaling = resolved["experiments"]["width_scaling"]["sweep"]
-    assert scaling["width"] == [2**k for k in range(7, 15)] and len(scaling["seed"]) >= 5
+    assert scaling["width"] == [2**k for k in range(7, 15)]
+    # A claim about the setting: three or more data draws, two or more seeds in each.
+    assert len(scaling["data.seed"]) >= 3 and len(scaling["seed"]) >= 2
+    assert ss["sweep"]["data.labels"] == ["center", "standardize"]  # both label readings
 
 
 def test_tiny_config_exercises_every_figure_and_dataset_kind() -> None:

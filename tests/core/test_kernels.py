@@ -1,4 +1,5 @@
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -64,9 +65,7 @@ def test_infinite_width_kernel_closed_form_values():
     assert H[0, 2] == pytest.approx(0.0, abs=1e-15)  # antipodal: never both active
     assert H[0, 3] == pytest.approx(0.5 * (math.pi - math.pi / 3) / (2 * math.pi), abs=1e-15)
     assert H[4, 3] == pytest.approx(3 * H[0, 3], abs=1e-14)  # homogeneous of degree 1 per input
-    assert H[4, 4] == pytest.approx(
-        4.5, abs=1e-7
-    )  # arccos(1 - eps) ~ 1e-8: coarser on the diagonal
+    assert H[4, 4] == 4.5  # |x|^2 / 2 exactly on the diagonal
     assert torch.isfinite(infinite_width_kernel(torch.zeros(1, 2, dtype=torch.float64), X)).all()
 
 
@@ -105,3 +104,85 @@ def test_coactivation_counts_are_exact_integers():
     expected = (Sa[:, None, :] & Sb[None, :, :]).sum(dim=2).to(torch.float64)
     assert counts.dtype == torch.float64
     assert torch.equal(counts, expected)
+
+
+# ---- H against an extended-precision reference (mpmath, 50 digits) ----
+
+# Where the angle is at least ANGLE_MARGIN from 0 and pi: relative error at most RELATIVE_TOL;
+# closer to 0 or pi (H near |x_a||x_b| / 2 or near 0) absolute error at most
+# ABSOLUTE_TOL |x_a||x_b|, about one unit in the last place of |x_a||x_b| / 2.
+ANGLE_MARGIN = 1e-3
+RELATIVE_TOL = 1e-14
+ABSOLUTE_TOL = 2e-16
+
+
+def mpmath_kernel(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(H, angle, |a||b|) of two float64 vectors, computed in 50-digit arithmetic from the exact
+    values of their entries."""
+    import mpmath
+
+    with mpmath.workdps(50):
+        xa = [mpmath.mpf(float(v)) for v in a]
+        xb = [mpmath.mpf(float(v)) for v in b]
+        dot = mpmath.fsum(u * v for u, v in zip(xa, xb, strict=True))
+        norms = mpmath.sqrt(mpmath.fsum(u * u for u in xa)) * mpmath.sqrt(
+            mpmath.fsum(v * v for v in xb)
+        )
+        if norms == 0:
+            return 0.0, float(mpmath.pi / 2), 0.0
+        cosine = max(min(dot / norms, mpmath.mpf(1)), mpmath.mpf(-1))
+        angle = mpmath.acos(cosine)
+        return float(dot * (mpmath.pi - angle) / (2 * mpmath.pi)), float(angle), float(norms)
+
+
+def rotated(a: np.ndarray, angle: float, gen: np.random.Generator, scale: float) -> np.ndarray:
+    """A vector of norm scale |a| at `angle` from a (in a random plane containing a)."""
+    u = a / np.linalg.norm(a)
+    w = gen.standard_normal(a.size)
+    w -= (w @ u) * u
+    w /= np.linalg.norm(w)
+    return scale * np.linalg.norm(a) * (np.cos(angle) * u + np.sin(angle) * w)
+
+
+def hard_points(p: int, seed: int) -> np.ndarray:
+    """Rows that stress H: random points of varied norms, identical copies, points at 1e-6 and
+    1e-3 from parallel and from opposite, orthogonal pairs, and a zero row."""
+    gen = np.random.default_rng(seed)
+    base = gen.standard_normal((6, p)) * gen.uniform(0.2, 3.0, size=(6, 1))
+    rows = [*base, base[0].copy(), base[1] * 1.0]
+    for angle in (1e-6, 1e-3, 0.5, np.pi / 2, np.pi - 1e-3, np.pi - 1e-6):
+        rows.append(rotated(base[0], angle, gen, gen.uniform(0.5, 2.0)))
+        rows.append(rotated(base[2], angle, gen, 1.0))
+    rows.append(np.zeros(p))
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("p", [2, 6, 65])
+def test_infinite_width_kernel_against_mpmath(p):
+    X = hard_points(p, seed=p)
+    H = infinite_width_kernel(torch.from_numpy(X), torch.from_numpy(X)).numpy()
+    worst_rel = worst_abs = 0.0
+    for i in range(len(X)):
+        for j in range(len(X)):
+            ref, angle, norms = mpmath_kernel(X[i], X[j])
+            err = abs(H[i, j] - ref)
+            if ANGLE_MARGIN <= angle <= np.pi - ANGLE_MARGIN:
+                assert err <= RELATIVE_TOL * abs(ref) + 1e-300, (i, j, angle, H[i, j], ref)
+                worst_rel = max(worst_rel, err / abs(ref) if ref else 0.0)
+            else:
+                assert err <= ABSOLUTE_TOL * norms, (i, j, angle, H[i, j], ref)
+                worst_abs = max(worst_abs, err / norms if norms else 0.0)
+    # The test points reach both regimes.
+    assert worst_rel > 0 and worst_abs >= 0
+
+
+def test_infinite_width_kernel_diagonal_is_exactly_half_the_squared_norm():
+    X = torch.from_numpy(hard_points(7, seed=3)[:-1])
+    H = infinite_width_kernel(X, X)
+    # Exactly (x . x) / 2 with x . x rounded from its exact value (Fractions hold it exactly).
+    for i in range(X.shape[0]):
+        exact = sum(Fraction(float(v)) ** 2 for v in X[i])
+        assert float(H[i, i]) == float(exact) / 2
+    # The same point in two different matrices (a test point equal to a train point) too.
+    cross = infinite_width_kernel(X[:3].clone(), X)
+    assert torch.equal(torch.diagonal(cross[:, :3]), torch.diagonal(H[:3, :3]))

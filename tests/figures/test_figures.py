@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from helpers import REPO
@@ -188,13 +189,13 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     core = pytest.importorskip("docutils.core")
     import pandas as pd
 
-    from minnorm.analysis.checks import COLUMNS, checks_html
+    from minnorm.analysis.check_tables import checks_html
+    from minnorm.analysis.checks import COLUMNS
 
     # The checks captions include the job's HTML table (a file relative to the working folder).
     monkeypatch.chdir(tmp_path)
-    table = pd.DataFrame(
-        [["demo", "||W|| shrinks", -0.25, "|exponent| < 1", "pass", "a_b_"]], columns=COLUMNS
-    )
+    row = ["demo", "claim", "c", "", "||W|| shrinks", -0.25, -0.3, -0.2, "|exponent| < 1"]
+    table = pd.DataFrame([[*row, "supported", "a_b_"]], columns=COLUMNS)
     Path("checks.html").write_text(checks_html(table))
     # A figure's caption may include the numbers the figure measured (pipeline.make_figure).
     Path("summary.html").write_text("<ul><li>exponent -0.31 [-0.33, -0.29]</li></ul>\n")
@@ -207,7 +208,9 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     text = (
         jinja2.Environment(undefined=jinja2.StrictUndefined)
         .from_string(source)
-        .render(snakemake=_Snakemake("demo", cfg, Path("checks.html"), Path("summary.html")))
+        .render(
+            snakemake=_Snakemake("demo", cfg, Path("checks.html"), Path("summary.html")), files=[]
+        )
     )
     if name in FIGURES:
         assert "``demo``" in text and "[100, 200]" in text
@@ -216,21 +219,51 @@ def test_caption_renders_as_clean_rst(name, tmp_path, monkeypatch):
     )["body"]
     assert "system-message" not in html
     if name.startswith("checks"):
-        assert 'color:#111111;font-weight:bold">pass</td>' in html and "|exponent| &lt; 1" in html
+        assert 'color:#111111;font-weight:bold">supported</td>' in html
+        assert "|exponent| &lt; 1" in html
     if "snakemake.output.summary" in source:
         assert "exponent -0.31 [-0.33, -0.29]" in html
 
 
-def test_one_seed_per_width_draws_no_ci_band(widths_ds, tmp_path):
+def test_report_opens_with_the_forest_plot_when_it_exists(tmp_path):
+    """workflow.rst includes results/forest.html, the PNG as a data URI (so the report stays one
+    file), when the report holds the forest plot, and renders without it otherwise (a partial
+    run's report)."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment, StrictUndefined
+
+    from minnorm.figures.forest import forest_html, plot_forest
+
+    png = tmp_path / "forest.png"
+    plot_forest(pd.DataFrame(), png, tmp_path / "forest.pdf")
+    png.with_suffix(".html").write_text(forest_html(png))
+    source = (REPORT / "workflow.rst").read_text()
+    env = Environment(undefined=StrictUndefined)
+    record = SimpleNamespace(target="forest.png", path=png)
+    for files, embedded in (([record], True), ([], False)):
+        text = env.from_string(source).render(snakemake=SimpleNamespace(config={}), files=files)
+        html = publish_parts(text, writer="html", settings_overrides={"report_level": 2})["body"]
+        assert "system-message" not in html
+        assert ('src="data:image/png;base64,' in html) == embedded
+        assert ("Look before reading" in html) == embedded
+
+
+def test_one_value_per_width_draws_a_band_only_with_residual_degrees_of_freedom(
+    widths_ds, tmp_path
+):
+    """Two widths with one run each leave nothing to estimate the noise from: no interval, no
+    band. A third width gives one residual degree of freedom: an interval (wide) and a band."""
     from matplotlib.figure import Figure
 
+    from minnorm.analysis.collect import WidthData
     from minnorm.figures.diagnostics import _scaling_panel
 
-    widths = np.array([200.0, 400.0, 800.0])
-    values = np.array([[1.0], [0.8], [0.7]])
-    for seeds, bands in ((values, 0), (np.hstack([values, 1.1 * values]), 1)):
+    for widths, bands in (([200.0, 400.0], 0), ([200.0, 400.0, 800.0], 1)):
+        m = np.array(widths)
+        values = 1.0 / m**0.25 * np.exp(0.05 * np.arange(m.size))
+        data = WidthData(m, values, np.zeros(m.size), np.zeros(m.size))
         ax = Figure().subplots()
-        fit = _scaling_panel(ax, widths, seeds, (), "y", "t")
+        fit = _scaling_panel(ax, data, (), "y", "t")
         assert fit.ci_defined == bool(bands)
         fills = [
             c
@@ -242,3 +275,38 @@ def test_one_seed_per_width_draws_no_ci_band(widths_ds, tmp_path):
         assert any(("no CI" in t) != bool(bands) for t in legend if t.startswith("fit"))
     FIGURES["width_scaling"](widths_ds.isel(seed=[0]), tmp_path / "w.png", tmp_path / "w.pdf")
     _check_outputs(tmp_path, "w")
+
+
+def test_forest_plot_draws_one_row_per_overall_estimate_with_its_draws(tmp_path):
+    from minnorm.analysis.check_spec import ESTIMATE_COLUMNS
+    from minnorm.figures.forest import forest_rows, plot_forest
+
+    q = "exponent of ||W(T)-W*|| in m"
+    rows = [
+        ["a", "dist_to_target", "", "all", q, -0.33, -0.37, -0.29, "supported", "b"],
+        ["a", "dist_to_target", "", "0", q, -0.31, -0.34, -0.29, "", "b"],
+        ["a", "dist_to_target", "", "1", q, -0.35, -0.38, -0.31, "", "b"],
+        [
+            "b",
+            "upper_exponent_quarter",
+            "lr=0.1",
+            "all",
+            q + ", upper half",
+            -0.5,
+            -0.6,
+            -0.4,
+            "contradicted",
+            "b",
+        ],
+        ["b", "gap", "", "all", "exponent of the gap", -0.5, -0.6, -0.4, "supported", "b"],
+    ]
+    estimates = pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
+    table = forest_rows(estimates)
+    assert list(table.label) == ["a: all widths", "b: upper half, lr=0.1"]
+    assert [len(d) for d in table.draws] == [2, 0]
+    lines = plot_forest(estimates, tmp_path / "f.png", tmp_path / "f.pdf")
+    assert lines == [
+        "a: all widths (2 draws): -0.330 [-0.370, -0.290] supported",
+        "b: upper half, lr=0.1: -0.500 [-0.600, -0.400] contradicted",
+    ]
+    _check_outputs(tmp_path, "f")

@@ -84,7 +84,7 @@ def _recorded_steps(ds):
 
 
 CHECKS["recorded_steps"] = CheckSpec(
-    "recorded_steps", "runs record their trajectory (number of recorded steps)",
+    "recorded_steps", DETERMINISTIC, "runs record their trajectory (number of recorded steps)",
     "length of the step coordinate", ">= 2", "every experiment", every_experiment, _recorded_steps)
 """
 
@@ -180,8 +180,12 @@ def test_new_figure_dataset_and_check_need_one_edit_each(tmp_path: Path) -> None
     # An experiment of another config, run earlier in the same folder, keeps its rows.
     earlier = root / "results" / "earlier" / "checks.csv"
     earlier.parent.mkdir(parents=True)
-    earlier_row = "earlier,no run diverged (number diverged),0.0,0,pass,0 of 4 runs diverged"
-    earlier.write_text("experiment,claim,measured,threshold,verdict,detail\n" + earlier_row + "\n")
+    earlier_row = (
+        "earlier,deterministic,diverged,,no run diverged (number diverged),0.0,,,0,pass,"
+        "0 of 4 runs diverged"
+    )
+    header = "experiment,kind,check,setting,claim,measured,ci_low,ci_high,criterion,verdict,detail"
+    earlier.write_text(header + "\n" + earlier_row + "\n")
 
     flags = ["--configfile", "toy.yaml", "--replace-workflow-config"]
     run = _run(root, "--cores", "2", *flags)
@@ -201,7 +205,8 @@ def test_new_figure_dataset_and_check_need_one_edit_each(tmp_path: Path) -> None
     claim = "runs record their trajectory (number of recorded steps)"
     for table in (results / "toy" / "checks.csv", results / "checks.csv"):
         text = table.read_text(encoding="utf-8")
-        assert f"toy,{claim},5.0,>= 2,pass,5 recorded steps" in text, text
+        row = f"toy,deterministic,recorded_steps,,{claim},5.0,,,>= 2,pass,5 recorded steps"
+        assert row in text, text
     assert claim in (results / "checks.html").read_text(encoding="utf-8")
     summary = (results / "checks.csv").read_text(encoding="utf-8").splitlines()
     assert summary[-1] == earlier_row and summary[1].startswith("toy,")  # this config's first

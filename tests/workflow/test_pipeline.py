@@ -16,7 +16,8 @@ import yaml
 
 from helpers import REPO
 from helpers.runs import write_runs
-from minnorm.analysis.checks import experiment_checks, write_checks
+from minnorm.analysis.check_tables import write_checks
+from minnorm.analysis.checks import experiment_checks
 from minnorm.config import validate_config
 from minnorm.data.datasets import DataFileError, load_dataset
 from minnorm.io import integrity
@@ -257,9 +258,23 @@ def test_collected_file_has_the_swept_dims(collected_file: Path) -> None:
 
 def test_checks_write_csv_and_markdown(collected_file: Path, tmp_path: Path) -> None:
     csv, md, html = (tmp_path / f"checks.{ext}" for ext in ("csv", "md", "html"))
-    write_checks(experiment_checks("synth", collected_file), csv, md, html)
+    table, estimates = experiment_checks("synth", collected_file)
+    write_checks(table, csv, md, html, estimates, tmp_path / "estimates.csv")
     header = csv.read_text(encoding="utf-8").splitlines()[0].split(",")
-    assert header == ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
+    assert header == [
+        "experiment",
+        "kind",
+        "check",
+        "setting",
+        "claim",
+        "measured",
+        "ci_low",
+        "ci_high",
+        "criterion",
+        "verdict",
+        "detail",
+    ]
+    assert (tmp_path / "estimates.csv").read_text(encoding="utf-8").startswith("experiment,check")
     assert "synth" in md.read_text(encoding="utf-8")
     assert "synth" in html.read_text(encoding="utf-8")
 
@@ -267,16 +282,18 @@ def test_checks_write_csv_and_markdown(collected_file: Path, tmp_path: Path) -> 
 def test_checks_leave_no_file_when_rendering_fails(
     collected_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import minnorm.analysis.checks
+    import minnorm.analysis.check_tables
 
     def broken(_table: object) -> str:
         raise RuntimeError("markdown rendering failed")
 
-    monkeypatch.setattr(minnorm.analysis.checks, "checks_markdown", broken)
+    monkeypatch.setattr(minnorm.analysis.check_tables, "checks_markdown", broken)
     csv, md, html = (tmp_path / f"checks.{ext}" for ext in ("csv", "md", "html"))
+    table, estimates = experiment_checks("synth", collected_file)
     with pytest.raises(RuntimeError, match="markdown rendering failed"):
-        write_checks(experiment_checks("synth", collected_file), csv, md, html)
+        write_checks(table, csv, md, html, estimates, tmp_path / "estimates.csv")
     assert not csv.exists() and not md.exists() and not html.exists()
+    assert not (tmp_path / "estimates.csv").exists()
 
 
 @pytest.mark.slow

@@ -14,8 +14,9 @@ rule collect:
         "../scripts/collect_runs.py"
 
 
-# Theorem checks (minnorm.analysis.checks.CHECKS) of one experiment. The report shows the HTML table (and
-# its caption includes the table too), so the verdicts are on the page.
+# Theorem checks (minnorm.analysis.checks.CHECKS) of one experiment, and the estimates they rest
+# on (estimates.csv, per data draw too). The report shows the HTML table (and its caption
+# includes the table too), so the verdicts are on the page.
 rule checks:
     input:
         "results/{exp}/{exp}.nc",
@@ -28,6 +29,7 @@ rule checks:
             category="Theorem checks",
             subcategory="{exp}",
         ),
+        estimates="results/{exp}/estimates.csv",
     log:
         "results/{exp}/logs/checks.log",
     conda:
@@ -36,11 +38,13 @@ rule checks:
         "../scripts/theorem_checks.py"
 
 
-# Every experiment's checks found under results/ (this config's first): running another config
-# in the same folder keeps the earlier experiments' rows.
+# Every experiment's checks and estimates found under results/ (this config's first): running
+# another config in the same folder keeps the earlier experiments' rows. The forest plot of
+# every width exponent opens the report (report/workflow.rst embeds it).
 rule checks_summary:
     input:
         expand("results/{exp}/checks.csv", exp=EXPERIMENTS),
+        expand("results/{exp}/estimates.csv", exp=EXPERIMENTS),
     output:
         csv="results/checks.csv",
         md="results/checks.md",
@@ -50,6 +54,15 @@ rule checks_summary:
             category="Theorem checks",
             subcategory="summary",
         ),
+        estimates="results/estimates.csv",
+        forest=report(
+            "results/forest.png",
+            caption="../report/forest.rst",
+            category="Theorem checks",
+            subcategory="forest plot",
+        ),
+        forest_pdf="results/forest.pdf",
+        forest_html="results/forest.html",
     log:
         "results/logs/checks.log",
     conda:

@@ -1,70 +1,167 @@
-"""CheckSpec and Outcome: what a theorem check declares and what it measures.
+"""CheckSpec and Outcome: what a check declares and what it measures.
 
 Kept apart from the registry (minnorm.analysis.checks.CHECKS) so that the modules that compute
-checks
-(minnorm.analysis.checks, minnorm.analysis.beyond.*) can declare their CheckSpecs without importing
-each other.
+checks (minnorm.analysis.checks, minnorm.analysis.beyond.*) can declare their CheckSpecs without
+importing each other.
+
+Every row of a checks table is one of three kinds:
+
+- deterministic: a property of the runs themselves (the loss reached its floor, no run
+  diverged, a measured ratio below a bound in these runs): pass / fail;
+- claim: a statement about the setting, decided from an interval by the three-valued rule of
+  minnorm.analysis.verdicts: supported / contradicted / inconclusive;
+- finding: what a study measures, an estimate with its interval: no verdict.
+
+Any kind may be n/a when the runs cannot compute it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import xarray as xr
 
-COLUMNS = ["experiment", "claim", "measured", "threshold", "verdict", "detail"]
-# A verdict that rests on a bootstrap CI cannot be given from one seed per width.
-NOT_ENOUGH_SEEDS = "not enough seeds"
-VERDICTS = ("pass", "fail", "n/a", NOT_ENOUGH_SEEDS)
+from minnorm.analysis.verdicts import (
+    CONTRADICTED,
+    FAIL,
+    INCONCLUSIVE,
+    NO_VERDICT,
+    NOT_APPLICABLE,
+    PASS,
+    SUPPORTED,
+)
+
+COLUMNS = [
+    "experiment",
+    "kind",
+    "check",
+    "setting",
+    "claim",
+    "measured",
+    "ci_low",
+    "ci_high",
+    "criterion",
+    "verdict",
+    "detail",
+]
+DETERMINISTIC, CLAIM, FINDING = "deterministic", "claim", "finding"
+VERDICTS: dict[str, tuple[str, ...]] = {
+    DETERMINISTIC: (PASS, FAIL, NOT_APPLICABLE),
+    CLAIM: (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE),
+    FINDING: (NO_VERDICT, NOT_APPLICABLE),
+}
+# Columns of the estimates table (results/<exp>/estimates.csv): every estimate a row of the
+# checks table rests on, overall and per data draw (the forest plot draws them).
+ESTIMATE_COLUMNS = [
+    "experiment",
+    "check",
+    "setting",
+    "draw",
+    "quantity",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "basis",
+]
+
+
+@dataclass(frozen=True)
+class DrawEstimate:
+    """One data draw's own estimate with its (conditional) 95% interval."""
+
+    draw: str
+    estimate: float
+    ci_low: float
+    ci_high: float
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a check measured on one experiment: the statistic, the verdict and a detail line."""
+    """What a check measured on one combination of swept settings.
+
+    measured: the statistic; ci_low, ci_high: its 95% interval (NaN: none); verdict: one of the
+    check kind's VERDICTS; detail: the numbers behind it; setting: the combination of other
+    swept values ("" when none); basis: the data the estimate rests on (widths, draws x seeds,
+    lr, steps), the first thing two rows with opposite verdicts differ in; draws: per-draw
+    estimates when there are several draws.
+    """
 
     measured: float
     verdict: str
     detail: str
+    ci_low: float = np.nan
+    ci_high: float = np.nan
+    setting: str = ""
+    basis: str = ""
+    draws: tuple[DrawEstimate, ...] = field(default=())
 
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """One theorem check.
+    """One check.
 
-    name: short identifier. claim: the claim with the measured statistic in parentheses, as
-    shown in the table. statistic: what `measured` is. threshold: the pass condition, as shown.
-    applies_to: in words, which experiments get this row; `applies(ds)` decides it from the
-    collected Dataset. evaluate(ds) -> Outcome gets the whole collected Dataset (diverged runs
-    included; each check masks them itself). uses_ci: whether the verdict needs a bootstrap CI
-    (then it is NOT_ENOUGH_SEEDS with fewer than two seeds per width).
+    name: short identifier (the `check` column). kind: DETERMINISTIC, CLAIM or FINDING.
+    claim: what is claimed or measured, as shown in the table. statistic: what `measured` is.
+    criterion: the pass condition or the claim's region and decision rule, as shown.
+    applies_to: in words, which experiments get rows; `applies(ds)` decides it from the
+    collected Dataset. evaluate(ds) -> Outcome or list of Outcome (one per combination of other
+    swept settings) gets the whole collected Dataset (diverged runs included; each check masks
+    them itself). quantity: what the estimate is, for the estimates table ("" for none).
     """
 
     name: str
+    kind: str
     claim: str
     statistic: str
-    threshold: str
+    criterion: str
     applies_to: str
     applies: Callable[[xr.Dataset], bool]
-    evaluate: Callable[[xr.Dataset], Outcome]
-    uses_ci: bool = False
+    evaluate: Callable[[xr.Dataset], Outcome | list[Outcome]]
+    quantity: str = ""
 
-    def row(self, experiment: str, ds: xr.Dataset) -> dict:
-        """The table row of this check on `ds` (columns COLUMNS)."""
-        out = self.evaluate(ds)
-        if out.verdict not in VERDICTS:
-            raise ValueError(f"check {self.name!r}: verdict {out.verdict!r} not in {VERDICTS}")
-        return dict(
-            zip(
-                COLUMNS,
-                (
-                    experiment,
-                    self.claim,
-                    float(out.measured),
-                    self.threshold,
-                    out.verdict,
-                    out.detail,
-                ),
-                strict=True,
-            )
+    def outcomes(self, ds: xr.Dataset) -> list[Outcome]:
+        """Every outcome of this check on `ds`, verdicts validated against its kind."""
+        got = self.evaluate(ds)
+        outs = got if isinstance(got, list) else [got]
+        for out in outs:
+            if out.verdict not in VERDICTS[self.kind]:
+                raise ValueError(
+                    f"check {self.name!r} ({self.kind}): verdict {out.verdict!r} not in "
+                    f"{VERDICTS[self.kind]}"
+                )
+        return outs
+
+    def row(self, experiment: str, out: Outcome) -> dict:
+        """The table row of one outcome (columns COLUMNS)."""
+        values = (
+            experiment,
+            self.kind,
+            self.name,
+            out.setting,
+            self.claim,
+            float(out.measured),
+            float(out.ci_low),
+            float(out.ci_high),
+            self.criterion,
+            out.verdict,
+            out.detail,
         )
+        return dict(zip(COLUMNS, values, strict=True))
+
+    def estimate_rows(self, experiment: str, out: Outcome) -> list[dict]:
+        """Rows of the estimates table: the overall estimate (draw "all") and each draw's."""
+        if not self.quantity or not np.isfinite(out.measured):
+            return []
+        rows = [
+            (experiment, self.name, out.setting, "all", self.quantity, out.measured)
+            + (out.ci_low, out.ci_high, out.verdict, out.basis)
+        ]
+        rows += [
+            (experiment, self.name, out.setting, d.draw, self.quantity, d.estimate)
+            + (d.ci_low, d.ci_high, "", out.basis)
+            for d in out.draws
+        ]
+        return [dict(zip(ESTIMATE_COLUMNS, r, strict=True)) for r in rows]

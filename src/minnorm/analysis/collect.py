@@ -3,7 +3,9 @@ back."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +261,107 @@ def diverged_runs(collected: xr.Dataset) -> list[dict[str, Any]]:
         entry["diverged_step"] = int(sel.values)
         out.append(entry)
     return out
+
+
+# ---- data draws and the combinations of swept values a check runs over ----
+
+# The swept setting that draws a new data set (points, labels, beta): `sweep: {data.seed: [...]}`.
+# Its values are the *data draws* of an experiment; every other swept value is a setting.
+DRAW_DIM = "data_seed"
+
+
+def draw_dim(collected: xr.Dataset) -> str | None:
+    """DRAW_DIM when the experiment sweeps data.seed, else None (one draw: the config's)."""
+    return DRAW_DIM if DRAW_DIM in collected.dims else None
+
+
+def config_data_seed(collected: xr.Dataset) -> int | None:
+    """data.seed of the shared config (attrs["config"]) when it is the same for every run."""
+    try:
+        return int(json.loads(collected.attrs["config"])["data"]["seed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def combinations(
+    collected: xr.Dataset, exclude: tuple[str, ...] = ()
+) -> list[tuple[str, dict[str, int]]]:
+    """Every combination of the swept values other than width, seed, the data draws and
+    `exclude`: [(label, isel indexers)], one per combination, in coordinate order.
+
+    The label names each swept value with more than one value ("lr=0.01, model_kappa=0.1"); ""
+    when nothing else is swept. A check over widths runs once per combination, never on runs
+    pooled across them.
+    """
+    skip = {"width", "seed", DRAW_DIM, *exclude}
+    dims = [d for d in ("lr", "label_noise", *setting_dims(collected)) if d in collected.dims]
+    dims = [d for d in dims if d not in skip]
+    out = []
+    for index in itertools.product(*(range(collected.sizes[d]) for d in dims)):
+        indexers = dict(zip(dims, index, strict=True))
+        label = ", ".join(
+            f"{d}={value_text(collected[d].values[i])}"
+            for d, i in indexers.items()
+            if collected.sizes[d] > 1
+        )
+        out.append((label, indexers))
+    return out
+
+
+def value_text(value: Any) -> str:
+    """A swept value as shown in tables: 0.01, 1, center, true."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value.item() if hasattr(value, "item") else value)
+
+
+@dataclass(frozen=True)
+class WidthData:
+    """Final values of one variable over widths, in long form (one row per run).
+
+    m, values, draw: (N,) width, final value (NaN: diverged or missing) and data-draw label;
+    seed: (N,) the init seed (a (draw, seed) pair is one cluster); n_draws, n_seeds: counts.
+    """
+
+    m: np.ndarray
+    values: np.ndarray
+    draw: np.ndarray
+    seed: np.ndarray
+
+    @property
+    def n_draws(self) -> int:
+        return int(np.unique(self.draw).size)
+
+    @property
+    def n_seeds(self) -> int:
+        return int(np.unique(self.seed).size)
+
+    def subset(self, mask: np.ndarray) -> WidthData:
+        return WidthData(self.m[mask], self.values[mask], self.draw[mask], self.seed[mask])
+
+
+def width_data(sel: xr.Dataset, values: xr.DataArray) -> WidthData:
+    """Long-form final values of `values` (dims width, seed [, data_seed] [, step]; diverged
+    runs are masked here) for a slice `sel` of a collected Dataset where every other swept dim
+    has been selected. Missing and diverged runs stay as NaN rows."""
+    da = converged(values, sel)
+    da = final_values(da) if "step" in da.dims else da
+    if DRAW_DIM not in da.dims:
+        seed = config_data_seed(sel)
+        da = da.expand_dims({DRAW_DIM: [0 if seed is None else seed]})
+    extra = [d for d in da.dims if d not in ("width", "seed", DRAW_DIM)]
+    if extra:
+        raise ValueError(f"width_data: dims {extra} must be selected first")
+    da = da.transpose(DRAW_DIM, "seed", "width")
+    draws, seeds, widths = (da[d].values for d in (DRAW_DIM, "seed", "width"))
+    grid = np.meshgrid(draws, seeds, widths, indexing="ij")
+    return WidthData(
+        grid[2].ravel().astype(np.float64),
+        da.values.ravel().astype(np.float64),
+        grid[0].ravel(),
+        grid[1].ravel(),
+    )

@@ -15,7 +15,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
-from minnorm.analysis.collect import converged, diverged_mask, first_lr
+from minnorm.analysis.collect import (
+    combinations,
+    converged,
+    diverged_mask,
+    first_lr,
+    setting_dims,
+)
 from minnorm.io.files import atomic_write_all
 
 # Screen-sized PNGs that stay sharp in the HTML report; the PDF is vector.
@@ -45,6 +51,22 @@ def new_figure(ncols: int) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] + 0.5), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
+
+
+def new_grid(nrows: int, ncols: int) -> tuple[Figure, list[list[Axes]]]:
+    """A Figure with `nrows` x `ncols` panels (rows of facets), not registered with pyplot."""
+    fig = Figure(
+        figsize=(PANEL_SIZE[0] * ncols, (PANEL_SIZE[1] + 0.3) * nrows + 0.5), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, [list(row) for row in axes]
+
+
+def facets(ds: xr.Dataset, exclude: tuple[str, ...] = ()) -> list[tuple[str, xr.Dataset]]:
+    """One (title, slice) per combination of the swept values other than width, seed, the data
+    draws and `exclude` (minnorm.analysis.collect.combinations): a figure draws a row for each,
+    never a silent first value. The title names the combination ("" when nothing is swept)."""
+    return [(label, ds.isel(idx)) for label, idx in combinations(ds, exclude)]
 
 
 def save_figure(fig: Figure, out_png: Path, out_pdf: Path) -> None:
@@ -81,11 +103,15 @@ def selection_title(full: xr.Dataset, sel: xr.Dataset, what: str) -> str:
     """Suptitle: experiment, what is shown, the fixed values, and how many runs were hidden."""
     fixed = [
         f"{d.replace('_', ' ')} {sel[d].item():g}"
+        + (f" (first of {full.sizes[d]})" if d == "lr" and full.sizes[d] > 1 else "")
         for d in ("lr", "label_noise", "width")
         if d in full.dims and d in sel.coords and sel[d].ndim == 0
     ]
-    if full.sizes.get("lr", 1) > 1:
-        fixed[0] += f" (first of {full.sizes['lr']})"
+    fixed += [
+        f"{d} {sel[d].item()} (first of {full.sizes[d]})"
+        for d in setting_dims(full)
+        if d in sel.coords and sel[d].ndim == 0 and full.sizes[d] > 1
+    ]
     n_div = int(diverged_mask(sel).sum())
     title = f"{full.attrs.get('experiment', '')}: {what}" + (
         f" ({', '.join(fixed)})" if fixed else ""
@@ -102,12 +128,14 @@ def width_colors(widths: np.ndarray) -> dict[int, tuple]:
 
 
 def seed_band(ax: Axes, x: np.ndarray, da: xr.DataArray, *, color, label: str) -> bool:
-    """Plot the mean over `seed` of `da: (seed, x)` (or `(x,)`) with a +-1 sd band.
+    """Plot the mean over the runs (seeds and data draws) of `da: (seed [, data_seed], x)` (or
+    `(x,)`) with a +-1 sd band.
 
     Only x positions where some seed is finite are drawn. Returns False (and draws nothing)
     when no value is finite, so callers can skip the legend entry.
     """
-    values = da.transpose("seed", ...).values if "seed" in da.dims else da.values[None, :]
+    runs = [d for d in ("seed", "data_seed") if d in da.dims]
+    values = da.stack(run=runs).transpose("run", ...).values if runs else da.values[None, :]
     keep = np.isfinite(values).any(axis=0)
     if not keep.any():
         return False

@@ -20,13 +20,15 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from minnorm.analysis.beyond import lazy, readoffs
 from minnorm.analysis.collect import diverged_mask
-from minnorm.figures.paper import SS_PANELS
+from minnorm.figures.paper import SS_PANELS, readoff_markers
 from minnorm.figures.style import (
     PANEL_SIZE,
+    facets,
     figure_style,
     log_value_axis,
     masked,
     new_figure,
+    new_grid,
     require,
     save_figure,
     seed_band,
@@ -38,7 +40,6 @@ GUIDE_PRODUCTS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 # Cells are annotated with their value while the grid is small enough to stay legible.
 MAX_ANNOTATED_CELLS = 80
 DEFAULT_COLOR, OTHER_COLOR, BEST_COLOR = "C3", "0.55", "C0"
-PAPER_MARKER = dict(marker="D", s=46, edgecolor="black", linewidth=0.8, zorder=5)
 
 
 # ---- lazy_phase ----
@@ -128,10 +129,11 @@ def _outline() -> list:
     return [patheffects.withStroke(linewidth=1.5, foreground="black")]
 
 
-def _collapse_panel(ax: Axes, grid: lazy.LazyGrid, fit: lazy.Collapse) -> None:
-    """Every cell's relative distance against kappa sqrt(m), coloured by kappa, with the fit."""
+def _collapse_panel(ax: Axes, grid: lazy.LazyGrid, fit: lazy.Collapse, title: str) -> None:
+    """Every cell's relative distance against kappa m^beta (beta: the estimate), coloured by
+    kappa, with the degree-2 fit."""
     colors = sns.color_palette("rocket", n_colors=len(grid.kappa))
-    products = grid.kappa_sqrt_m
+    products = grid.kappa[:, None] * grid.width[None, :].astype(np.float64) ** fit.beta
     for i, k in enumerate(grid.kappa):
         ok = np.isfinite(grid.rel_dist[i]) & (grid.rel_dist[i] > 0)
         ax.plot(
@@ -162,80 +164,95 @@ def _collapse_panel(ax: Axes, grid: lazy.LazyGrid, fit: lazy.Collapse) -> None:
     _log_x_axis(ax)
     log_value_axis(ax)
     ax.set(
-        xlabel="$\\kappa \\sqrt{m}$",
+        xlabel=f"$\\kappa\\, m^{{\\hat\\beta}}$, $\\hat\\beta$ = {fit.beta:.3f}",
         ylabel="$\\|W(T) - W^*\\| / \\|W^* - W_0\\|$",
-        title="(c) collapse onto $\\kappa\\sqrt{m}$",
+        title=title,
     )
     ax.legend(fontsize="x-small")
 
 
-def lazy_summary(grid: lazy.LazyGrid, fit: lazy.Collapse) -> list[str]:
-    """Summary lines of the lazy phase diagram: ranges, R^2 of the three fits, the crossing."""
+def lazy_summary(b: lazy.LazyBeta) -> list[str]:
+    """Summary lines of the lazy phase diagram: ranges, beta with its interval, the fits, where
+    the collapse crosses the lazy level."""
 
     def span(values: np.ndarray) -> str:
         ok = values[np.isfinite(values)]
         return f"{ok.min():.3g}-{ok.max():.3g}" if ok.size else "none finite"
 
+    grid = b.grid
     lines = [
         f"relative distance ||W(T)-W*|| / ||W*-W0||: {span(grid.rel_dist)} over "
         f"{grid.rel_dist.size} (kappa, m) cells; flipped fraction {span(grid.flips)}",
-        f"fit of log relative distance: {lazy.collapse_detail(fit)}",
+        *lazy.beta_lines(b),
     ]
-    if len(grid.kappa) < 2:
-        lines.append(
-            f"one kappa ({grid.kappa[0]:g}): the collapse cannot be told apart from the "
-            "width dependence"
-        )
-    cross = lazy.lazy_crossing(fit)
+    cross = lazy.lazy_crossing(b.collapse)
     lines.append(
-        f"fitted relative distance falls below {lazy.LAZY_REL_DIST:g} at kappa sqrt(m) "
+        f"fitted relative distance falls below {lazy.LAZY_REL_DIST:g} at kappa m^beta_hat "
         f"~ {cross:.3g}"
         if cross is not None
         else f"fitted relative distance does not cross {lazy.LAZY_REL_DIST:g} within "
-        f"kappa sqrt(m) {fit.x_range[0]:.3g}-{fit.x_range[1]:.3g}"
+        f"kappa m^beta_hat {b.collapse.x_range[0]:.3g}-{b.collapse.x_range[1]:.3g}"
     )
     return lines
 
 
 def plot_lazy_phase(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list[str]:
-    """(a) seed-mean relative distance to W* on the kappa x m grid, (b) the flipped-activation
+    """(a) mean relative distance to W* on the kappa x m grid, (b) the flipped-activation
     fraction there, both with kappa sqrt(m) = const lines, (c) relative distance against
-    kappa sqrt(m) for every cell, coloured by kappa, with the degree-2 collapse fit.
+    kappa m^beta_hat for every cell, coloured by kappa, with the degree-2 collapse fit; one row
+    per combination of the swept values other than kappa.
 
-    First lr, smallest label noise, first value of other swept settings. Needs
-    `dist_to_target`, `target_norm`, `activation_flip_fraction`, and a model_kappa dim or
-    model.kappa in the config attrs.
+    Needs `dist_to_target`, `target_norm`, `activation_flip_fraction`, and a model_kappa dim or
+    model.kappa in the config attrs. Returns beta with its interval and the fits.
     """
     require(
         collected,
         ("dist_to_target", "target_norm", "activation_flip_fraction", "diverged"),
         "lazy_phase",
     )
-    try:
-        grid = lazy.lazy_grid(collected)
-    except ValueError as exc:
-        raise ValueError(f"figure 'lazy_phase': {exc}") from exc
-    if not np.isfinite(grid.rel_dist).any():
-        raise ValueError("figure 'lazy_phase': every run diverged; nothing to plot")
-    fit = lazy.collapse_fits(grid)
+    rows = facets(collected, exclude=(lazy.KAPPA_DIM,))
+    results = []
+    for label, sel in rows:
+        try:
+            grid = lazy.lazy_grid(sel)
+        except ValueError as exc:
+            raise ValueError(f"figure 'lazy_phase': {exc}") from exc
+        if not np.isfinite(grid.rel_dist).any():
+            raise ValueError("figure 'lazy_phase': every run diverged; nothing to plot")
+        try:
+            b = lazy.lazy_beta(sel)
+        except ValueError:
+            b = None
+        results.append((label, grid, b))
+    lines = []
     with figure_style():
-        fig, (ax_rel, ax_flip, ax_col) = new_figure(3)
-        _heatmap(
-            ax_rel, grid, grid.rel_dist, "relative distance", "(a) $\\|W(T)-W^*\\| / \\|W^*-W_0\\|$"
-        )
-        _heatmap(ax_flip, grid, grid.flips, "flipped fraction", "(b) flipped activations")
-        _collapse_panel(ax_col, grid, fit)
-        sel = lazy.kappa_slice(collected)
-        n_div = int(diverged_mask(sel).sum())
+        fig, axes = new_grid(len(rows), 3)
+        for (label, grid, b), (ax_rel, ax_flip, ax_col) in zip(results, axes, strict=True):
+            tag = f" ({label})" if label else ""
+            _heatmap(
+                ax_rel,
+                grid,
+                grid.rel_dist,
+                "relative distance",
+                "(a) $\\|W(T)-W^*\\| / \\|W^*-W_0\\|$" + tag,
+            )
+            _heatmap(ax_flip, grid, grid.flips, "flipped fraction", "(b) flipped activations" + tag)
+            fit = b.collapse if b is not None else lazy.collapse_fits(grid)
+            _collapse_panel(ax_col, grid, fit, "(c) collapse onto $\\kappa m^{\\beta}$" + tag)
+            if b is not None:
+                lines += [f"[{label}] {x}" if label else x for x in lazy_summary(b)]
+            else:
+                lines.append(f"[{label}] beta cannot be estimated: too few cells per unit")
+        n_div = int(diverged_mask(collected).sum())
         title = (
-            f"{collected.attrs.get('experiment', '')}: end of the lazy regime, seed means "
-            f"at the final step (lr {float(sel['lr'].values.ravel()[0]):g})"
+            f"{collected.attrs.get('experiment', '')}: end of the lazy regime, means over runs "
+            "at the final step"
         )
         fig.suptitle(
             title + (f"\n{n_div} diverged run{'s' if n_div > 1 else ''} left out" if n_div else "")
         )
         save_figure(fig, out_png, out_pdf)
-    return lazy_summary(grid, fit)
+    return lines
 
 
 # ---- fig1_variants ----
@@ -374,42 +391,6 @@ def plot_fig1_variants(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
 # ---- fig1_readoffs ----
 
 
-def _readoff_markers(ax: Axes, panel: str, colors: dict[int, tuple], widths: list[int]) -> None:
-    """The paper's read-offs of one panel: end values at PAPER_STEPS (per width present), and
-    the start value at step 0 on panel (b), as diamonds with the read-off range."""
-    _, paper = readoffs.PANELS[panel]
-    if panel == "c":  # one value at every width: one white diamond with the read-off range
-        _range_marker(
-            ax,
-            readoffs.PAPER_STEPS,
-            readoffs.PAPER_END_INIT,
-            readoffs.PAPER_END_INIT_BAND,
-            "paper read-off (every m)",
-        )
-        return
-    for k, w in enumerate(readoffs.PAPER_WIDTHS):
-        if w in widths:
-            ax.scatter([readoffs.PAPER_STEPS], [paper[k]], color=colors[w], **PAPER_MARKER)
-    if panel == "b":
-        _range_marker(
-            ax, 0, readoffs.PAPER_START, readoffs.PAPER_START_BAND, "paper read-offs (diamonds)"
-        )
-
-
-def _range_marker(ax: Axes, x: float, value: float, band: tuple[float, float], label: str) -> None:
-    """A white diamond at (x, value) with an error bar over the read-off range `band`."""
-    ax.errorbar(
-        [x],
-        [value],
-        yerr=[[value - band[0]], [band[1] - value]],
-        color="black",
-        capsize=3,
-        lw=1,
-        zorder=4,
-    )
-    ax.scatter([x], [value], color="white", label=label, **PAPER_MARKER)
-
-
 def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict) -> None:
     """Figure 1's three panels for one variant, with the paper's read-offs."""
     sel = readoffs.base_selection(collected)
@@ -421,7 +402,7 @@ def _readoff_row(axes: list[Axes], collected: xr.Dataset, variant: dict) -> None
         squared = masked(sel, name) ** 2
         for w in widths:
             seed_band(ax, steps, squared.sel(width=w), color=colors[w], label=f"m = {w}")
-        _readoff_markers(ax, panel, colors, widths)
+        readoff_markers(ax, panel, colors, widths)
         ax.set(xlabel="epoch (full-batch GD step)", ylabel=label, title=f"{tag} {label}")
         ax.legend(fontsize="x-small")
 

@@ -174,13 +174,13 @@ def checks_markdown() -> str:
     from minnorm.analysis.checks import CHECKS
 
     rows = [
-        "| check | claim | statistic | pass when | experiments |",
-        "|---|---|---|---|---|",
+        "| check | kind | claim | statistic | criterion | experiments |",
+        "|---|---|---|---|---|---|",
     ]
     for name, spec in CHECKS.items():
         rows.append(
-            f"| `{name}` | {_cell(spec.claim)} | {_cell(spec.statistic)} | "
-            f"{_cell(spec.threshold)} | {_cell(spec.applies_to)} |"
+            f"| `{name}` | {spec.kind} | {_cell(spec.claim)} | {_cell(spec.statistic)} | "
+            f"{_cell(spec.criterion)} | {_cell(spec.applies_to)} |"
         )
     return "\n".join(rows) + "\n"
 

@@ -3,13 +3,18 @@
 With ReLU the Jacobian, and so G and the min-norm target's direction, does not depend on the
 scale of W0: scaling the init by kappa moves every activation boundary by ~kappa, while the
 weights move by ~m^-1/2 per neuron. Linearization should therefore hold when kappa * sqrt(m) is
-large, and the relative distance to the target ||W(T) - W*|| / ||W* - W0|| should be a function
-of x = log(kappa sqrt(m)) alone. This module measures how well that collapse explains the
-(kappa, m) grid, against log m alone and log kappa alone.
+large, i.e. the relative distance to the target ||W(T) - W*|| / ||W* - W0|| should be one
+smooth function of log(kappa m^beta) with beta = 1/2.
 
-Selection: first lr, smallest label noise, first value of every swept setting other than
-`model_kappa`; diverged runs excluded; seed means per (kappa, m) cell. Without a `model_kappa`
-dim the single kappa is read from the experiment's config (attrs["config"]).
+The exponent beta is estimated, not assumed: for each unit (a data draw; the seeds when there is
+one draw) beta_hat minimises the residual SD of a degree-2 polynomial of the mean log relative
+distance of the (kappa, m) cells in log(kappa m^beta). The W0 of different kappas is the same
+draw rescaled, so a unit keeps all its kappas together. The interval is the t interval over the
+units' beta_hat; the claim beta = 1/2 has the margin BETA_MARGIN.
+
+Selection: one slice per combination of the swept values other than kappa, width, seed and the
+data draws; diverged runs excluded. Without a `model_kappa` dim the single kappa is read from
+the experiment's config (attrs["config"]).
 """
 
 from __future__ import annotations
@@ -19,9 +24,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from scipy.optimize import minimize_scalar
 
-from minnorm.analysis.check_spec import CheckSpec, Outcome
-from minnorm.analysis.collect import converged, final_values, first_values
+from minnorm.analysis.check_spec import CLAIM, CheckSpec, Outcome
+from minnorm.analysis.collect import DRAW_DIM, converged, final_values
+from minnorm.analysis.intervals import TInterval, unit_means
+from minnorm.analysis.powerlaw import Estimate
+from minnorm.analysis.verdicts import around, criterion_text
+from minnorm.analysis.width_claims import (
+    estimate_outcome,
+    interval_text,
+    not_applicable,
+    run_length,
+    slices,
+)
 from minnorm.config.sweep import setting_value
 
 KAPPA_DIM = "model_kappa"
@@ -29,13 +45,15 @@ KAPPA_DIM = "model_kappa"
 # bend between the lazy (decaying) and feature-learning (flat) ends of the range without letting
 # a single variable with 5-7 distinct values fit its group means exactly.
 COLLAPSE_DEGREE = 2
-# The collapse onto x = log(kappa sqrt(m)) must explain at least 90% of the variance of
-# log(relative distance) over the cells: the rest is seed noise and the finite-m corrections.
-COLLAPSE_MIN_R2 = 0.9
-# ... and leave at most half the unexplained variance of the better single-variable fit (log m
-# alone or log kappa alone): a variable that is genuinely the right one should at least halve
-# what is left; a difference within seed noise does not.
-COLLAPSE_MAX_RESIDUAL_RATIO = 0.5
+# The claim: the collapse variable is kappa m^beta with beta = 1/2, within 0.1 (kappa m^0.4 and
+# kappa m^0.6 differ by a factor 10^0.2 = 1.6 per decade of m, about the spread of the cells
+# around the collapse curve over the swept range).
+BETA_CLAIM = 0.5
+BETA_MARGIN = 0.1
+# beta is searched in this range (beta = 0: kappa alone; beyond 1 the width dominates), first on
+# a grid of BETA_GRID_STEP, then refined between the grid's neighbours.
+BETA_RANGE = (-0.5, 2.0)
+BETA_GRID_STEP = 0.01
 # Relative distance below which a cell counts as lazy (the network ends within 10% of the
 # distance it had to travel from W0 to the linearized target); the summary quotes where the
 # fitted collapse crosses it.
@@ -84,10 +102,10 @@ class PolyFit:
 
 @dataclass(frozen=True)
 class Collapse:
-    """Fits of log(rel dist) on x = log(kappa sqrt m), on log m and on log kappa.
+    """Fits of log(rel dist) on x = log(kappa m^beta), on log m and on log kappa.
 
     n_cells: cells with a positive finite rel dist; n_zero: cells at exactly 0, n_missing: cells
-    with no finite value (both left out of the fits).
+    with no finite value (both left out of the fits); x_range: kappa m^beta over the cells.
     """
 
     collapse: PolyFit
@@ -97,21 +115,7 @@ class Collapse:
     n_zero: int
     n_missing: int
     x_range: tuple[float, float]
-
-    @property
-    def residual_ratio(self) -> float:
-        """(1 - R^2 of the collapse) / (1 - R^2 of the better single variable)."""
-        best_single = max(self.width_only.r2, self.kappa_only.r2)
-        left = 1.0 - best_single
-        return float((1.0 - self.collapse.r2) / left) if left > 0 else float("inf")
-
-    def passes(self) -> bool:
-        """COLLAPSE_MIN_R2 reached and at most COLLAPSE_MAX_RESIDUAL_RATIO of the unexplained
-        variance of the better single-variable fit left."""
-        return bool(
-            self.collapse.r2 >= COLLAPSE_MIN_R2
-            and self.residual_ratio <= COLLAPSE_MAX_RESIDUAL_RATIO
-        )
+    beta: float = BETA_CLAIM
 
 
 def config_kappa(ds: xr.Dataset) -> float | None:
@@ -122,34 +126,14 @@ def config_kappa(ds: xr.Dataset) -> float | None:
         return None
 
 
-def kappa_slice(ds: xr.Dataset) -> xr.Dataset:
-    """First lr, smallest label noise, first value of every setting dim but model_kappa."""
-    return first_values(ds, keep=(KAPPA_DIM,))
-
-
-def _cell_mean(da: xr.DataArray, kappa_dim: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Seed means (NaN where no seed is finite) and finite-seed counts of `da` (dims width,
-    seed [, model_kappa]): both (k, w)."""
-    if not kappa_dim:
-        da = da.expand_dims({KAPPA_DIM: 1})
-    return (
-        da.mean("seed").transpose(KAPPA_DIM, "width").values,
-        da.count("seed").transpose(KAPPA_DIM, "width").values,
-    )
-
-
-def lazy_grid(ds: xr.Dataset) -> LazyGrid:
-    """The seed-mean (kappa, width) grid of the relative distance and the flipped fraction.
-
-    Raises ValueError when the Dataset has neither a model_kappa dim nor model.kappa in its
-    config, or lacks a width dim.
-    """
-    sel = kappa_slice(ds)
-    has_dim = KAPPA_DIM in sel.dims
-    if has_dim:
+def _relative(sel: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, np.ndarray]:
+    """Final relative distance and flipped fraction (diverged runs NaN) of a slice, each with a
+    model_kappa dim, and the kappa values. Raises ValueError without kappa or width."""
+    kappa_dim = KAPPA_DIM in sel.dims
+    if kappa_dim:
         kappa = sel[KAPPA_DIM].values.astype(np.float64)
     else:
-        single = config_kappa(ds)
+        single = config_kappa(sel)
         if single is None:
             raise ValueError("no model_kappa dim and no model.kappa in the config attrs")
         kappa = np.array([single])
@@ -157,9 +141,27 @@ def lazy_grid(ds: xr.Dataset) -> LazyGrid:
         raise ValueError("no width dim")
     rel = final_values(converged(sel["dist_to_target"], sel)) / converged(sel["target_norm"], sel)
     flips = final_values(converged(sel["activation_flip_fraction"], sel))
-    rel_mean, count = _cell_mean(rel, has_dim)
-    flip_mean, _ = _cell_mean(flips, has_dim)
-    return LazyGrid(kappa, sel["width"].values.astype(np.int64), rel_mean, flip_mean, count)
+    if not kappa_dim:
+        rel, flips = (da.expand_dims({KAPPA_DIM: kappa}) for da in (rel, flips))
+    return rel, flips, kappa
+
+
+def _run_dims(da: xr.DataArray) -> list[str]:
+    return [d for d in ("seed", DRAW_DIM) if d in da.dims]
+
+
+def lazy_grid(sel: xr.Dataset) -> LazyGrid:
+    """The mean (over seeds and draws) (kappa, width) grid of the relative distance and the
+    flipped fraction of a slice (dims model_kappa, width, seed [, data_seed])."""
+    rel, flips, kappa = _relative(sel)
+    runs = _run_dims(rel)
+    return LazyGrid(
+        kappa,
+        sel["width"].values.astype(np.int64),
+        rel.mean(runs).transpose(KAPPA_DIM, "width").values,
+        flips.mean(runs).transpose(KAPPA_DIM, "width").values,
+        rel.count(runs).transpose(KAPPA_DIM, "width").values,
+    )
 
 
 def poly_fit(x: np.ndarray, y: np.ndarray, degree: int = COLLAPSE_DEGREE) -> PolyFit:
@@ -177,27 +179,30 @@ def poly_fit(x: np.ndarray, y: np.ndarray, degree: int = COLLAPSE_DEGREE) -> Pol
     return PolyFit(float(r2), float(np.sqrt(ss_res / x.size)), coef, int(x.size))
 
 
-def collapse_fits(grid: LazyGrid, degree: int = COLLAPSE_DEGREE) -> Collapse:
-    """Fit log(rel dist) over the usable cells on log(kappa sqrt m), log m and log kappa."""
+def collapse_fits(grid: LazyGrid, beta: float = BETA_CLAIM) -> Collapse:
+    """Fit log(rel dist) over the usable cells on log(kappa m^beta), log m and log kappa."""
     rel = grid.rel_dist
     ok = np.isfinite(rel) & (rel > 0)
     kk, mm = np.meshgrid(np.log(grid.kappa), np.log(grid.width.astype(np.float64)), indexing="ij")
-    x = np.log(grid.kappa_sqrt_m)
+    x = kk + beta * mm
     y = np.log(np.where(ok, rel, 1.0))[ok]
-    fits = [poly_fit(v[ok], y, degree) for v in (x, mm, kk)]
-    x_ok = grid.kappa_sqrt_m[ok]
+    collapse, width_only, kappa_only = (poly_fit(v[ok], y) for v in (x, mm, kk))
+    x_ok = np.exp(x[ok])
     span = (float(x_ok.min()), float(x_ok.max())) if x_ok.size else (np.nan, np.nan)
     return Collapse(
-        *fits,
+        collapse,
+        width_only,
+        kappa_only,
         n_cells=int(ok.sum()),
         n_zero=int((rel == 0).sum()),
         n_missing=int((~np.isfinite(rel)).sum()),
         x_range=span,
+        beta=beta,
     )
 
 
 def lazy_crossing(fit: Collapse, level: float = LAZY_REL_DIST) -> float | None:
-    """kappa sqrt(m) where the fitted collapse first falls below `level`, within the data range;
+    """kappa m^beta where the fitted collapse first falls below `level`, within the data range;
     None when it does not cross there."""
     low, high = fit.x_range
     if not (np.isfinite(low) and np.all(np.isfinite(fit.collapse.coef))) or high <= low:
@@ -208,17 +213,100 @@ def lazy_crossing(fit: Collapse, level: float = LAZY_REL_DIST) -> float | None:
     return float(grid[change[0] + 1]) if change.size else None
 
 
+# ---- beta: the exponent of m in the collapse variable, per unit, with a t interval ----
+
+
+def residual_sd(log_kappa: np.ndarray, log_m: np.ndarray, y: np.ndarray, beta: float) -> float:
+    """Residual SD of the degree-2 fit of y on log kappa + beta log m over finite cells (n - 3
+    degrees of freedom)."""
+    x = log_kappa + beta * log_m
+    coef = np.polyfit(x, y, COLLAPSE_DEGREE)
+    resid = y - np.polyval(coef, x)
+    return float(np.sqrt(resid @ resid / max(y.size - COLLAPSE_DEGREE - 1, 1)))
+
+
+def beta_hat(kappa: np.ndarray, width: np.ndarray, cells: np.ndarray) -> float:
+    """The beta in BETA_RANGE minimising `residual_sd` of the cells' log relative distance
+    `cells: (k, w)` (NaN cells left out); NaN with fewer than COLLAPSE_DEGREE + 3 finite cells."""
+    kk, mm = np.meshgrid(np.log(kappa), np.log(width.astype(np.float64)), indexing="ij")
+    ok = np.isfinite(cells)
+    if ok.sum() < COLLAPSE_DEGREE + 3:
+        return np.nan
+    args = (kk[ok], mm[ok], cells[ok])
+    grid = np.arange(BETA_RANGE[0], BETA_RANGE[1] + BETA_GRID_STEP / 2, BETA_GRID_STEP)
+    sds = np.array([residual_sd(*args, b) for b in grid])
+    i = int(np.argmin(sds))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    if hi <= lo:
+        return float(grid[i])
+    best = minimize_scalar(
+        lambda b: residual_sd(*args, b), bounds=(lo, hi), method="bounded", options={"xatol": 1e-6}
+    )
+    return float(best.x)
+
+
+@dataclass(frozen=True)
+class LazyBeta:
+    """beta on one slice: the estimate over units, each unit's beta_hat, and the pooled grid.
+
+    units: "data draw" or "seed"; unit_betas: (U,); estimate: Estimate (t over units);
+    grid: the pooled mean grid; collapse: its fit at the estimate; at_half: its fit at 1/2.
+    """
+
+    estimate: Estimate
+    unit_betas: np.ndarray
+    units: str
+    grid: LazyGrid
+    collapse: Collapse
+    at_half: Collapse
+
+
+def lazy_beta(sel: xr.Dataset) -> LazyBeta:
+    """beta with its interval on a slice with dims (model_kappa, width, seed [, data_seed]).
+
+    Units are the data draws when there are several (cells: the draw's mean over seeds of log
+    relative distance), else the seeds of the one draw (then the interval is conditional on
+    it). Raises ValueError (naming the cause) without kappa or width dims.
+    """
+    rel, _, kappa = _relative(sel)
+    logs = xr.DataArray(np.log(rel.where(rel > 0)))
+    if DRAW_DIM in logs.dims and logs.sizes[DRAW_DIM] > 1:
+        per_unit, units = logs.mean("seed"), "data draw"
+        unit_dim = DRAW_DIM
+    else:
+        per_unit = logs.isel({DRAW_DIM: 0}) if DRAW_DIM in logs.dims else logs
+        units, unit_dim = "seed", "seed"
+    per_unit = per_unit.transpose(unit_dim, KAPPA_DIM, "width")
+    width = sel["width"].values
+    betas = np.array([beta_hat(kappa, width, cells) for cells in per_unit.values])
+    betas = betas[np.isfinite(betas)]
+    if betas.size == 0:
+        raise ValueError("no unit has enough finite (kappa, m) cells to estimate beta")
+    mean, se, df = unit_means(betas)
+    method = f"t interval over {betas.size} {units}s' beta_hat"
+    interval = TInterval(float(mean), float(se), float(df) if df > 0 else np.nan, method)
+    n_draws = int(sel.sizes.get(DRAW_DIM, 1))
+    est = Estimate(interval, 0.95, n_draws, int(np.isfinite(rel.values).sum()), 0, betas)
+    grid = lazy_grid(sel)
+    return LazyBeta(
+        est, betas, units, grid, collapse_fits(grid, float(mean)), collapse_fits(grid, BETA_CLAIM)
+    )
+
+
 def applies_lazy(ds: xr.Dataset) -> bool:
     """A model_kappa dim with two or more values and two or more widths."""
     return ds.sizes.get(KAPPA_DIM, 1) >= 2 and ds.sizes.get("width", 1) >= 2
 
 
+def _r2(f: PolyFit) -> str:
+    return f"{round(f.r2, 3) + 0.0:.3f}"  # no "-0.000"
+
+
 def collapse_detail(fit: Collapse) -> str:
-    """One line: R^2 and spreads of the three fits, the cells used, the kappa sqrt(m) range."""
+    """One line: R^2 and spreads of the three fits, the cells used, the kappa m^beta range."""
 
     def one(name: str, f: PolyFit) -> str:
-        r2 = round(f.r2, 3) + 0.0  # no "-0.000"
-        return f"{name} R^2 {r2:.3f} (rms {f.rms:.3f} log units, x{np.exp(f.rms):.2f})"
+        return f"{name} R^2 {_r2(f)} (rms {f.rms:.3f} log units, x{np.exp(f.rms):.2f})"
 
     skipped = []
     if fit.n_zero:
@@ -227,40 +315,64 @@ def collapse_detail(fit: Collapse) -> str:
         skipped.append(f"{fit.n_missing} with no converged run")
     left_out = f"; left out: {', '.join(skipped)}" if skipped else ""
     return (
-        f"{one('log(kappa sqrt m)', fit.collapse)}; {one('log m alone', fit.width_only)}; "
-        f"{one('log kappa alone', fit.kappa_only)}; residual ratio {fit.residual_ratio:.2f}; "
-        f"degree {COLLAPSE_DEGREE} polynomials over {fit.n_cells} (kappa, m) cells "
-        f"(seed means){left_out}; kappa sqrt(m) {fit.x_range[0]:.3g}-{fit.x_range[1]:.3g}"
+        f"{one(f'log(kappa m^{fit.beta:.3g})', fit.collapse)}; {one('log m alone', fit.width_only)}"
+        f"; {one('log kappa alone', fit.kappa_only)}; degree {COLLAPSE_DEGREE} polynomials over "
+        f"{fit.n_cells} (kappa, m) cells (means over runs){left_out}; kappa m^beta "
+        f"{fit.x_range[0]:.3g}-{fit.x_range[1]:.3g}"
     )
 
 
-def _collapse_check(ds: xr.Dataset) -> Outcome:
-    try:
-        fit = collapse_fits(lazy_grid(ds))
-    except (KeyError, ValueError) as exc:
-        return Outcome(np.nan, "n/a", f"cannot fit: {exc}")
-    if fit.n_cells < COLLAPSE_DEGREE + 2 or not np.isfinite(fit.collapse.r2):
-        return Outcome(
-            fit.collapse.r2,
-            "n/a",
-            f"{fit.n_cells} usable cells (need {COLLAPSE_DEGREE + 2} with a varying "
-            "relative distance)",
+def beta_lines(b: LazyBeta) -> list[str]:
+    """Plain-text lines of the beta estimate (figure summary and check detail)."""
+    units = ", ".join(f"{v:.3f}" for v in b.unit_betas)
+    return [
+        f"beta {interval_text(b.estimate)}; per {b.units}: {units}",
+        f"collapse at beta_hat: {collapse_detail(b.collapse)}",
+        f"collapse at beta = 1/2: R^2 {_r2(b.at_half.collapse)}",
+    ]
+
+
+_BETA_REGION = around(BETA_CLAIM, BETA_MARGIN)
+
+
+def _beta_check(ds: xr.Dataset) -> list[Outcome]:
+    outs = []
+    for label, sel in slices(ds, exclude=(KAPPA_DIM,)):
+        try:
+            b = lazy_beta(sel)
+        except (KeyError, ValueError) as exc:
+            outs.append(not_applicable(f"cannot fit: {exc}", label))
+            continue
+        draws = int(sel.sizes.get(DRAW_DIM, 1))
+        basis = (
+            f"kappa {', '.join(f'{k:g}' for k in b.grid.kappa)} x widths "
+            f"{int(b.grid.width.min())}-{int(b.grid.width.max())}, "
+            f"{'1 data draw' if draws == 1 else f'{draws} data draws'} x "
+            f"{sel.sizes.get('seed', 1)} seeds, {run_length(sel)}"
         )
-    return Outcome(fit.collapse.r2, "pass" if fit.passes() else "fail", collapse_detail(fit))
+        outs.append(
+            estimate_outcome(
+                b.estimate,
+                _BETA_REGION,
+                setting=label,
+                basis=basis,
+                detail="; ".join(beta_lines(b)),
+            )
+        )
+    return outs
 
 
 CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(
-        "kappa_sqrt_m_collapse",
-        "relative distance to W* is a function of kappa sqrt(m) (R^2 of the collapse)",
-        f"R^2 of a degree-{COLLAPSE_DEGREE} polynomial fit of log(||W(T)-W*|| / ||W*-W0||) "
-        "on log(kappa sqrt m) over the seed-mean (kappa, m) cells",
-        f">= {COLLAPSE_MIN_R2:g}, and 1 - R^2 at most {COLLAPSE_MAX_RESIDUAL_RATIO:g} x that "
-        "of the better fit on log m alone or log kappa alone",
-        "experiments sweeping model.kappa (two or more values) at two or more widths "
-        "(first lr, smallest label noise, first value of other settings, final step, "
-        "diverged runs excluded)",
+        "lazy_beta",
+        CLAIM,
+        "the relative distance to W* is one function of kappa m^beta with beta = 1/2 (beta)",
+        f"beta minimising the residual SD of a degree-{COLLAPSE_DEGREE} fit of the cells' log "
+        "||W(T)-W*|| / ||W*-W0|| in log(kappa m^beta), mean over data draws (or seeds)",
+        criterion_text(_BETA_REGION, "beta"),
+        "experiments sweeping model.kappa (two or more values) at two or more widths: one row "
+        "per combination of the other swept values; final step, diverged runs excluded",
         applies_lazy,
-        _collapse_check,
+        _beta_check,
     ),
 )
