@@ -131,9 +131,12 @@ def test_readme_is_an_entry_point():
 
 def test_results_moved_to_the_docs():
     results = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
-    assert "## Results" in results and "## Beyond the paper" in results
-    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", results):
-        assert (REPO / "docs" / image).is_file(), image
+    beyond = (REPO / "docs" / "beyond.md").read_text(encoding="utf-8")
+    assert "\n# Results of the default run\n" in results
+    assert "\n# Results beyond the paper\n" in beyond
+    for page in (results, beyond):
+        for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", page):
+            assert (REPO / "docs" / image).is_file(), image
 
 
 @pytest.mark.slow

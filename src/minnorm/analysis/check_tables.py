@@ -9,7 +9,7 @@ its own, with no family-wise correction.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ def legend(df: pd.DataFrame) -> str:
     )
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, float):
         text = "n/a" if np.isnan(value) else f"{value:.4g}"
     else:
@@ -159,7 +159,13 @@ def write_checks(
         write_text_atomic(text, out)
 
 
-def _summary(results: str | Path, name: str, first, read, columns) -> pd.DataFrame:
+def _summary(
+    results: str | Path,
+    name: str,
+    first: Sequence[str],
+    read: Callable[[Path], pd.DataFrame],
+    columns: list[str],
+) -> pd.DataFrame:
     files = {path.parent.name: path for path in sorted(Path(results).glob(f"*/{name}"))}
     order = [exp for exp in first if exp in files] + [exp for exp in files if exp not in first]
     frames = [read(files[exp]) for exp in order]

@@ -40,6 +40,7 @@ from minnorm.analysis.verdicts import (
     FAIL,
     NOT_APPLICABLE,
     PASS,
+    Region,
     around,
     at_most,
     criterion_text,
@@ -234,7 +235,7 @@ _NOISE = (
 )
 
 
-def _claim(region, name: str) -> str:
+def _claim(region: Region, name: str) -> str:
     return criterion_text(region, name)
 
 

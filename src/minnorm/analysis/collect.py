@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,10 +135,12 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
         seen[key] = path
 
     names = list(runs[0].data_vars)
-    other_sizes = {dim: size for dim, size in runs[0].sizes.items() if dim != "step"}
+    other_sizes: dict[Hashable, int] = {
+        dim: size for dim, size in runs[0].sizes.items() if dim != "step"
+    }
     for path, ds in zip(paths, runs, strict=True):
         if set(ds.data_vars) != set(names):
-            diff = sorted(set(ds.data_vars) ^ set(names))
+            diff = sorted(map(str, set(ds.data_vars) ^ set(names)))
             raise CollectError(f"run file {path}: variables differ from {paths[0]} in {diff}")
         for dim, size in ds.sizes.items():
             if dim != "step" and other_sizes.get(dim) != size:
@@ -181,7 +184,7 @@ def collect_experiment(run_files: list[Path]) -> xr.Dataset:
             var_attrs["flag_values"] = np.asarray(var_attrs["flag_values"]).astype(values.dtype)
         data_vars[name] = (dims, values, var_attrs)
 
-    out_coords: dict[str, Any] = {d: (d, coords[d], dict(runs[0][d].attrs)) for d in run_dims}
+    out_coords: dict[Hashable, Any] = {d: (d, coords[d], dict(runs[0][d].attrs)) for d in run_dims}
     out_coords["step"] = ("step", steps, dict(runs[0]["step"].attrs))
     # Other dims (eig) keep the first run's coordinate; equal lengths were checked above.
     for dim in other_sizes:
@@ -256,8 +259,9 @@ def diverged_runs(collected: xr.Dataset) -> list[dict[str, Any]]:
     stacked = mask.stack(run=mask.dims) if mask.dims else mask.expand_dims(run=[0])
     out = []
     for i in np.flatnonzero(stacked.values):
-        entry = {d: stacked[d].values[i].item() for d in mask.dims}
-        sel = collected["diverged_step"].sel({d: entry[d] for d in mask.dims})
+        where = {d: stacked[d].values[i].item() for d in mask.dims}
+        sel = collected["diverged_step"].sel(where)
+        entry: dict[str, Any] = {str(d): value for d, value in where.items()}
         entry["diverged_step"] = int(sel.values)
         out.append(entry)
     return out

@@ -12,7 +12,9 @@ quantities measured on the same (draw, seed, width)) go through the same two rou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +47,7 @@ class LongForm:
         return self.m[self.codes == d]
 
 
-def _label(value) -> object:
+def _label(value: Any) -> object:
     """A draw label as a plain Python value (numpy scalars print as np.int64(0))."""
     return value.item() if hasattr(value, "item") else value
 
@@ -150,7 +152,10 @@ class Estimate:
 
 
 def contrast_estimate(
-    data: LongForm, design, contrast: np.ndarray, ci: float = CI_LEVEL
+    data: LongForm,
+    design: Callable[[np.ndarray], np.ndarray],
+    contrast: np.ndarray,
+    ci: float = CI_LEVEL,
 ) -> tuple[Estimate, np.ndarray]:
     """The contrast of an OLS fit of y on design(x): (N, q), per draw; with one draw its HC2 /
     Bell-McCaffrey interval, with several the t interval on the per-draw estimates. Also returns

@@ -96,7 +96,7 @@ def _row(tables: Tables, key: str, match: re.Match) -> pd.Series:
     return rows.iloc[0]
 
 
-def _format(value, fmt: str | None) -> str:
+def _format(value: object, fmt: str | None) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):

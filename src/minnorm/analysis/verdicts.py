@@ -17,6 +17,7 @@ claims they hold, so a reader can weigh the chance of a false verdict among them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,7 @@ def around(value: float, margin: float = EXPONENT_MARGIN) -> Region:
     return Region(value - margin, value + margin)
 
 
-def claim_verdict(bounds, region: Region) -> str:
+def claim_verdict(bounds: Callable[[float], tuple[float, float]], region: Region) -> str:
     """The three-valued verdict of a claim from `bounds(level) -> (low, high)` (an interval at
     any level): SUPPORTED, CONTRADICTED or INCONCLUSIVE; INCONCLUSIVE when no interval exists."""
     low90, high90 = bounds(SUPPORT_LEVEL)

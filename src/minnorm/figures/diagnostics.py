@@ -3,7 +3,9 @@ lazy-regime flips."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import seaborn as sns
@@ -53,7 +55,9 @@ def _ci_label(fit: PowerLawFit) -> str:
     return "no CI (too few runs)"
 
 
-def _points(ax: Axes, data: WidthData, marker: str = "o", color=None, label: str = "") -> None:
+def _points(
+    ax: Axes, data: WidthData, marker: str = "o", color: Any = None, label: str = ""
+) -> None:
     """One point per run; coloured by data draw when there are several."""
     draws = np.unique(data.draw)
     palette = sns.color_palette(DRAW_PALETTE, n_colors=max(draws.size, 1))
@@ -76,7 +80,13 @@ def _points(ax: Axes, data: WidthData, marker: str = "o", color=None, label: str
         )
 
 
-def _scaling_panel(ax: Axes, data: WidthData, references, ylabel: str, title: str) -> PowerLawFit:
+def _scaling_panel(
+    ax: Axes,
+    data: WidthData,
+    references: Sequence[tuple[float, str, str]],
+    ylabel: str,
+    title: str,
+) -> PowerLawFit:
     """Runs as points, the fitted power law with its band, reference slopes anchored at the
     smallest width's mean; log-log."""
     _points(ax, data)

@@ -9,6 +9,7 @@ so it shows the numbers of the checks tables and nothing else.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def plot_forest(estimates: pd.DataFrame, out_png: Path, out_pdf: Path) -> list[s
                 zorder=0,
             )
             draws = r.draws
-            offsets = np.linspace(-0.3, -0.12, len(draws)) if len(draws) else []
+            offsets: Sequence[float] = (
+                np.linspace(-0.3, -0.12, len(draws)).tolist() if len(draws) else []
+            )
             for off, (_, d) in zip(offsets, draws.iterrows(), strict=True):
                 if np.isfinite(d.ci_low) and np.isfinite(d.ci_high):
                     ax.hlines(yy + off, d.ci_low, d.ci_high, color=DRAW_COLOR, lw=0.8)

@@ -145,7 +145,7 @@ def plot_ss_fig1(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> list[st
             figsize=(PANEL_SIZE[0] * 3, (2 * PANEL_SIZE[1] + 1.0) * len(rows) + 0.4),
             layout="constrained",
         )
-        subs = np.atleast_1d(fig.subfigures(len(rows), 1))
+        subs = fig.subfigures(len(rows), 1, squeeze=False).ravel()
         for sub, (label, sel) in zip(subs, rows, strict=True):
             reading = _reading(collected, label)
             axes = sub.subplots(2, 3)

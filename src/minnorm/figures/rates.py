@@ -8,6 +8,7 @@ checks use, so figure and checks agree.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import seaborn as sns
@@ -49,7 +50,9 @@ POINT_COLOR, MEAN_COLOR, UPPER_COLOR = "0.45", "0.1", "C3"
 SEED_ALPHA = 0.35
 
 
-def _run_points(ax: Axes, data: WidthData, color, label: str | None, alpha: float = 0.7) -> None:
+def _run_points(
+    ax: Axes, data: WidthData, color: Any, label: str | None, alpha: float = 0.7
+) -> None:
     """One small point per run of `data`."""
     ax.scatter(data.m, data.values, s=12, color=color, alpha=alpha, label=label, zorder=3, lw=0)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -127,7 +128,7 @@ def width_colors(widths: np.ndarray) -> dict[int, tuple]:
     return {int(w): c for w, c in zip(widths, palette, strict=False)}
 
 
-def seed_band(ax: Axes, x: np.ndarray, da: xr.DataArray, *, color, label: str) -> bool:
+def seed_band(ax: Axes, x: np.ndarray, da: xr.DataArray, *, color: Any, label: str) -> bool:
     """Plot the mean over the runs (seeds and data draws) of `da: (seed [, data_seed], x)` (or
     `(x,)`) with a +-1 sd band.
 

@@ -443,7 +443,8 @@ def plot_fig1_readoffs(collected: xr.Dataset, out_png: Path, out_pdf: Path) -> l
             figsize=(PANEL_SIZE[0] * 3, (PANEL_SIZE[1] + 0.4) * len(rows) + 0.5),
             layout="constrained",
         )
-        for sub, (role, r) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows, strict=True):
+        subs = fig.subfigures(len(rows), 1, squeeze=False).ravel()
+        for sub, (role, r) in zip(subs, rows, strict=True):
             sub.suptitle(
                 f"{role}: {r.label}; score {r.score:.3f} (typical factor "
                 f"x{r.factor:.2f}), rank {int(r['rank'])} of {len(frame)}",

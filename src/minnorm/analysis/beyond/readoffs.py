@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -253,15 +254,16 @@ def ranking(ds: xr.Dataset) -> pd.DataFrame:
         values = variant_values(ds, variant)
         errors = readoff_errors(values)
         every = [e for errs in errors.values() for e in errs]
-        row = dict(variant)
+        score = float(np.mean(every)) if every else np.nan
+        row: dict[str, Any] = dict(variant)
         row.update(
             label=variant_label(variant, ds),
             is_default=is_default(ds, variant),
             start=start_value(values),
-            score=float(np.mean(every)) if every else np.nan,
+            score=score,
             n_readoffs=len(every),
         )
-        row["factor"] = float(np.exp(row["score"]))
+        row["factor"] = float(np.exp(score))
         for panel, errs in errors.items():
             row[f"score_{panel}"] = float(np.mean(errs)) if errs else np.nan
         rows.append(row)
@@ -284,8 +286,8 @@ def applies_readoffs(ds: xr.Dataset) -> bool:
 def _final_step_text(ds: xr.Dataset) -> str:
     """ "final step N" (the largest recorded step with a finite dist_to_target)."""
     sel = base_selection(ds)
-    finite = np.isfinite(converged(sel["dist_to_target"], sel)).any(
-        [d for d in sel["dist_to_target"].dims if d != "step"]
+    finite = cast(xr.DataArray, np.isfinite(converged(sel["dist_to_target"], sel))).any(
+        dim=[str(d) for d in sel["dist_to_target"].dims if d != "step"]
     )
     steps = sel["step"].values[finite.values]
     if steps.size == 0:
@@ -354,12 +356,12 @@ def start_levels(sel: xr.Dataset) -> Estimate:
         values = start.transpose(DRAW_DIM, ...).values.reshape(start.sizes[DRAW_DIM], -1)
         units = np.repeat(np.arange(values.shape[0]), values.shape[1])
         interval = mean_interval(values.ravel(), units)
-        draws = values.shape[0]
+        draws, finite = values.shape[0], int(np.isfinite(values).sum())
     else:
-        values = np.asarray(start.values).ravel()
-        interval = mean_interval(values)
-        draws = 1
-    return Estimate(interval, 0.95, draws, int(np.isfinite(values).sum()), 0, np.empty(0))
+        runs = np.asarray(start.values).ravel()
+        interval = mean_interval(runs)
+        draws, finite = 1, int(np.isfinite(runs).sum())
+    return Estimate(interval, 0.95, draws, finite, 0, np.empty(0))
 
 
 def _start_check(ds: xr.Dataset) -> list[Outcome]:
