@@ -7,7 +7,6 @@ draws (minnorm.analysis.powerlaw); it is imported on first use, so `import minno
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 # The one source of the version: pyproject.toml reads it, the workflow's Snakefile names the same
@@ -20,7 +19,9 @@ _LAZY = {"fit_power_law": "minnorm.analysis.powerlaw", "PowerLawFit": "minnorm.a
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        from minnorm.io.resolve import resolve
+
+        return resolve(f"{_LAZY[name]}:{name}")
     raise AttributeError(f"module 'minnorm' has no attribute {name!r}")
 
 

@@ -247,7 +247,7 @@ def test_default_config_has_the_paper_experiments() -> None:
     assert scaling["width"] == [2**k for k in range(7, 15)]
     # A claim about the setting: three or more data draws, two or more seeds in each.
     assert len(scaling["data.seed"]) >= 3 and len(scaling["seed"]) >= 2
-    assert ss["sweep"]["data.labels"] == ["center", "standardize"]  # both label readings
+    assert ss["sweep"]["data.labels"] == ["standardize", "center"]  # both label readings
 
 
 def test_tiny_config_exercises_every_figure_and_dataset_kind() -> None:

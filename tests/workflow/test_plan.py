@@ -365,12 +365,15 @@ def test_resource_estimates_grow_with_the_run(default: dict) -> None:
     assert resource_requests.width_runtime_min(default, "ss_fig1", 10000) == sum(
         resource_requests.run_runtime_min(j.config) for j in runs
     )
-    # The job trains its 5 runs side by side: one run's memory plus the other four's GD steps.
-    from minnorm.training.resources import estimate_batch_bytes
+    # The job trains its runs (5 seeds x 2 label readings) side by side: one run's memory plus the
+    # other runs' GD steps, in batches no larger than the training module's limit.
+    from minnorm.training.resources import batch_size_limit, estimate_batch_bytes
 
-    batch = estimate_batch_bytes(100, 10000, 6, "float64", 200, runs=5)
+    assert len(runs) == 10
+    side_by_side = min(len(runs), batch_size_limit(100, 10000, 6, "float64"))
+    batch = estimate_batch_bytes(100, 10000, 6, "float64", 200, runs=side_by_side)
     assert resource_requests.width_mem_mb(default, "ss_fig1", 10000) == 600 + math.ceil(batch / 1e6)
-    assert 1 < batch / estimate_run_bytes(100, 10000, 6, "float64", 200) < 5
+    assert 1 < batch / estimate_run_bytes(100, 10000, 6, "float64", 200) < side_by_side
     assert resource_requests.gpus(default, "ss_fig1") == 0
     # The data job computes every width's targets, one at a time: the largest width's memory,
     # and a runtime per width.
