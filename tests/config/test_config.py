@@ -307,7 +307,13 @@ def test_defaults_are_filled_without_touching_the_input() -> None:
     resolved = validate_config(raw)
     assert raw == before
     e = resolved["experiments"]["e"]
-    assert e["model"] == {"bias": True, "kappa": 1.0}
+    assert e["model"] == {
+        "bias": True,
+        "kappa": 1.0,
+        "activation": "relu",
+        "leak": 0.01,
+        "train_output": False,
+    }
     assert e["training"]["record"] == {"every": 100, "log_points": 40}
     assert (e["training"]["steps"], e["training"]["dtype"], e["training"]["accelerator"]) == (
         10000,

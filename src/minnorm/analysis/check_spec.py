@@ -17,6 +17,7 @@ Any kind may be n/a when the runs cannot compute it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -99,6 +100,29 @@ class Outcome:
     draws: tuple[DrawEstimate, ...] = field(default=())
 
 
+# The model settings that make the papers' network, and their values there (a run file's config
+# leaves them out at these values: minnorm.config.run_config.ModelSettings.to_mapping).
+PAPER_NETWORK: dict[str, object] = {"activation": "relu", "train_output": False}
+
+
+def paper_network(ds: xr.Dataset) -> bool:
+    """Whether every run of a collected Dataset is the papers' network: relu with the output layer
+    fixed, read from the swept dims (`model_activation`, `model_train_output`) or else the shared
+    config (`attrs["config"]`; a key that is absent there has its paper value)."""
+    try:
+        model = json.loads(ds.attrs.get("config", "{}")).get("model", {})
+    except (TypeError, ValueError, AttributeError):
+        model = {}
+    for key, paper in PAPER_NETWORK.items():
+        dim = f"model_{key}"
+        values = (
+            list(np.atleast_1d(ds[dim].values)) if dim in ds.coords else [model.get(key, paper)]
+        )
+        if any(value != paper for value in values):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class CheckSpec:
     """One check.
@@ -110,6 +134,9 @@ class CheckSpec:
     collected Dataset. evaluate(ds) -> Outcome or list of Outcome (one per combination of other
     swept settings) gets the whole collected Dataset (diverged runs included; each check masks
     them itself). quantity: what the estimate is, for the estimates table ("" for none).
+    needs_paper_network: the check is about the papers' network only (relu with the output layer
+    fixed: the Arora et al. bound is proved for it alone); it gets no rows for runs of any other
+    network (`applicable`).
     """
 
     name: str
@@ -121,6 +148,12 @@ class CheckSpec:
     applies: Callable[[xr.Dataset], bool]
     evaluate: Callable[[xr.Dataset], Outcome | list[Outcome]]
     quantity: str = ""
+    needs_paper_network: bool = False
+
+    def applicable(self, ds: xr.Dataset) -> bool:
+        """Whether the check gets rows for the collected Dataset `ds`: `applies(ds)`, and, for a
+        check of the papers' network, every run of `ds` is that network (`paper_network`)."""
+        return (not self.needs_paper_network or paper_network(ds)) and self.applies(ds)
 
     def outcomes(self, ds: xr.Dataset) -> list[Outcome]:
         """Every outcome of this check on `ds`, verdicts validated against its kind."""

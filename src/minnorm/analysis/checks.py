@@ -321,6 +321,7 @@ CHECKS: dict[str, CheckSpec] = {
                 ERROR_BOUND_MAX_RATIO,
                 lambda s: _vacuous_note(_mean_final(s, "arora_bound").values),
             ),
+            needs_paper_network=True,
         ),
         CheckSpec(
             "dist_below_bound",
@@ -334,6 +335,7 @@ CHECKS: dict[str, CheckSpec] = {
                 lambda s: _mean_final(s, "dist_from_init") / np.sqrt(_mean_final(s, "yHy")),
                 DIST_FROM_INIT_BOUND_SLACK,
             ),
+            needs_paper_network=True,
         ),
         # Beyond the paper: the studies' claims (minnorm.analysis.beyond), after the papers' own.
         *BEYOND_CHECKS,
@@ -347,7 +349,7 @@ def experiment_outcomes(ds: xr.Dataset) -> list[tuple[CheckSpec, Outcome]]:
     if missing:
         raise ValueError(f"lacks variables {missing}")
     return [
-        (spec, out) for spec in CHECKS.values() if spec.applies(ds) for out in spec.outcomes(ds)
+        (spec, out) for spec in CHECKS.values() if spec.applicable(ds) for out in spec.outcomes(ds)
     ]
 
 

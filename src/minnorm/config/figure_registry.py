@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from minnorm.config.experiment import ExperimentConfig
+from minnorm.config.run_config import DEFAULT_ACTIVATION
 from minnorm.data.registry import DATASETS, pm1_datasets
 from minnorm.io.resolve import resolve
 
@@ -48,6 +49,9 @@ class FigureSpec:
     min_noise_levels: smallest number of values in `sweep.label_noise`.
     needs_sweep: sweep keys (`lr`, `model.kappa`, ...) the figure compares across; each must be
       swept with at least two values.
+    needs_paper_network: whether the figure is about the papers' network only (relu with the
+      output layer fixed: the Arora et al. bound is proved for it alone); any other
+      `model.activation` or `model.train_output`, written or swept, is refused.
     """
 
     name: str
@@ -58,6 +62,7 @@ class FigureSpec:
     needs_pm1: bool = False
     min_noise_levels: int = 1
     needs_sweep: tuple[str, ...] = ()
+    needs_paper_network: bool = False
 
     def __post_init__(self) -> None:
         given = cast("Path | str | None", self.caption)  # None: the default caption file
@@ -108,6 +113,13 @@ class FigureSpec:
                 f"{where}.sweep.label_noise needs at least {self.min_noise_levels} "
                 f"values, found {noise}"
             )
+        if self.needs_paper_network:
+            problems.extend(
+                f"{at}: {self.name} needs relu with a fixed output layer (the Arora et al. "
+                f"bound is proved for that network only); {source} is {value!r}"
+                for source, value in _model_values(where, experiment)
+                if value != _PAPER_MODEL[source.rsplit(".", 1)[-1]]
+            )
         for key in self.needs_sweep:
             values = sweep.values(key)
             if len(values) < 2:
@@ -116,6 +128,24 @@ class FigureSpec:
                     f"{where}.sweep.{key} needs at least 2 values, found {len(values)}"
                 )
         return problems
+
+
+# The papers' network (`ModelSettings.paper_network`): the values of the model settings that
+# make it.
+_PAPER_MODEL: dict[str, object] = {"activation": DEFAULT_ACTIVATION, "train_output": False}
+
+
+def _model_values(where: str, experiment: ExperimentConfig) -> list[tuple[str, object]]:
+    """(key path, value) of every value of `model.activation` and `model.train_output` the
+    experiment's runs take: the swept values (`<where>.sweep.model.<key>`) or the written one."""
+    found: list[tuple[str, object]] = []
+    for key in _PAPER_MODEL:
+        swept = experiment.sweep.values(f"model.{key}")
+        if swept:
+            found.extend((f"{where}.sweep.model.{key}", value) for value in swept)
+        else:
+            found.append((f"{where}.model.{key}", getattr(experiment.model, key)))
+    return found
 
 
 _PAPER = "minnorm.figures.paper"
@@ -151,6 +181,7 @@ FIGURES: dict[str, FigureSpec] = {
             f"{_PAPER}:plot_arora_fig2",
             "Arora et al. Figure 2: test loss, test error and the bound against label noise",
             needs_pm1=True,
+            needs_paper_network=True,
             min_noise_levels=2,
         ),
         FigureSpec(
@@ -158,6 +189,7 @@ FIGURES: dict[str, FigureSpec] = {
             f"{_PAPER}:plot_arora_fig1",
             "Arora et al. Figure 1: training loss and the spectrum of H with label projections",
             needs_pm1=True,
+            needs_paper_network=True,
         ),
         FigureSpec(
             "lazy_regime",

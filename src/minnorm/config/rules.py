@@ -15,7 +15,12 @@ from typing import Any
 
 from minnorm.config.experiment import ExperimentConfig
 from minnorm.config.figure_registry import FIGURES
-from minnorm.config.run_config import TrainingSettings, read_section
+from minnorm.config.run_config import (
+    DEFAULT_LEAK,
+    LEAK_ACTIVATION,
+    TrainingSettings,
+    read_section,
+)
 from minnorm.config.schema import dataset_keys, schema_problems
 from minnorm.config.sweep import (
     MAX_SETTING_TAG_BYTES,
@@ -55,6 +60,7 @@ def experiment_problems(name: str, block: dict[str, Any]) -> list[str]:
             f"{where}.sweep.label_noise: values > 0 ({noisy}) need +-1 labels; "
             f"allowed only for {', '.join(pm1_datasets())} (use [0.0] for {spec.name})"
         )
+    problems.extend(leak_problems(where, experiment))
     for figure in experiment.figures:
         problems.extend(FIGURES[figure].problems(where, experiment))
     for lr in experiment.sweep.lr:
@@ -112,6 +118,28 @@ def sweep_setting_problems(name: str, block: dict[str, Any], schema: dict[str, A
             f"{where}.sweep: the swept settings {', '.join(sweeps)} make file names "
             f"{size} bytes longer, more than the {MAX_SETTING_TAG_BYTES} allowed (255-byte limit "
             "of a file name); sweep fewer settings or use shorter values"
+        )
+    return problems
+
+
+def leak_problems(where: str, experiment: ExperimentConfig) -> list[str]:
+    """`model.leak` is leaky_relu's slope: refused when written (a value other than the default)
+    while no run uses leaky_relu, and when swept while any run uses another activation (those
+    runs would repeat each other under different names)."""
+    activations = experiment.sweep.values("model.activation") or (experiment.model.activation,)
+    others = sorted({a for a in activations if a != LEAK_ACTIVATION})
+    problems = []
+    if experiment.sweep.values("model.leak") and others:
+        problems.append(
+            f"{where}.sweep.model.leak: the slope is used by {LEAK_ACTIVATION} only, and the "
+            f"runs with model.activation {', '.join(others)} would repeat each other; sweep it "
+            f"in an experiment whose activation is {LEAK_ACTIVATION}"
+        )
+    elif experiment.model.leak != DEFAULT_LEAK and LEAK_ACTIVATION not in activations:
+        problems.append(
+            f"{where}.model.leak: the slope is used by {LEAK_ACTIVATION} only, and "
+            f"model.activation is {', '.join(others)}; remove it or set model.activation: "
+            f"{LEAK_ACTIVATION}"
         )
     return problems
 

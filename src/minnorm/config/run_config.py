@@ -92,26 +92,74 @@ def _choice(block: Mapping[str, Any], key: str) -> str:
     return str(value)
 
 
+# The model settings of issue 29 and the values a config without them means (the paper's
+# network): a run file written before they existed reads back as relu with a fixed output layer.
+DEFAULT_ACTIVATION = "relu"
+DEFAULT_LEAK = 0.01
+# The activation whose slope is `model.leak` (minnorm.core.activations.ACTIVATIONS[...].uses_leak;
+# the registry imports torch, which the config layer does not).
+LEAK_ACTIVATION = "leaky_relu"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSettings:
-    """The `model:` block. bias: whether x~ = (x, 1); kappa: std of the initial weights W0."""
+    """The `model:` block. bias: whether x~ = (x, 1); kappa: std of the initial weights W0;
+    activation: the hidden layer's s (a name of `minnorm.core.activations.ACTIVATIONS`); leak:
+    leaky_relu's slope for z < 0; train_output: whether GD trains the output weights a too."""
 
     bias: bool
     kappa: float
+    activation: str = DEFAULT_ACTIVATION
+    leak: float = DEFAULT_LEAK
+    train_output: bool = False
 
     @classmethod
     def from_mapping(cls, block: Mapping[str, Any]) -> ModelSettings:
         bias = _get(block, "bias", "model")
         if not isinstance(bias, bool):
             raise ValueError(f"model.bias must be true or false, got {bias!r}")
-        return cls(bias=bias, kappa=_positive(_get(block, "kappa", "model"), "model.kappa"))
+        activation = block.get("activation", DEFAULT_ACTIVATION)
+        allowed = schema_enum("model", "activation")
+        if activation not in allowed:
+            raise ValueError(f"model.activation must be one of {list(allowed)}, got {activation!r}")
+        leak = block.get("leak", DEFAULT_LEAK)
+        if isinstance(leak, bool) or not isinstance(leak, int | float) or not math.isfinite(leak):
+            raise ValueError(f"model.leak must be a finite number, got {leak!r}")
+        train_output = block.get("train_output", False)
+        if not isinstance(train_output, bool):
+            raise ValueError(f"model.train_output must be true or false, got {train_output!r}")
+        return cls(
+            bias=bias,
+            kappa=_positive(_get(block, "kappa", "model"), "model.kappa"),
+            activation=str(activation),
+            leak=leak,
+            train_output=train_output,
+        )
 
     def to_mapping(self) -> dict[str, Any]:
-        return {"bias": self.bias, "kappa": self.kappa}
+        """The block as stored in files. The settings of issue 29 appear only where they change
+        the network: `activation` unless relu, `leak` with leaky_relu only, `train_output` when
+        true. So the papers' network stores exactly what it stored before they existed (the run
+        identities of today's configs are unchanged), and a leak that no activation reads
+        changes no run's identity."""
+        block: dict[str, Any] = {"bias": self.bias, "kappa": self.kappa}
+        if self.activation != DEFAULT_ACTIVATION:
+            block["activation"] = self.activation
+        if self.activation == LEAK_ACTIVATION:
+            block["leak"] = self.leak
+        if self.train_output:
+            block["train_output"] = True
+        return block
 
     def with_setting(self, key: str, value: Any) -> ModelSettings:
         """A copy with `model.<key>` set to `value` (checked as if written there)."""
         return ModelSettings.from_mapping({**self.to_mapping(), key: value})
+
+    @property
+    def paper_network(self) -> bool:
+        """Whether this is the papers' network: relu with the output layer fixed (the one the
+        Arora et al. bound and today's fused C++ step are for)."""
+        return self.activation == DEFAULT_ACTIVATION and not self.train_output
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,14 +14,24 @@ from minnorm.config.run_config import RunConfig, TrainingSettings
 from minnorm.data.datasets import Dataset
 from minnorm.training.resources import batch_size_limit
 
-BatchKey = tuple[bytes, TrainingSettings, bool, int]
+BatchKey = tuple[bytes, TrainingSettings, bool, int, str, float, bool]
 
 
 def batch_key(data: Dataset, run: RunConfig) -> BatchKey:
     """Runs with equal keys can be trained side by side by ``train_runs``: the same training
-    inputs (bytes of X_train), the same ``training`` settings, bias and width. Seeds, swept model
-    settings (they change W0 only) and label noise (it changes y only) may differ."""
-    return (data.X_train.numpy().tobytes(), run.training, run.model.bias, run.width)
+    inputs (bytes of X_train), the same ``training`` settings, bias and width, and the same step
+    function (activation, its leak, whether a is trained). Seeds, kappa (it changes W0 only) and
+    label noise (it changes y only) may differ."""
+    model = run.model
+    return (
+        data.X_train.numpy().tobytes(),
+        run.training,
+        model.bias,
+        run.width,
+        model.activation,
+        float(model.leak),
+        model.train_output,
+    )
 
 
 def check_batch(datas: Sequence[Dataset], runs: Sequence[RunConfig]) -> None:
@@ -33,7 +43,7 @@ def check_batch(datas: Sequence[Dataset], runs: Sequence[RunConfig]) -> None:
         if batch_key(data, run) != key:
             raise ValueError(
                 f"run {index} of the batch differs from run 0 in its training inputs or settings "
-                f"(data X, training section, bias or width); train it separately"
+                f"(data X, training section, bias, width or activation); train it separately"
             )
 
 
