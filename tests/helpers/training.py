@@ -43,12 +43,13 @@ def run_mapping(
     checkpoint_every: int = 0,
     progress_every: int = 0,
     experiment: str = "unit",
+    model: dict | None = None,
 ) -> dict:
     """A resolved run config as a mapping (the shape `RunConfig.to_mapping` gives)."""
     return {
         "experiment": experiment,
         "data": data.to_mapping() if isinstance(data, DataSettings) else data,
-        "model": {"bias": bias, "kappa": 1.0},
+        "model": {"bias": bias, "kappa": 1.0, **(model or {})},
         "training": {
             "lr": lr,
             "loss": loss,
@@ -73,8 +74,16 @@ def numpy_gd(X, y, W0, a, lr, loss, steps, bias):
 
 
 def build(data_settings, data, cfg: RunConfig):
+    model = cfg.model
     return build_target_dataset(
-        data, width=cfg.width, seed=cfg.seed, bias=cfg.model.bias, kappa=cfg.model.kappa
+        data,
+        width=cfg.width,
+        seed=cfg.seed,
+        bias=model.bias,
+        kappa=model.kappa,
+        activation=model.activation,
+        leak=model.leak,
+        train_output=model.train_output,
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from minnorm.core.activations import Activation
+from minnorm.core.model import augment_inputs
 
 
 def family_outputs(
@@ -119,3 +121,55 @@ def linearized_outputs(
     f0 = activation.value(Z0) @ a0 / math.sqrt(W0.shape[0])
     da = None if a is None else a - a0
     return f0 + parameter_jvp(Xt_new, Z0, a0, activation, W - W0, da)
+
+
+def family_readout(Z: torch.Tensor, a: torch.Tensor, activation: Activation) -> torch.Tensor:
+    """The output layer with any activation: f = m^-1/2 s(Z) a, for Z: (n, m) and a: (m,) -> (n,),
+    or a batch of S networks, Z: (S, n, m) and a: (S, m) -> (S, n)."""
+    S = activation.value(Z)
+    if a.ndim == 1:
+        return S @ a / math.sqrt(Z.shape[-1])
+    return (S @ a[..., None]).squeeze(-1) / math.sqrt(Z.shape[-1])
+
+
+class TwoLayerNet(nn.Module):
+    """f(x; W, a) = m^-1/2 sum_r a_r s(w_r . x~) for a registered activation s.
+
+    W0: (m, p) initial first-layer weights (the parameter ``W``), a0: (m,) initial output weights,
+    a parameter ``a`` when ``train_output`` (GD trains it with W), a buffer otherwise; ``bias``:
+    whether x~ = (x, 1). A batch of S networks has W0: (S, m, p) and a0: (S, m). For relu with
+    a fixed, ``minnorm.core.model.TwoLayerReLU`` is the papers' network and its fused step.
+    """
+
+    a: torch.Tensor
+
+    def __init__(
+        self,
+        W0: torch.Tensor,
+        a0: torch.Tensor,
+        bias: bool,
+        activation: Activation,
+        *,
+        train_output: bool,
+    ) -> None:
+        super().__init__()
+        if W0.ndim not in (2, 3) or a0.shape != W0.shape[:-1]:
+            raise ValueError(
+                f"need W0 (m, p) and a0 (m,), or W0 (S, m, p) and a0 (S, m); got "
+                f"{tuple(W0.shape)} and {tuple(a0.shape)}"
+            )
+        self.bias, self.activation, self.train_output = bool(bias), activation, train_output
+        self.W = nn.Parameter(W0.detach().clone())
+        a = a0.detach().clone().to(dtype=W0.dtype, device=W0.device)
+        if train_output:
+            self.a = nn.Parameter(a)
+        else:
+            self.register_buffer("a", a)
+
+    def trained(self) -> list[nn.Parameter]:
+        """The parameters GD updates: [W], or [W, a] when the output layer is trained."""
+        return [self.W, self.a] if isinstance(self.a, nn.Parameter) else [self.W]
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """X: (n, d) raw inputs -> outputs (n,), or (S, n) for a batch."""
+        return family_readout(augment_inputs(X, self.bias) @ self.W.mT, self.a, self.activation)

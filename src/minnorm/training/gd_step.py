@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 import torch
 
+from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import TwoLayerReLU, augment_inputs
 from minnorm.training import streamed_kernel
+from minnorm.training.family_step import FamilyStep
 from minnorm.training.gradient_formulas import (
     LOSSES,
     STREAMED_BLOCK,
@@ -277,7 +279,7 @@ _warned: set[str] = set()
 
 def select_step(
     step_impl: str,
-    model: TwoLayerReLU,
+    model: TwoLayerReLU | TwoLayerNet,
     X: torch.Tensor,
     y: torch.Tensor,
     loss: str,
@@ -298,10 +300,17 @@ def select_step(
     - ``fused`` otherwise: ``CompiledStep`` (float32; several threads, between which inductor
       splits the sums over m; p > ``STREAMED_MAX_P``; GPUs; CPUs with neither AVX-512 nor AVX2).
 
+    Every other network (a ``TwoLayerNet``: another activation, or the output layer trained) gets
+    ``family_step.FamilyStep``: compiled for ``fused``, the plain formula for ``eager``.
+
     ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and ``cpu_isa()`` (tests,
     benchmarks).
     """
     residual_scale(loss, 1)  # validates the loss name up front
+    if isinstance(model, TwoLayerNet):
+        if step_impl not in STEP_IMPLS:
+            raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {step_impl!r}")
+        return FamilyStep(model, X, y, loss, compiled=step_impl == "fused")
     if step_impl == "eager":
         return EagerStep(model, X, y, loss)
     if step_impl != "fused":

@@ -8,6 +8,8 @@ import logging
 import torch
 
 from minnorm.config.run_config import TrainingSettings
+from minnorm.core.family_network import TwoLayerNet, family_readout
+from minnorm.core.family_target import FamilyTarget
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
 from minnorm.core.target import MinNormTarget
 from minnorm.data.datasets import Dataset
@@ -19,12 +21,29 @@ from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet
 
 
 def loss_limit(
-    min_norm: MinNormTarget, data: Dataset, bias: bool, loss: str, dtype: torch.dtype
+    min_norm: MinNormTarget | FamilyTarget,
+    data: Dataset,
+    bias: bool,
+    loss: str,
+    dtype: torch.dtype,
 ) -> float:
-    """DIVERGENCE_LOSS_RATIO times the training loss (its own normalisation and dtype) at W0."""
+    """DIVERGENCE_LOSS_RATIO times the training loss (its own normalisation and dtype) at theta0."""
     Xt = augment_inputs(data.X_train, bias).to(dtype)
-    f0 = network_outputs(min_norm.W0.to(dtype), Xt, min_norm.a.to(dtype))
+    if isinstance(min_norm, FamilyTarget):
+        Z0 = Xt @ min_norm.W0.to(dtype).T
+        f0 = family_readout(Z0, min_norm.a0.to(dtype), min_norm.activation)
+    else:
+        f0 = network_outputs(min_norm.W0.to(dtype), Xt, min_norm.a.to(dtype))
     return DIVERGENCE_LOSS_RATIO * float(loss_value(f0, data.y_train.to(dtype), loss))
+
+
+def _output_weights(run: RunState) -> torch.Tensor:
+    """A run's output weights where it stands: its trained a (a checkpoint's, or the last
+    segment's), else the target file's a0."""
+    if run.state.a is not None:
+        return run.state.a
+    target = run.min_norm
+    return target.a0 if isinstance(target, FamilyTarget) else target.a
 
 
 def batch_name(runs: list[RunState], m: int) -> str:
@@ -51,11 +70,16 @@ def train_group(
     count = len(runs)
     bias = runs[0].config.model.bias
     W0 = torch.stack([run.state.W for run in runs]).to(dtype)
-    a = torch.stack([run.min_norm.a for run in runs]).to(dtype)
+    a = torch.stack([_output_weights(run) for run in runs]).to(dtype)
     y = torch.stack([run.data.y_train for run in runs]).to(dtype)
     if count == 1:
         W0, a, y = W0[0], a[0], y[0]
-    model = TwoLayerReLU(W0, a, bias)
+    first = runs[0].min_norm
+    model: TwoLayerReLU | TwoLayerNet
+    if isinstance(first, FamilyTarget):
+        model = TwoLayerNet(W0, a, bias, first.activation, train_output=first.train_output)
+    else:
+        model = TwoLayerReLU(W0, a, bias)
     start = runs[0].state.step
     boundaries = plan.chunk_boundaries(start)
     limits = [loss_limit(run.min_norm, run.data, bias, training.loss, dtype) for run in runs]

@@ -13,11 +13,17 @@ import pytorch_lightning as pl
 import torch
 
 from minnorm.config.run_config import RunConfig
+from minnorm.core.family_target import FamilyTarget
 from minnorm.core.target import MinNormTarget
 from minnorm.data.datasets import Dataset
 from minnorm.training.progress import JobProgress
 from minnorm.training.run_plan import RunPlan
-from minnorm.training.run_record import RunMetrics, TrainingState, save_checkpoint
+from minnorm.training.run_record import (
+    FamilyRunMetrics,
+    RunMetrics,
+    TrainingState,
+    save_checkpoint,
+)
 from minnorm.training.system import GDSystem
 
 
@@ -28,16 +34,18 @@ class RunState:
     data: its data set; config: its run config; min_norm: its target (W0, a, W*); metrics: the
     recorded quantities' evaluator; state: step, weights and records so far; checkpoint: where
     checkpoints go (None: none); iterates: receives a float64 CPU copy of W at every recorded
-    step (tests), or None.
+    step (tests), or None; output_iterates: the same for the output weights a when they are
+    trained (tests), or None.
     """
 
     data: Dataset
     config: RunConfig
-    min_norm: MinNormTarget
-    metrics: RunMetrics
+    min_norm: MinNormTarget | FamilyTarget
+    metrics: RunMetrics | FamilyRunMetrics
     state: TrainingState
     checkpoint: Path | None = None
     iterates: dict[int, torch.Tensor] | None = None
+    output_iterates: dict[int, torch.Tensor] | None = None
 
 
 class Recorder(pl.Callback):
@@ -89,13 +97,18 @@ class Recorder(pl.Callback):
         if not active or step == active[0][1].state.step:
             return
         W_all = pl_module.model.W.detach()
+        a_all = pl_module.model.a.detach() if pl_module.trains_output else None
         for s, run in active:
             state = run.state
             state.step, state.W = step, W_all[s] if pl_module.batched else W_all
+            if a_all is not None:
+                state.a = a_all[s] if pl_module.batched else a_all
             if step in self.record:
-                state.records.append((step, run.metrics(state.W)))
+                state.records.append((step, run.metrics(state.W, state.a)))
                 if run.iterates is not None:
                     run.iterates[step] = state.W.to("cpu", torch.float64, copy=True)
+                if run.output_iterates is not None and state.a is not None:
+                    run.output_iterates[step] = state.a.to("cpu", torch.float64, copy=True)
         if self.progress is not None:
             self.progress.chunk_done(step)
         first = self._clock is None
@@ -110,7 +123,11 @@ class Recorder(pl.Callback):
                 if run.checkpoint is not None:
                     state = run.state
                     saved = TrainingState(
-                        step=step, W=state.W, records=state.records, wall_time_s=self.elapsed(run)
+                        step=step,
+                        W=state.W,
+                        records=state.records,
+                        wall_time_s=self.elapsed(run),
+                        a=state.a,
                     )
                     save_checkpoint(run.checkpoint, saved, run.config.to_json())
 
@@ -124,7 +141,7 @@ class Recorder(pl.Callback):
     ) -> None:
         """One log line per active run: step, training loss, ||W - W*|| and the rate."""
         for s, run in active:
-            loss, dist = run.metrics.progress(run.state.W)
+            loss, dist = run.metrics.progress(run.state.W, run.state.a)
             which = f"run {s + 1}/{len(self.runs)}  " if len(self.runs) > 1 else ""
             if rate is None:
                 self.logger.info(

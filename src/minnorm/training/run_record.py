@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from minnorm.config.run_config import numeric_settings
+from minnorm.core.family_network import family_readout
+from minnorm.core.family_target import FamilyTarget
 from minnorm.core.kernels import infinite_width_kernel
 from minnorm.core.model import augment_inputs, network_outputs, readout
 from minnorm.core.target import MinNormTarget
@@ -23,12 +25,15 @@ from minnorm.io.files import atomic_write
 # name -> (long_name, units) of every quantity recorded over `step` (ARCHITECTURE.md, file 3).
 TRAJECTORIES: dict[str, tuple[str, str]] = {
     "train_loss": ("mean squared training error 1/n sum (f - y)^2", "1"),
-    "dist_to_target": ("||W - W*||", "1"),
-    "dist_to_target_range": ("||P0 (W - W*)||, P0 the projection onto col(J0)", "1"),
-    "dist_to_target_perp": ("||P0perp (W - W*)||", "1"),
-    "dist_from_init": ("||W - W0||", "1"),
+    "dist_to_target": ("||theta - theta*|| (theta = W, or (W, a) when a is trained)", "1"),
+    "dist_to_target_range": (
+        "||P0 (theta - theta*)||, P0 the projection onto col(J0)",
+        "1",
+    ),
+    "dist_to_target_perp": ("||P0perp (theta - theta*)||", "1"),
+    "dist_from_init": ("||theta - theta0||", "1"),
     "activation_flip_fraction": (
-        "fraction of (train point, neuron) activations differing from init",
+        "fraction of (train point, neuron) pre-activations whose sign differs from init",
         "1",
     ),
     "test_loss": ("mean squared test error", "1"),
@@ -37,8 +42,9 @@ TRAJECTORIES: dict[str, tuple[str, str]] = {
     "gap_linearized": ("RMS over test points of f - f_L(.; W*)", "1"),
     "gap_kernel": ("RMS over test points of f - infinite-width kernel regression", "1"),
 }
-# Version 2: a TrainingState plus the numerics fingerprint (version 1 had no fingerprint).
-CHECKPOINT_FORMAT = 2
+# Version 3: a TrainingState (with the output weights a when they are trained) plus the numerics
+# fingerprint (version 2 had no a, version 1 no fingerprint).
+CHECKPOINT_FORMAT = 3
 
 Records = list[tuple[int, dict[str, float]]]
 
@@ -62,8 +68,9 @@ class RunMetrics:
             infinite_width_kernel(self.Xt_test, target.Xt), H, target.y
         )
 
-    def __call__(self, W: torch.Tensor) -> dict[str, float]:
-        """All quantities of ``TRAJECTORIES`` at W: (m, p) (any dtype or device)."""
+    def __call__(self, W: torch.Tensor, a: torch.Tensor | None = None) -> dict[str, float]:
+        """All quantities of ``TRAJECTORIES`` at W: (m, p) (any dtype or device); ``a`` is the
+        fixed output layer's and is not read (the target's signs are)."""
         t = self.target
         W = W.detach().to("cpu", torch.float64)
         Z = t.Xt @ W.T  # (n, m)
@@ -92,12 +99,85 @@ class RunMetrics:
             "gap_kernel": _rms(f_test - self.f_kernel_test),
         }
 
-    def progress(self, W: torch.Tensor) -> tuple[float, float]:
+    def progress(self, W: torch.Tensor, a: torch.Tensor | None = None) -> tuple[float, float]:
         """(mean squared training error, ||W - W*||) at W, for the progress log line."""
         t = self.target
         W = W.detach().to("cpu", torch.float64)
         f = network_outputs(W, t.Xt, t.a)
         return float(torch.mean((f - t.y) ** 2)), float(torch.linalg.vector_norm(W - t.W_star))
+
+
+class FamilyRunMetrics:
+    """``RunMetrics`` for every network but the papers' one: the same quantities over theta = (W,
+    a) (W alone when a is fixed) against a ``FamilyTarget``; the limit kernels H and H_test come
+    from the target file (computed once per data draw), not recomputed per run.
+
+    activation_flip_fraction counts sign changes of the pre-activations (for a smooth activation
+    they do not change its Jacobian); gap_linearized is f - f_L(.; theta*); gap_kernel is f - the
+    kernel regression with this network's limit kernel.
+    """
+
+    def __init__(
+        self,
+        target: FamilyTarget,
+        data: Dataset,
+        pm1_labels: bool,
+        H: torch.Tensor,
+        H_test: torch.Tensor,
+    ) -> None:
+        self.target = target
+        self.pm1_labels = pm1_labels
+        bias = target.Xt.shape[1] == data.X_train.shape[1] + 1
+        self.Xt_test = augment_inputs(data.X_test, bias).to(torch.float64)
+        self.y_test = data.y_test.to(torch.float64)
+        self.S0 = target.Z0 > 0
+        self.f_linear_test = target.linearized_predict(self.Xt_test, target.W_star, target.a_star)
+        self.f_kernel_test = kernel_regression_predict(H_test, H, target.y)
+
+    def _theta(
+        self, W: torch.Tensor, a: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        W = W.detach().to("cpu", torch.float64)
+        if not self.target.train_output:
+            return W, None
+        return W, (self.target.a0 if a is None else a.detach().to("cpu", torch.float64))
+
+    def __call__(self, W: torch.Tensor, a: torch.Tensor | None = None) -> dict[str, float]:
+        """All quantities of ``TRAJECTORIES`` at theta = (W: (m, p), a: (m,) or None: a0)."""
+        t = self.target
+        W, a64 = self._theta(W, a)
+        a_now = t.a0 if a64 is None else a64
+        act = t.activation
+        Z = t.Xt @ W.T
+        flips = int(torch.count_nonzero((Z > 0) != self.S0)) / Z.numel()
+        f = family_readout(Z, a_now, act)
+        del Z
+        f_test = family_readout(self.Xt_test @ W.T, a_now, act)
+        err = f_test - self.y_test
+        d = t.distances(W, a64)
+        nan = math.nan
+        return {
+            "train_loss": float(torch.mean((f - t.y) ** 2)),
+            "dist_to_target": d.to_target,
+            "dist_to_target_range": d.to_target_range,
+            "dist_to_target_perp": d.to_target_perp,
+            "dist_from_init": d.from_init,
+            "activation_flip_fraction": flips,
+            "test_loss": float(torch.mean(err**2)),
+            "test_error": float(torch.mean((torch.sign(f_test) != self.y_test).to(torch.float64)))
+            if self.pm1_labels
+            else nan,
+            "test_l1": float(torch.mean(err.abs())) if self.pm1_labels else nan,
+            "gap_linearized": _rms(f_test - self.f_linear_test),
+            "gap_kernel": _rms(f_test - self.f_kernel_test),
+        }
+
+    def progress(self, W: torch.Tensor, a: torch.Tensor | None = None) -> tuple[float, float]:
+        """(mean squared training error, ||theta - theta*||) at theta, for the progress line."""
+        t = self.target
+        W, a64 = self._theta(W, a)
+        f = family_readout(t.Xt @ W.T, t.a0 if a64 is None else a64, t.activation)
+        return float(torch.mean((f - t.y) ** 2)), t.distances(W, a64).to_target
 
 
 def _same_numeric_settings(saved_json: object, config_json: str) -> bool:
@@ -121,7 +201,8 @@ class TrainingState:
     """Where a run stands: everything a checkpoint restores.
 
     step: the step whose weights ``W`` are; W: (m, p) in the training dtype (the live parameter
-    during training, a CPU copy in a checkpoint); records: (step, values of ``TRAJECTORIES``) for
+    during training, a CPU copy in a checkpoint); a: (m,) the output weights when GD trains them
+    (None: the output layer is fixed); records: (step, values of ``TRAJECTORIES``) for
     every recorded step so far, in step order; wall_time_s: training time of the segments before
     the current one (a resumed run adds its own).
     """
@@ -130,6 +211,7 @@ class TrainingState:
     W: torch.Tensor
     records: Records = field(default_factory=list)
     wall_time_s: float = 0.0
+    a: torch.Tensor | None = None
 
 
 def save_checkpoint(path: Path, state: TrainingState, config_json: str) -> None:
@@ -145,6 +227,7 @@ def save_checkpoint(path: Path, state: TrainingState, config_json: str) -> None:
         "numerics": fingerprint.numerics_fingerprint(),
         "step": int(state.step),
         "W": state.W.detach().to("cpu", copy=True),
+        "a": None if state.a is None else state.a.detach().to("cpu", copy=True),
         "record_steps": torch.tensor([s for s, _ in state.records], dtype=torch.int64),
         "records": torch.tensor(
             [[r[k] for k in names] for _, r in state.records], dtype=torch.float64
@@ -195,12 +278,18 @@ def load_checkpoint(
         path.unlink(missing_ok=True)
         return None
     try:
-        W, step = payload["W"], int(payload["step"])
+        W, step, a = payload["W"], int(payload["step"]), payload["a"]
         steps, values, names = payload["record_steps"], payload["records"], payload["record_names"]
         wall_time_s = float(payload["wall_time_s"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path} lacks {exc}; delete it to start over") from exc
-    if tuple(W.shape) != shape or names != list(TRAJECTORIES) or values.shape[0] != steps.shape[0]:
+    bad_a = a is not None and tuple(a.shape) != shape[:1]
+    if (
+        tuple(W.shape) != shape
+        or bad_a
+        or names != list(TRAJECTORIES)
+        or values.shape[0] != steps.shape[0]
+    ):
         raise ValueError(
             f"checkpoint {path} does not match this run (W {tuple(W.shape)}, expected {shape})"
         )
@@ -208,4 +297,4 @@ def load_checkpoint(
         (int(s), dict(zip(names, map(float, row), strict=True)))
         for s, row in zip(steps, values, strict=True)
     ]
-    return TrainingState(step=step, W=W, records=records, wall_time_s=wall_time_s)
+    return TrainingState(step=step, W=W, records=records, wall_time_s=wall_time_s, a=a)

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.environments import LightningEnvironment
 
+from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
 from minnorm.training.gd_step import GradientStep, loss_value, select_step
 
@@ -72,7 +73,9 @@ class _RepeatedBatch:
 
 
 class GDSystem(pl.LightningModule):
-    """Full-batch gradient descent on a ``TwoLayerReLU`` with manual optimisation.
+    """Full-batch gradient descent on a ``TwoLayerReLU`` (the papers' network) or a
+    ``TwoLayerNet`` (any activation; with the output layer trained, GD steps W and a together)
+    with manual optimisation.
 
     The model is one network (W: (m, p)) or a batch of S networks of one width on the same data
     (W: (S, m, p), a seed batch): the runs of a batch share every step's call but no number, so
@@ -92,7 +95,7 @@ class GDSystem(pl.LightningModule):
 
     def __init__(
         self,
-        model: TwoLayerReLU,
+        model: TwoLayerReLU | TwoLayerNet,
         *,
         lr: float,
         loss: str,
@@ -139,7 +142,8 @@ class GDSystem(pl.LightningModule):
         return self.diverged_steps[0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD([self.model.W], lr=self.lr, momentum=0.0, weight_decay=0.0)
+        params = self.model.trained() if isinstance(self.model, TwoLayerNet) else [self.model.W]
+        return torch.optim.SGD(params, lr=self.lr, momentum=0.0, weight_decay=0.0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         if all(step is not None for step in self.diverged_steps):
@@ -153,6 +157,7 @@ class GDSystem(pl.LightningModule):
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
         W = self.model.W
         W_start = W.detach().clone()
+        a_start = self.model.a.detach().clone() if self.trains_output else None
         # The loss at W_stop is checked by the next chunk's first step; only the last chunk
         # needs an extra forward pass for it.
         last = batch_idx + 2 == len(self.boundaries)
@@ -168,6 +173,8 @@ class GDSystem(pl.LightningModule):
         # iterate; the other runs recompute the same iterates (their numbers do not mix).
         with torch.no_grad():
             W.copy_(W_start)
+            if a_start is not None:
+                self.model.a.copy_(a_start)
         for s in new:
             self.diverged_steps[s] = (
                 stop  # unless an earlier iterate is bad: then W_stop or its loss is
@@ -186,6 +193,11 @@ class GDSystem(pl.LightningModule):
             self.trainer.should_stop = True
         return None
 
+    @property
+    def trains_output(self) -> bool:
+        """Whether GD trains the output weights a too (``model.a`` is then a parameter)."""
+        return isinstance(self.model, TwoLayerNet) and self.model.train_output
+
     def _active(self) -> list[int]:
         """Indices of the runs that have not diverged."""
         return [s for s, step in enumerate(self.diverged_steps) if step is None]
@@ -193,7 +205,10 @@ class GDSystem(pl.LightningModule):
     def _good(self, loss: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """Per run (0-d or (S,)): the loss is within ``loss_limit`` (not inf or NaN: NaN compares
         False) and the weights are finite."""
-        return (loss <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+        good = (loss <= self.loss_limit) & torch.isfinite(W).flatten(-2).all(-1)
+        if self.trains_output:
+            good = good & torch.isfinite(self.model.a).all(-1)
+        return good
 
     @staticmethod
     def _flags(per_run: torch.Tensor) -> list[bool]:
@@ -236,7 +251,10 @@ class GDSystem(pl.LightningModule):
         """Per run, whether the loss (training dtype) at the current weights is finite and within
         the limit."""
         with torch.no_grad():
-            f = network_outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
+            if isinstance(self.model, TwoLayerNet):
+                f = self.model(X)
+            else:
+                f = network_outputs(self.model.W, augment_inputs(X, self.model.bias), self.model.a)
             return loss_value(f, y, self.loss) <= self.loss_limit
 
 

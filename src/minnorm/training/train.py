@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 import xarray as xr
 
 from minnorm.config.run_config import RunConfig
+from minnorm.core.family_target import FamilyTarget
 from minnorm.data.datasets import Dataset
 from minnorm.data.target_file import load_target
 from minnorm.training.batching import check_batch, start_groups
@@ -24,7 +26,12 @@ from minnorm.training.recorder import RunState
 from minnorm.training.resources import check_fits
 from minnorm.training.run_file import run_dataset
 from minnorm.training.run_plan import RunPlan, device_for, device_name
-from minnorm.training.run_record import RunMetrics, TrainingState, load_checkpoint
+from minnorm.training.run_record import (
+    FamilyRunMetrics,
+    RunMetrics,
+    TrainingState,
+    load_checkpoint,
+)
 
 PathLike = Path | str
 
@@ -38,6 +45,7 @@ def train_run(
     logger: logging.Logger | None = None,
     iterates: dict[int, torch.Tensor] | None = None,
     progress: JobProgress | None = None,
+    output_iterates: dict[int, torch.Tensor] | None = None,
 ) -> xr.Dataset:
     """Train one run from the target file's W0 and return the run Dataset (ARCHITECTURE.md, file 3).
 
@@ -49,7 +57,8 @@ def train_run(
     that is non-finite or above DIVERGENCE_LOSS_RATIO times its value at W0) stops early:
     ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
     dimension ends at the last recorded step before it (every stored value is finite).
-    ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests).
+    ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests);
+    ``output_iterates`` the same of a when the output layer is trained.
     ``progress``, if given, gets the run's start, every chunk and its end (terminal lines).
     """
     return train_runs(
@@ -60,6 +69,7 @@ def train_run(
         logger=logger,
         iterates=[iterates],
         progress=progress,
+        output_iterates=[output_iterates],
     )[0]
 
 
@@ -70,6 +80,7 @@ def _run_state(
     checkpoint: PathLike | None,
     seen: dict[int, torch.Tensor] | None,
     logger: logging.Logger,
+    seen_a: dict[int, torch.Tensor] | None = None,
 ) -> RunState:
     """A run's starting state: its checkpoint if one of this config exists, else W0."""
     if bool(target.attrs.get("bias", run.model.bias)) != run.model.bias:
@@ -78,17 +89,32 @@ def _run_state(
             f"has model.bias = {run.model.bias}: wrong target file for this run?"
         )
     min_norm = load_target(target, data)
-    metrics = RunMetrics(min_norm, data, bool(data.meta.get("pm1_labels", False)))
+    pm1 = bool(data.meta.get("pm1_labels", False))
+    metrics: RunMetrics | FamilyRunMetrics
+    a0: torch.Tensor | None = None
+    if isinstance(min_norm, FamilyTarget):
+        kernels = (_tensor(target, "H"), _tensor(target, "H_test"))
+        metrics = FamilyRunMetrics(min_norm, data, pm1, *kernels)
+        a0 = min_norm.a0 if min_norm.train_output else None
+    else:
+        metrics = RunMetrics(min_norm, data, pm1)
     path = Path(checkpoint) if checkpoint else None
     m, p = min_norm.W0.shape
     state = load_checkpoint(path, run.to_json(), (m, p), logger) if path else None
     if state is not None:
         logger.info("resuming from checkpoint %s at step %d", path, state.step)
     else:
-        state = TrainingState(step=0, W=min_norm.W0, records=[(0, metrics(min_norm.W0))])
+        state = TrainingState(step=0, W=min_norm.W0, records=[(0, metrics(min_norm.W0, a0))], a=a0)
         if seen is not None:
             seen[0] = min_norm.W0.clone()
-    return RunState(data, run, min_norm, metrics, state, path, seen)
+        if seen_a is not None and a0 is not None:
+            seen_a[0] = a0.clone()
+    return RunState(data, run, min_norm, metrics, state, path, seen, seen_a)
+
+
+def _tensor(ds: xr.Dataset, name: str) -> torch.Tensor:
+    """A target-file variable as a float64 tensor."""
+    return torch.from_numpy(np.asarray(ds[name].values, dtype=np.float64))
 
 
 def train_runs(
@@ -100,6 +126,7 @@ def train_runs(
     logger: logging.Logger | None = None,
     iterates: list[dict[int, torch.Tensor] | None] | None = None,
     progress: JobProgress | None = None,
+    output_iterates: list[dict[int, torch.Tensor] | None] | None = None,
 ) -> list[xr.Dataset]:
     """Train S runs of one width side by side (a seed batch) and return their run Datasets, in
     order.
@@ -122,6 +149,7 @@ def train_runs(
     check_batch(datas, runs)
     checkpoints = list(checkpoints) if checkpoints is not None else [None] * count
     iterates = list(iterates) if iterates is not None else [None] * count
+    outputs = list(output_iterates) if output_iterates is not None else [None] * count
     training = runs[0].training
     plan = RunPlan.from_training(training)
     device = device_for(training.accelerator)
@@ -131,9 +159,9 @@ def train_runs(
     if device.type == "cuda":  # recording runs on the host
         check_fits(n, m, p, training.dtype, n_test, torch.device("cpu"), runs=count)
     states = [
-        _run_state(data, target, run, path, seen, logger)
-        for data, target, run, path, seen in zip(
-            datas, targets, runs, checkpoints, iterates, strict=True
+        _run_state(data, target, run, path, seen, logger, seen_a)
+        for data, target, run, path, seen, seen_a in zip(
+            datas, targets, runs, checkpoints, iterates, outputs, strict=True
         )
     ]
     results: dict[int, xr.Dataset] = {}

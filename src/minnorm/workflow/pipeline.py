@@ -101,15 +101,23 @@ def make_data_file(config: DataConfig, out: PathLike) -> None:
     save_dataset(dataset, out)
 
 
-def make_target_file(config: TargetConfig, data_file: PathLike, out: PathLike) -> None:
+def make_target_file(
+    config: TargetConfig,
+    data_file: PathLike,
+    out: PathLike,
+    kernels: dict[tuple[Any, ...], Any] | None = None,
+) -> None:
     """Initialise (width, seed), compute the min-norm target and kernels, write the target file.
 
-    `config` (model, width, seed, ...) is stored as the `config` attr.
+    `config` (model, width, seed, ...) is stored as the `config` attr. `kernels`: a cache of the
+    limit kernels (H, H_test) by data file and model settings, shared by the target files of one
+    data job: they do not depend on the width or the seed, and for softplus and tanh each takes
+    seconds of quadrature.
     """
     import torch
 
     from minnorm.data.datasets import load_dataset
-    from minnorm.data.target_file import build_target_dataset
+    from minnorm.data.target_file import build_target_dataset, limit_kernels
     from minnorm.training.resources import check_fits
 
     data = load_dataset(data_file)
@@ -120,9 +128,25 @@ def make_target_file(config: TargetConfig, data_file: PathLike, out: PathLike) -
     check_fits(
         n, config.width, d + int(model.bias), "float64", data.X_test.shape[0], torch.device("cpu")
     )
-    ds = build_target_dataset(
-        data, width=config.width, seed=config.seed, bias=model.bias, kappa=model.kappa
+    settings = dict(
+        bias=model.bias,
+        kappa=model.kappa,
+        activation=model.activation,
+        leak=model.leak,
+        train_output=model.train_output,
     )
+    key = (str(data_file), *settings.values())
+    cache = {} if kernels is None else kernels
+    if key not in cache:
+        cache[key] = limit_kernels(
+            data, bias=model.bias, kappa=model.kappa, activation=model.activation,
+            leak=model.leak, train_output=model.train_output,
+        )  # fmt: skip
+    ds = build_target_dataset(
+        data, width=config.width, seed=config.seed, bias=model.bias, kappa=model.kappa,
+        activation=model.activation, leak=model.leak, train_output=model.train_output,
+        kernels=cache[key],
+    )  # fmt: skip
     if int(ds["used_pinv"]):
         logger.warning(
             "G is singular (lambda_min %.3g): W* uses the pseudo-inverse",
@@ -254,13 +278,14 @@ def make_data_files(jobs: list[DataJob], targets: list[TargetJob] | tuple[()] = 
     for job in jobs:
         make_data_file(job.config, job.out)
     written = {str(job.out) for job in jobs}
+    kernels: dict[tuple[Any, ...], Any] = {}
     for index, target in enumerate(targets, start=1):
         if str(target.data) not in written:
             raise ValueError(
                 f"target {target.out} reads {target.data}, not a data file of this job"
             )
         logger.info("target %d/%d: %s", index, len(targets), target.out)
-        make_target_file(target.config, target.data, target.out)
+        make_target_file(target.config, target.data, target.out, kernels)
 
 
 def make_run_files(

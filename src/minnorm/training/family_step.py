@@ -1,0 +1,135 @@
+"""The GD step of every network but the papers' one (issue 29): any registered activation, the
+output layer fixed or trained. The papers' network (relu, a fixed) keeps the fused C++ and
+compiled steps of ``gd_step`` untouched; ``gd_step.select_step`` chooses between them.
+
+With Z = X~ W^T, S = s(Z), f = S a / sqrt(m), r = scale (f - y) (``residual_scale``):
+dL/dW = ((s'(Z) * r)^T X~) * a / sqrt(m), dL/da = S^T r / sqrt(m), L = scale/2 sum (f - y)^2,
+each run of a batch on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from minnorm.core.activations import ElementwiseFn
+from minnorm.core.family_network import TwoLayerNet
+from minnorm.core.model import augment_inputs
+from minnorm.training.gradient_formulas import residual_scale
+
+_log = logging.getLogger(__name__)
+# Graphs dynamo may keep for the compiled family step in one process.
+RECOMPILE_LIMIT = 64
+# Inductor's first compilation imports modules that use a deprecated torch.jit API (as in gd_step).
+_INDUCTOR_IMPORT_WARNING = r"`torch\.jit\.script_method` is deprecated"
+
+
+def family_gradient(
+    W: torch.Tensor,
+    a: torch.Tensor,
+    Xt: torch.Tensor,
+    y: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    value: ElementwiseFn,
+    derivative: ElementwiseFn,
+    leak: float,
+    train_output: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(dL/dW: (..., m, p), dL/da: (..., m) or None when a is fixed, L: (...)).
+
+    W: (m, p) or (S, m, p), a: (m,) or (S, m), Xt: (n, p) augmented inputs, y: (n,) or (S, n),
+    scale: 0-d tensor from ``residual_scale``; ``value``/``derivative``: the activation's s and s'
+    (``ActivationSpec.value``/``.derivative``) with its ``leak``.
+    """
+    inv_sqrt_m = W.shape[-2] ** -0.5
+    Z = Xt @ W.mT  # (..., n, m)
+    S = value(Z, leak)
+    f = (S @ a[..., None]).squeeze(-1) * inv_sqrt_m
+    err = f - y
+    r = err * scale
+    back = derivative(Z, leak) * r[..., None]
+    grad_W = (back.mT @ Xt) * (a * inv_sqrt_m)[..., None]
+    grad_a = (S.mT @ r[..., None]).squeeze(-1) * inv_sqrt_m if train_output else None
+    return grad_W, grad_a, 0.5 * scale * torch.sum(err * err, -1)
+
+
+class FamilyStep:
+    """The GD step of a ``TwoLayerNet`` on its fixed full batch X: (n, d), y: (n,) or (S, n).
+
+    Called like every ``gd_step.GradientStep`` with W, it returns (dL/dW, L) and, when the output
+    layer is trained, stores dL/da in ``model.a.grad`` for the optimizer, which steps W and a
+    together. ``compiled``: ``family_gradient`` compiled by torch.compile (name
+    ``compiled-family``; if compilation fails, a log warning and the plain formula,
+    ``uncompiled-family``); otherwise the plain torch formula (``eager-family``, the
+    ``step_impl: eager`` choice).
+    """
+
+    def __init__(
+        self, model: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, loss: str, *, compiled: bool
+    ) -> None:
+        self.model = model
+        self.Xt = augment_inputs(X, model.bias).contiguous()
+        self.y = y
+        self.scale = torch.tensor(residual_scale(loss, X.shape[0]), dtype=X.dtype, device=X.device)
+        act = model.activation
+        self._plain = functools.partial(
+            family_gradient,
+            value=act.spec.value,
+            derivative=act.spec.derivative,
+            leak=act.leak,
+            train_output=model.train_output,
+        )
+        # One graph per (activation, train_output, shape); dynamo keeps 8 per function by default,
+        # fewer than a process training several families needs (as in gd_step.CompiledStep).
+        torch._dynamo.config.recompile_limit = max(
+            torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT
+        )
+        self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
+        self._fn = torch.compile(self._plain, fullgraph=True) if compiled else self._plain
+        self.name = "compiled-family" if compiled else "eager-family"
+        self._first_call = compiled
+
+    def lay_out(self, W: torch.nn.Parameter) -> None:
+        """Nothing to do: the matrix products read W as it is."""
+
+    def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if W is not self.model.W:
+            raise ValueError("the family step is taken at the model's own parameter W")
+        W, a = W.detach(), self.model.a.detach()
+        with torch.no_grad():
+            if W.ndim == 2:
+                grad_W, grad_a, value = self._gradient(W, a, self.y)
+            else:
+                # A seed batch: each run through the graph it has alone (a batched product
+                # would sum in another order), so a run's iterates do not depend on its batch.
+                parts = [self._gradient(W[s], a[s], self.y[s]) for s in range(W.shape[0])]
+                grad_W = torch.stack([part[0] for part in parts])
+                value = torch.stack([part[2] for part in parts])
+                grads_a = [part[1] for part in parts if part[1] is not None]
+                grad_a = torch.stack(grads_a) if grads_a else None
+        if grad_a is not None:
+            self.model.a.grad = grad_a
+        return grad_W, value
+
+    def _gradient(
+        self, W: torch.Tensor, a: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        args = (W, a, self.Xt, y, self.scale)
+        if not self._first_call:
+            return self._fn(*args)
+        self._first_call = False
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", message=_INDUCTOR_IMPORT_WARNING, category=DeprecationWarning
+                )
+                return self._fn(*args)
+        except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
+            _log.warning("torch.compile of the family GD step failed (%s); plain formula", exc)
+            self._fn, self.name = self._plain, "uncompiled-family"
+            return self._fn(*args)
