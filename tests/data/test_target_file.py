@@ -13,8 +13,10 @@ EXPECTED_VARIABLES = {
     "W0",
     "a",
     "W_star",
+    "a_star",
     "G",
     "H",
+    "H_test",
     "H_eigenvalues",
     "y_projections",
     "lambda_min_G",
@@ -42,6 +44,9 @@ def test_target_dataset_contents(bias):
         "kappa": 0.5,
         "width": 64,
         "seed": 1,
+        "activation": "relu",
+        "leak": 0.0,
+        "train_output": 0,
         "Conventions": "CF-1.11",
     }
     for name, var in ds.data_vars.items():
@@ -102,3 +107,55 @@ def test_load_target_rejects_mismatched_inputs():
         load_target(ds.assign_attrs(bias=0), data)
     with pytest.raises(ValueError, match="train points"):
         load_target(ds, sphere_quadratic(10, 4, 3, data_seed=0))
+
+
+@pytest.mark.parametrize(("activation", "trained"), [("tanh", True), ("leaky_relu", False)])
+def test_family_target_file_holds_theta_star_and_the_limit_kernels(activation, trained):
+    from minnorm.core.activations import get_activation
+    from minnorm.core.family_target import FamilyTarget, family_min_norm_target
+    from minnorm.core.limit_kernels import limit_kernel
+
+    data = small_data()
+    ds = build_target_dataset(
+        data, width=64, seed=1, bias=True, kappa=0.5, activation=activation, leak=0.2,
+        train_output=trained,
+    )  # fmt: skip
+    assert ds.attrs["activation"] == activation and ds.attrs["train_output"] == int(trained)
+    assert ds.attrs["leak"] == (0.2 if activation == "leaky_relu" else 0.0)
+    act = get_activation(activation, leak=0.2)
+    Xt = augment_inputs(data.X_train.to(torch.float64), True)
+    Xt_test = augment_inputs(data.X_test.to(torch.float64), True)
+    W0, a = init_weights(64, 4, 0.5, seed=1)
+    target = family_min_norm_target(Xt, data.y_train, W0, a, act, train_output=trained)
+    np.testing.assert_array_equal(ds["W_star"].values, target.W_star.numpy())
+    a_star = ds["a_star"].values
+    if trained:
+        assert target.a_star is not None
+        np.testing.assert_array_equal(a_star, target.a_star.numpy())
+        assert not np.array_equal(a_star, a.numpy())
+    else:
+        np.testing.assert_array_equal(a_star, a.numpy())
+    H = limit_kernel(Xt, None, act, kappa=0.5, train_output=trained)
+    H_test = limit_kernel(Xt_test, Xt, act, kappa=0.5, train_output=trained)
+    np.testing.assert_array_equal(ds["H"].values, H.numpy())
+    np.testing.assert_array_equal(ds["H_test"].values, H_test.numpy())
+    assert math.isnan(float(ds["arora_bound"]))
+    assert float(ds["target_norm"]) ** 2 == pytest.approx(float(ds["yGy"]), rel=1e-9)
+    loaded = load_target(ds, data)
+    assert isinstance(loaded, FamilyTarget) and loaded.train_output == trained
+    edited = ds.copy(deep=True)
+    edited["a_star"].values[0] += 1.0
+    if trained:
+        with pytest.raises(ValueError, match="a_star recomputed"):
+            load_target(edited, data)
+
+
+def test_the_papers_network_target_is_unchanged_by_the_family_settings():
+    data = small_data()
+    plain = build_target_dataset(data, width=32, seed=2, bias=True, kappa=0.5)
+    leaky_name = build_target_dataset(
+        data, width=32, seed=2, bias=True, kappa=0.5, activation="relu", leak=0.3
+    )
+    for name in TARGET_VARIABLES:
+        np.testing.assert_array_equal(plain[name].values, leaky_name[name].values)
+    assert float(plain["arora_bound"]) > 0

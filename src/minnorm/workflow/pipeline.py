@@ -110,7 +110,7 @@ def make_target_file(
     """Initialise (width, seed), compute the min-norm target and kernels, write the target file.
 
     `config` (model, width, seed, ...) is stored as the `config` attr. `kernels`: a cache of the
-    limit kernels (H, H_test) by data file and model settings, shared by the target files of one
+    limit kernels (H, H_test) by inputs and model settings, shared by the target files of one
     data job: they do not depend on the width or the seed, and for softplus and tanh each takes
     seconds of quadrature.
     """
@@ -128,14 +128,17 @@ def make_target_file(
     check_fits(
         n, config.width, d + int(model.bias), "float64", data.X_test.shape[0], torch.device("cpu")
     )
-    settings = dict(
-        bias=model.bias,
-        kappa=model.kappa,
-        activation=model.activation,
-        leak=model.leak,
-        train_output=model.train_output,
+    # H depends on the inputs (not the labels) and the model settings but not on the width or
+    # the seed: the data files of several seeds of one data draw share it.
+    key = (
+        data.X_train.numpy().tobytes(),
+        data.X_test.numpy().tobytes(),
+        model.bias,
+        model.kappa,
+        model.activation,
+        model.leak,
+        model.train_output,
     )
-    key = (str(data_file), *settings.values())
     cache = {} if kernels is None else kernels
     if key not in cache:
         cache[key] = limit_kernels(
