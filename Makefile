@@ -25,7 +25,7 @@ SITE_DIR := site
 # The workflow catalog's copy of the config schema (`make schema` regenerates it).
 CATALOG_SCHEMA := workflow/schemas/config.schema.yaml
 
-.PHONY: venv run beyond beyond-plan status test report lint lock docs-figures docs schema archive dist
+.PHONY: venv run beyond beyond-plan families families-plan status test report lint lock docs-figures docs schema archive dist
 
 venv: $(VENV)/.installed
 
@@ -68,6 +68,18 @@ beyond:
 beyond-plan: venv
 	$(BIN)/minnorm run --profile profiles/slurm --workflow-profile none \
 	  --configfile config/beyond_cluster.yaml --replace-workflow-config -n $(SNAKEMAKE_ARGS)
+
+# Other activations and a trained output layer (config/families.yaml; README "Other activations
+# and a trained output layer"): `make run` with that config, like `make beyond`.
+FAMILIES_ARGS := --configfile config/families.yaml --replace-workflow-config
+families:
+	$(MAKE) run SNAKEMAKE_ARGS="$(FAMILIES_ARGS) $(SNAKEMAKE_ARGS)"
+
+# The plan of the cluster-scale study over networks (config/families_cluster.yaml) through the
+# SLURM profile, as a dry run: no SLURM needed.
+families-plan: venv
+	$(BIN)/minnorm run --profile profiles/slurm --workflow-profile none \
+	  --configfile config/families_cluster.yaml --replace-workflow-config -n $(SNAKEMAKE_ARGS)
 
 # How far the run in this directory has got (run files present per experiment, runs started,
 # the latest training log line, whether snakemake still runs); from another terminal, any time.

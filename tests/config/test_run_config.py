@@ -29,7 +29,14 @@ from minnorm.training.gd_step import LOSSES, STEP_IMPLS
 from minnorm.training.run_plan import DTYPES
 from minnorm.workflow import plan
 
-CONFIGS = ("tests.yaml", "config.yaml", "beyond.yaml", "beyond_cluster.yaml")
+CONFIGS = (
+    "tests.yaml",
+    "config.yaml",
+    "beyond.yaml",
+    "beyond_cluster.yaml",
+    "families.yaml",
+    "families_cluster.yaml",
+)
 
 # Written out from the dict-based plan before the typed config existed (run 5 of tiny_beyond's
 # width-64 job, its target and a tiny_digits data file): the files' `config` attribute and the

@@ -152,6 +152,7 @@ _PAPER = "minnorm.figures.paper"
 _DIAGNOSTICS = "minnorm.figures.diagnostics"
 _RATES = "minnorm.figures.rates"
 _VARIANTS = "minnorm.figures.variants"
+_FAMILIES = "minnorm.figures.families"
 
 # A power law needs at least three widths to be a fit rather than a line through two points;
 # comparisons across widths need two. Every figure uses the first (smallest) learning rate when
@@ -223,6 +224,19 @@ FIGURES: dict[str, FigureSpec] = {
             f"{_VARIANTS}:plot_fig1_variants",
             "Figure 1 variants ranked by their distance to the paper's read-off values",
             min_widths=1,
+        ),
+        # Other activations and a trained output layer (config/families.yaml, issue 29).
+        FigureSpec(
+            "families_distance",
+            f"{_FAMILIES}:plot_families_distance",
+            "final ||theta(T) - theta*|| against width, one line per activation and output layer",
+            min_widths=3,
+        ),
+        FigureSpec(
+            "families_gap",
+            f"{_FAMILIES}:plot_families_gap",
+            "network-to-linearisation gap against width, one line per activation and output layer",
+            min_widths=3,
         ),
         FigureSpec(
             "fig1_readoffs",

@@ -8,14 +8,17 @@ minnorm.analysis.checks.CHECKS includes after the papers' own checks:
   step size change the width exponent (gradient descent against gradient flow);
 - `lazy`: where the lazy regime ends, as a function of the init scale kappa and the width m;
 - `readoffs`: which unstated settings reproduce the values read off Satpathi & Srikant's
-  Figure 1.
+  Figure 1;
+- `families`: other activations and a trained output layer (issue 29), each family's rate
+  against relu's.
 """
 
 from __future__ import annotations
 
+from minnorm.analysis.beyond.families import CHECKS as _FAMILIES
 from minnorm.analysis.beyond.lazy import CHECKS as _LAZY
 from minnorm.analysis.beyond.rates import CHECKS as _RATES
 from minnorm.analysis.beyond.readoffs import CHECKS as _READOFFS
 from minnorm.analysis.check_spec import CheckSpec
 
-BEYOND_CHECKS: tuple[CheckSpec, ...] = (*_RATES, *_LAZY, *_READOFFS)
+BEYOND_CHECKS: tuple[CheckSpec, ...] = (*_RATES, *_LAZY, *_READOFFS, *_FAMILIES)
