@@ -92,3 +92,22 @@ def test_registry_entries_are_complete():
         assert spec.uses_leak == (name == "leaky_relu")
     with pytest.raises(ValueError, match="needs analytic_half_width"):
         ActivationSpec("gelu", torch.relu, torch.relu, None, None, None)  # type: ignore[arg-type]
+
+
+def test_fast_smooth_forms_agree_with_torchs_functions() -> None:
+    # The registry writes tanh, its derivative and softplus through exp/expm1 of -|z| (vectorised
+    # by torch.compile); they must agree with torch's own functions to rounding, relative to the
+    # value in the tails.
+    from minnorm.core.activations import get_activation
+
+    z = torch.linspace(-40, 40, 200_001, dtype=torch.float64)
+    tanh, softplus = get_activation("tanh"), get_activation("softplus")
+    assert float((tanh.value(z) - torch.tanh(z)).abs().max()) <= 4.5e-16
+    near_zero = z.abs() < 1e-3
+    rel = (tanh.value(z[near_zero]) / torch.tanh(z[near_zero]) - 1).abs()
+    assert float(rel[torch.isfinite(rel)].max()) <= 4.5e-16
+    reference = torch.cosh(z).pow(-2)
+    assert float(((tanh.derivative(z) - reference).abs() / reference).max()) <= 2e-15
+    exact = torch.logaddexp(z, torch.zeros_like(z))
+    assert float(((softplus.value(z) - exact).abs() / exact).max()) <= 4.5e-16
+    assert float(tanh.value(torch.tensor([0.0], dtype=torch.float64))) == 0.0

@@ -19,7 +19,11 @@ import torch
 from minnorm.core.activations import ElementwiseFn
 from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import augment_inputs
-from minnorm.training.gradient_formulas import residual_scale
+from minnorm.training.gradient_formulas import (
+    STREAMED_INDUCTOR_OPTIONS,
+    STREAMED_MAX_P,
+    residual_scale,
+)
 
 _log = logging.getLogger(__name__)
 # Graphs dynamo may keep for the compiled family step in one process.
@@ -58,15 +62,67 @@ def family_gradient(
     return grad_W, grad_a, 0.5 * scale * torch.sum(err * err, -1)
 
 
+def family_streamed_gradient(
+    Wt: torch.Tensor,
+    a: torch.Tensor,
+    Xt: torch.Tensor,
+    y: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    value: ElementwiseFn,
+    derivative: ElementwiseFn,
+    leak: float,
+    train_output: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``family_gradient`` for one run and small p, written (as
+    ``gradient_formulas.streamed_gradient`` for relu) so that, compiled, it never stores an
+    (n, m) matrix: Z = Xt W^T as p broadcast products, one loop for f (two points at a time), a
+    second that recomputes Z and reduces over n for each neuron.
+
+    Wt: (p, m) contiguous (W transposed), a: (m,), Xt: (n, p), y: (n,), scale: 0-d. Returns
+    (dL/dW: (m, p) as a transposed view of a (p, m) tensor, dL/da: (m,) or None, L: 0-d).
+    Eager it is slow; it is meant to be compiled.
+    """
+    p, m = Wt.shape
+    n = Xt.shape[0]
+
+    def preactivations(X: torch.Tensor) -> torch.Tensor:
+        Z = X[:, 0, None] * Wt[0, None, :]
+        for k in range(1, p):
+            Z = Z + X[:, k, None] * Wt[k, None, :]
+        return Z
+
+    c = a * m**-0.5
+
+    def outputs(X: torch.Tensor) -> torch.Tensor:
+        return (value(preactivations(X), leak) * c[None, :]).sum(-1)
+
+    pairs = n // 2
+    f = torch.stack([outputs(Xt[0 : 2 * pairs : 2]), outputs(Xt[1 : 2 * pairs : 2])], -1)
+    f = f.reshape(2 * pairs)
+    if n % 2:
+        f = torch.cat([f, outputs(Xt[n - 1 :])], -1)
+    err = f - y
+    r = err * scale
+    Z = preactivations(Xt)
+    back = derivative(Z, leak) * r[:, None]
+    grad_t = torch.stack([(back * Xt[:, k, None]).sum(-2) * c for k in range(p)], -2)
+    grad_a = (value(Z, leak) * r[:, None]).sum(-2) * m**-0.5 if train_output else None
+    return grad_t.mT, grad_a, 0.5 * scale * torch.sum(err * err, -1)
+
+
 class FamilyStep:
     """The GD step of a ``TwoLayerNet`` on its fixed full batch X: (n, d), y: (n,) or (S, n).
 
     Called like every ``gd_step.GradientStep`` with W, it returns (dL/dW, L) and, when the output
     layer is trained, stores dL/da in ``model.a.grad`` for the optimizer, which steps W and a
-    together. ``compiled``: ``family_gradient`` compiled by torch.compile (name
-    ``compiled-family``; if compilation fails, a log warning and the plain formula,
-    ``uncompiled-family``); otherwise the plain torch formula (``eager-family``, the
-    ``step_impl: eager`` choice).
+    together. ``compiled``: on the CPU with p <= ``STREAMED_MAX_P``,
+    ``family_streamed_gradient`` compiled with the streamed step's inductor options
+    (``compiled-family-streamed``; W laid out transposed by ``lay_out``), else
+    ``family_gradient`` compiled (``compiled-family``); if compilation fails, a log warning and
+    the plain formula (``uncompiled-family``). Not ``compiled``: the plain torch formula
+    (``eager-family``, the ``step_impl: eager`` choice). The runs of a seed batch go one by one
+    through the graph each has alone, so a run's iterates do not depend on its batch.
     """
 
     def __init__(
@@ -89,13 +145,31 @@ class FamilyStep:
         torch._dynamo.config.recompile_limit = max(
             torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT
         )
+        self.streamed = compiled and X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
-        self._fn = torch.compile(self._plain, fullgraph=True) if compiled else self._plain
-        self.name = "compiled-family" if compiled else "eager-family"
+        if self.streamed:
+            formula = functools.partial(
+                family_streamed_gradient,
+                value=act.spec.value,
+                derivative=act.spec.derivative,
+                leak=act.leak,
+                train_output=model.train_output,
+            )
+            self._fn = torch.compile(formula, fullgraph=True, options=STREAMED_INDUCTOR_OPTIONS)
+            self.name = "compiled-family-streamed"
+        elif compiled:
+            self._fn = torch.compile(self._plain, fullgraph=True)
+            self.name = "compiled-family"
+        else:
+            self._fn, self.name = self._plain, "eager-family"
         self._first_call = compiled
 
     def lay_out(self, W: torch.nn.Parameter) -> None:
-        """Nothing to do: the matrix products read W as it is."""
+        """The streamed formula reads W transposed: W stored as the transpose of a contiguous
+        (..., p, m) tensor (same values), so no step copies it; nothing to do otherwise."""
+        if self.streamed:
+            with torch.no_grad():
+                W.data = W.data.mT.contiguous().mT
 
     def __call__(self, W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if W is not self.model.W:
@@ -119,7 +193,7 @@ class FamilyStep:
     def _gradient(
         self, W: torch.Tensor, a: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        args = (W, a, self.Xt, y, self.scale)
+        args = (W.mT.contiguous() if self.streamed else W, a, self.Xt, y, self.scale)
         if not self._first_call:
             return self._fn(*args)
         self._first_call = False
@@ -131,5 +205,5 @@ class FamilyStep:
                 return self._fn(*args)
         except Exception as exc:  # inductor raises many types; all mean "cannot compile here"
             _log.warning("torch.compile of the family GD step failed (%s); plain formula", exc)
-            self._fn, self.name = self._plain, "uncompiled-family"
-            return self._fn(*args)
+            self._fn, self.name, self.streamed = self._plain, "uncompiled-family", False
+            return self._fn(W, a, self.Xt, y, self.scale)

@@ -7,7 +7,7 @@ import functools
 import logging
 import warnings
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
@@ -19,6 +19,7 @@ from minnorm.training.gradient_formulas import (
     LOSSES,
     STREAMED_BLOCK,
     STREAMED_BLOCK_ABOVE_M,
+    STREAMED_INDUCTOR_OPTIONS,
     STREAMED_MAX_P,
     analytic_gradient,
     loss_value,
@@ -150,14 +151,6 @@ class UncompiledStep:
             return analytic_gradient(W.detach(), self.Xt, self.y, self.a, self.scale)
 
 
-# Inductor settings for ``streamed_gradient``: never store a pointwise (n, m) intermediate that has
-# several readers, so that the backward pass recomputes Z from W and Xt instead of reading an
-# (n, m) buffer written by the forward pass.
-STREAMED_INDUCTOR_OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {
-    "realize_reads_threshold": 1_000_000,
-    "realize_opcount_threshold": 1_000_000,
-    "realize_acc_reads_threshold": 1_000_000,
-}
 # Graphs dynamo may keep for the compiled step in one process (see CompiledStep).
 RECOMPILE_LIMIT = 64
 # Inductor's first compilation in a process imports modules that use torch.jit.script_method,

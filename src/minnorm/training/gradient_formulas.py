@@ -3,6 +3,9 @@ torch.compile to fuse, and the reference the C++ kernel repeats (``streamed_kern
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from minnorm.core.model import readout
@@ -151,3 +154,13 @@ def streamed_gradient(
     back = torch.where(preactivations() > 0, r[..., None], 0.0)
     grad_t = torch.stack([(back * Xt[:, k, None]).sum(-2) * c for k in range(p)], -2)
     return grad_t.mT, 0.5 * scale * torch.sum(err * err, -1)
+
+
+# Inductor settings for ``streamed_gradient``: never store a pointwise (n, m) intermediate that has
+# several readers, so that the backward pass recomputes Z from W and Xt instead of reading an
+# (n, m) buffer written by the forward pass.
+STREAMED_INDUCTOR_OPTIONS: dict[str, str | int | bool | Callable[..., Any]] = {
+    "realize_reads_threshold": 1_000_000,
+    "realize_opcount_threshold": 1_000_000,
+    "realize_acc_reads_threshold": 1_000_000,
+}
