@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from minnorm.analysis.check_spec import FINDING, CheckSpec, Outcome
-from minnorm.analysis.collect import WidthData, width_data
+from minnorm.analysis.collect import WidthData, combinations, width_data
 from minnorm.analysis.powerlaw import PowerLawFit, fit_power_law
 from minnorm.analysis.width_claims import (
     basis_text,
@@ -60,11 +60,7 @@ def family_value(ds: xr.Dataset, dim: str) -> object:
 def family_slices(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
     """(label, slice) for each family of a collected Dataset (every other swept dim at its first
     value), in coordinate order; the label names activation and train_output."""
-    others = {
-        d: 0
-        for d in ds.dims
-        if d in ds.coords and d not in (*FAMILY_DIMS, "width", "seed", "data_seed")
-    }
+    others = combinations(ds, exclude=FAMILY_DIMS)[0][1]  # lr, label noise, other settings
     ds = ds.isel(others) if others else ds
     dims = family_dims(ds)
     out = []
