@@ -414,3 +414,21 @@ def test_tiny_config_through_slurm_profile_equals_local_run(cluster, tmp_path, c
             f"{submitted}; {len(rows)} targets produced and up to date; "
             f"{len(netcdf)} netCDF files ({len(runs)} runs) equal to the local run"
         )
+
+
+@pytest.mark.slow
+def test_cluster_scale_study_over_networks_plans_without_slurm(tmp_path):
+    """`make families-plan`: config/families_cluster.yaml through the SLURM profile as a dry run,
+    one SLURM job per width, each holding every (activation, output layer, draw, seed)."""
+    log, counts = _profile_dry_run(
+        tmp_path,
+        "dry run of the cluster-scale study over networks",
+        "--configfile",
+        "config/families_cluster.yaml",
+        "--replace-workflow-config",
+    )
+    config = yaml.safe_load((REPO / "config" / "families_cluster.yaml").read_text())
+    sweep = config["experiments"]["families"]["sweep"]
+    assert counts == {"train_families": len(sweep["width"])} == {"train_families": 11}
+    assert log.count("Group job train") == 11
+    assert len(sweep["model.activation"]) * len(sweep["model.train_output"]) == 10
