@@ -148,3 +148,19 @@ def test_a_resumed_run_with_a_trained_output_equals_an_uninterrupted_one(
     resumed = train_run(data, target, cfg, checkpoint=checkpoint)
     for name in ("dist_to_target", "train_loss", "dist_from_init", "test_loss"):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values)
+
+
+def test_float32_family_run_follows_the_float64_one() -> None:
+    data_cfg, data = sphere_data(n=8, dim=3)
+    runs = {}
+    for dtype in ("float64", "float32"):
+        cfg = run_config(
+            data_cfg, width=40, lr=0.1, steps=20, every=10, log_points=0, dtype=dtype,
+            step_impl="fused", model=_model("erf", True),
+        )  # fmt: skip
+        runs[dtype] = train_run(data, build(data_cfg, data, cfg), cfg)
+    np.testing.assert_allclose(
+        runs["float32"]["dist_to_target"].values, runs["float64"]["dist_to_target"].values,
+        rtol=1e-4,
+    )  # fmt: skip
+    assert runs["float32"].attrs["dtype"] == "float32"
