@@ -164,3 +164,22 @@ def test_float32_family_run_follows_the_float64_one() -> None:
         rtol=1e-4,
     )  # fmt: skip
     assert runs["float32"].attrs["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("step_impl", ["eager", "fused"])
+def test_a_diverging_family_run_stops_at_the_loops_step(step_impl: str) -> None:
+    data_cfg, data = sphere_data(n=8, dim=3)
+    cfg = run_config(
+        data_cfg, width=40, lr=3.0, steps=40, every=1, log_points=0, step_impl=step_impl,
+        model=_model("softplus", True),
+    )  # fmt: skip
+    target = build(data_cfg, data, cfg)
+    ds = train_run(data, target, cfg)
+    _, diverged = reference.family_gd_iterates(
+        data.X_train.numpy(), data.y_train.numpy(), target["W0"].values, target["a"].values,
+        cfg.lr, "half_sum", 40, True, DIVERGENCE_LOSS_RATIO, activation="softplus", leak=LEAK,
+        train_output=True,
+    )  # fmt: skip
+    assert diverged is not None
+    assert int(ds["diverged"]) == 1 and int(ds["diverged_step"]) == diverged
+    assert np.isfinite(ds["dist_to_target"].values).all()
