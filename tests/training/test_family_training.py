@@ -183,3 +183,22 @@ def test_a_diverging_family_run_stops_at_the_loops_step(step_impl: str) -> None:
     assert diverged is not None
     assert int(ds["diverged"]) == 1 and int(ds["diverged_step"]) == diverged
     assert np.isfinite(ds["dist_to_target"].values).all()
+
+
+def test_runs_of_different_networks_never_share_a_batch() -> None:
+    from minnorm.training.batching import batch_key, check_batch, plan_batches
+
+    data_cfg, data = sphere_data(n=8, dim=3)
+    models = [
+        {},
+        {"activation": "tanh"},
+        {"activation": "tanh", "train_output": True},
+        {"activation": "leaky_relu", "leak": 0.1},
+        {"activation": "leaky_relu", "leak": 0.2},
+        {"kappa": 0.5},  # kappa changes W0 only: it may share relu's batch
+    ]
+    runs = [run_config(data_cfg, width=16, model=model) for model in models]
+    assert len({batch_key(data, run) for run in runs}) == 5
+    assert plan_batches([data] * len(runs), runs) == [[0, 5], [1], [2], [3], [4]]
+    with pytest.raises(ValueError, match="activation"):
+        check_batch([data, data], [runs[0], runs[1]])
