@@ -611,6 +611,13 @@ SNAKEMAKE_BAD_FILES = [
     "dim-one",
     "path-empty",
     "sweep-duplicate-lr",
+    # issue 26
+    "horizon-steps-unbounded",
+    "horizon-swept-with-steps",
+    "kappa-overflow-float32",
+    "kappa-underflow-float32",
+    "gd-vs-flow-without-horizon",
+    "sweep-accelerator",
 ]
 
 
@@ -636,6 +643,27 @@ def test_snakemake_dry_run_stops_on_bad_config_file(workflow_copy: Path, name: s
         assert text in output, output
     assert "Traceback" not in output and "Job stats" not in output, output
     assert not (workflow_copy / "results").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_dry_run_warns_of_a_rounded_horizon(workflow_copy: Path) -> None:
+    config = {
+        "experiments": {
+            "e": {
+                "data": {"name": "sphere_quadratic", "n_train": 20, "n_test": 30, "dim": 3},
+                "training": {"horizon": 0.35},
+                "sweep": {"width": [8], "seed": [0], "lr": [0.1]},
+            }
+        }
+    }
+    (workflow_copy / "rounded.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = _dry_run(workflow_copy, "--configfile", "rounded.yaml", "--replace-workflow-config")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert (
+        "experiments.e.training.horizon: 0.35 is not a whole number of steps at lr 0.1" in output
+        and "take 3 steps" in output
+    ), output
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from pathlib import Path
 from minnorm.io import integrity
 from minnorm.workflow import plan, resource_requests
 from minnorm.config import ConfigError, validate_config
+from minnorm.config.validate import config_warnings
 from minnorm.config.yaml_reader import check_config_files
 from minnorm.workflow.invocation import (
     LAST_RUN_CONFIG,
@@ -63,6 +64,9 @@ def output_path(path):
 # A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
 # one) is removed before the DAG is built, so that the job that makes it runs again.
 if workflow.is_main_process:
+    # What a valid config does that may surprise (a horizon rounded to whole steps), once.
+    for line in config_warnings(config):
+        logger.warning(line)
     results = [output_path(path) for path in plan.result_files(config)]
     for path, why in integrity.remove_damaged(results).items():
         logger.warning(f"{path} was damaged ({why}): removed, to be built again")

@@ -12,19 +12,36 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from minnorm.config.rules import experiment_problems, name_problems, sweep_setting_problems
+from minnorm.config.rules import (
+    experiment_problems,
+    horizon_warnings,
+    name_problems,
+    sweep_setting_problems,
+)
 from minnorm.config.schema import ConfigError, describe_type, key_path, load_schema, schema_problems
 
-__all__ = ["ConfigError", "key_path", "load_schema", "validate_config"]
+__all__ = ["ConfigError", "config_warnings", "key_path", "load_schema", "validate_config"]
 
 
 def _steps_and_horizon(config: dict) -> list[str]:
-    """`training.steps` and `training.horizon` both written (one would silently win), or
-    neither (steps: null without a horizon)."""
+    """`training.steps` and `training.horizon` both given, written or swept (one would silently
+    win), or neither (steps: null without a horizon)."""
     problems = []
     experiments = config.get("experiments")
     for name, experiment in experiments.items() if isinstance(experiments, dict) else ():
         training = experiment.get("training") if isinstance(experiment, dict) else None
+        sweep = experiment.get("sweep") if isinstance(experiment, dict) else None
+        sweep = sweep if isinstance(sweep, dict) else {}
+        if "training.horizon" in sweep and (
+            "training.steps" in sweep
+            or (isinstance(training, dict) and training.get("steps") is not None)
+        ):
+            where = "sweep.training.steps" if "training.steps" in sweep else "training.steps"
+            problems.append(
+                f"experiments.{name}.sweep.training.horizon: sets the steps of each run "
+                f"(round(horizon / lr)), so {where} would be ignored; remove {where} or the "
+                "swept horizon"
+            )
         if not isinstance(training, dict):
             continue
         horizon, steps = training.get("horizon"), training.get("steps")
@@ -76,3 +93,14 @@ def validate_config(config: dict) -> dict:
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(problems))
     return resolved
+
+
+def config_warnings(resolved: dict) -> list[str]:
+    """What a valid config (`validate_config`'s output) does that the user may not expect, one
+    line each, each starting with its key path: a `training.horizon` that is not a whole number
+    of steps at some lr is rounded (`minnorm.config.rules.horizon_warnings`)."""
+    return [
+        line
+        for name, experiment in resolved["experiments"].items()
+        for line in horizon_warnings(name, experiment)
+    ]

@@ -49,6 +49,8 @@ class DatasetSpec:
       {"train": (...), "test": (...)} when train and test come from separate files, or
       {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
     min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
+    max_input_norm: the largest Euclidean norm of an input x the generator returns (1: unit-norm
+      rows, as every generator here makes); the parse-time bound on the outputs at W0 uses it.
     schema: the data set's own keys of the `data:` block, {key: JSON schema of its value} (no
       `default`), merged into the config schema by minnorm.config.schema.load_schema so that a
       new key needs no schema edit; another data set's block may not use it. None: no own keys.
@@ -65,6 +67,7 @@ class DatasetSpec:
     min_dim: int = 1
     schema: dict[str, Any] | None = None
     local_files: Callable[[Path], list[Path]] | str | None = None
+    max_input_norm: float = 1.0
 
     @property
     def pm1_labels(self) -> bool:
