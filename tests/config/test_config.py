@@ -646,6 +646,7 @@ SNAKEMAKE_BAD_FILES = [
     "gd-vs-flow-without-horizon",
     "sweep-accelerator",
     "path-without-files",
+    "sweep-too-many-runs",
 ]
 
 

@@ -17,7 +17,7 @@ from helpers import REPO
 from minnorm.config import ConfigError, validate_config
 from minnorm.config.rules import LOSS_HEADROOM, max_steps
 from minnorm.config.sweep import EXECUTION_TRAINING_KEYS, NON_NUMERIC_TRAINING_KEYS
-from minnorm.config.validate import config_warnings
+from minnorm.config.validate import MAX_RUNS, MAX_RUNS_ENV, config_warnings, max_runs_from
 
 BASE = {
     "experiments": {
@@ -165,3 +165,48 @@ def test_bad_files_of_this_issue_exist() -> None:
         "gd-vs-flow-without-horizon",
         "sweep-accelerator",
     } <= names
+
+
+def _sweep_of(runs_per_width: int, widths: int) -> dict:
+    return {"width": list(range(1, widths + 1)), "seed": list(range(runs_per_width))}
+
+
+def test_sweep_at_the_cap_is_accepted_and_above_refused_naming_the_sweep_and_count(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv(MAX_RUNS_ENV, raising=False)
+    assert MAX_RUNS == 10**5
+    validate_config(_config({"steps": 10}, _sweep_of(1000, 100)))
+    config = _config({"steps": 10}, {**_sweep_of(1000, 100), "lr": [0.01, 0.02]})
+    message = _refused(config)
+    assert (
+        "experiments.e.sweep: makes 200000 runs (100 width x 1000 seed x 1 label_noise x 2 lr); "
+        f"the config makes 200000 in all, more than the 100000 allowed (set {MAX_RUNS_ENV}"
+    ) in message
+    validate_config(config, max_runs=200_000)
+    monkeypatch.setenv(MAX_RUNS_ENV, "200000")
+    validate_config(config)
+    more = _config({"steps": 10}, {**_sweep_of(1000, 100), "lr": [0.01, 0.02, 0.03]})
+    assert "experiments.e.sweep: makes 300000 runs" in _refused(more)
+
+
+def test_cap_counts_every_experiment_of_the_config():
+    config = _config({"steps": 10}, _sweep_of(10, 10))
+    config["experiments"]["f"] = copy.deepcopy(config["experiments"]["e"])
+    validate_config(config, max_runs=200)
+    message = _refused_with(config, max_runs=199)
+    assert "experiments.e.sweep: makes 100 runs" in message
+    assert "experiments.f.sweep: makes 100 runs" in message and "makes 200 in all" in message
+
+
+def _refused_with(config: dict, **options: int) -> str:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(config, **options)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "1e6", "many"])
+def test_bad_cap_in_the_environment_is_named(text: str):
+    with pytest.raises(ConfigError, match=f"{MAX_RUNS_ENV}="):
+        max_runs_from({MAX_RUNS_ENV: text})
+    assert max_runs_from({MAX_RUNS_ENV: " 7 "}) == 7 and max_runs_from({}) == MAX_RUNS
