@@ -402,9 +402,9 @@ def test_checkpoints_are_loaded_without_pickle(tmp_path):
 def test_memory_estimate_covers_the_big_arrays():
     n, m, p, n_test = 100, 10_000, 6, 200
     est64 = estimate_run_bytes(n, m, p, "float64", n_test)
-    # Irreducible: (n, m) activations in the training dtype and float64 pre-activations on train
-    # and test points for recording.
-    assert est64 >= 8 * n * m + 8 * (n + n_test) * m
+    # Irreducible: (n, m) activations in the training dtype and float64 pre-activations on the
+    # train or the test points for recording (one at a time).
+    assert est64 >= 8 * n * m + 8 * max(n, n_test) * m
     assert estimate_run_bytes(n, m, p, torch.float32, n_test) < est64
     assert estimate_run_bytes(n, 2 * m, p, "float64", n_test) == pytest.approx(2 * est64, rel=0.01)
 

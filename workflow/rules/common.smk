@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints and thin calls into the run plan. All logic lives in
 # minnorm.config.validate (validation) and minnorm.workflow.plan (files, jobs, identities, resources).
 
+import os
 from pathlib import Path
 
 from minnorm.io import integrity
@@ -67,6 +68,13 @@ if workflow.is_main_process:
     # What a valid config does that may surprise (a horizon rounded to whole steps), once.
     for line in config_warnings(config):
         logger.warning(line)
+    # Sizes that cannot fit: every job's estimated memory against the declared mem_mb
+    # (--resources), else this machine's memory; MINNORM_MEMORY_MB overrides (0: no check).
+    _refusal = resource_requests.memory_refusal(
+        config, workflow.global_resources.get("mem_mb"), os.environ
+    )
+    if _refusal:
+        raise WorkflowError(_refusal)
     results = [output_path(path) for path in plan.result_files(config)]
     for path, why in integrity.remove_damaged(results).items():
         logger.warning(f"{path} was damaged ({why}): removed, to be built again")
