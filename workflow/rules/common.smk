@@ -90,11 +90,12 @@ def collected_files():
 
 
 def all_targets():
-    """Everything the default target builds: data and target files (so that a removed one is
-    built again even when the runs made from it are up to date), collected files, checks and
+    """Everything the default target builds: data, target and run files (so that a removed one
+    is built again even when what was made from it is up to date), collected files, checks and
     figures."""
     return [
         *[path for exp in EXPERIMENTS for path in plan.input_stage_files(config, exp)],
+        *[path for exp in EXPERIMENTS for path in plan.run_files(config, exp)],
         *collected_files(),
         "results/checks.csv",
         "results/checks.md",
