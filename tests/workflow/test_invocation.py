@@ -68,6 +68,42 @@ def test_existing_targets_only_under_make_report(tmp_path):
         names, environ={REPORT_EXISTING_ENV: "1"}, where=lambda t: str(tmp_path / "p" / t)
     )
     assert moved == ["made.png"]
+    # A report with nothing to show is refused (an empty report would look like a result).
+    with pytest.raises(ValueError, match="no results to report: none of the 2 files"):
+        existing_targets(names, environ={REPORT_EXISTING_ENV: "1"}, where=lambda t: t + ".no")
+
+
+def _fake_venv(venv: Path) -> Path:
+    """A venv folder whose tools run this interpreter (for `make` in a copy)."""
+    (venv / "bin").mkdir(parents=True)
+    for tool, command in (
+        ("python", ""),
+        ("snakemake", " -m snakemake"),
+        ("minnorm", " -m minnorm"),
+    ):
+        (venv / "bin" / tool).write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()
+    return venv
+
+
+@pytest.mark.slow
+def test_make_report_before_any_run_says_so_and_fails(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    venv = _fake_venv(tmp_path / "venv")
+    report = subprocess.run(
+        ["make", "report", f"VENV={venv}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )
+    log = report.stdout + report.stderr
+    assert report.returncode != 0, log[-3000:]
+    assert "no results to report: none of the" in log and "run the workflow first" in log, log
+    assert "Traceback" not in log
+    assert not (root / "results" / "report.html").exists()
 
 
 def test_config_digest_follows_the_values_not_the_key_order():

@@ -110,10 +110,17 @@ def existing_targets(
 
     A report of a partial run (killed, or run with `--until`) then covers the figures and
     tables that were made instead of failing on the first missing one. `where` maps a target to
-    the path it has on disk (below a module's `prefix:`; the identity otherwise).
+    the path it has on disk (below a module's `prefix:`; the identity otherwise). ValueError
+    when a report is asked for and none exists (an empty report would look like a result).
     """
     environ = os.environ if environ is None else environ
     targets = list(targets)
     if environ.get(REPORT_EXISTING_ENV) != "1":
         return targets
-    return [t for t in targets if Path(where(t)).exists()]
+    existing = [t for t in targets if Path(where(t)).exists()]
+    if targets and not existing:
+        raise ValueError(
+            f"no results to report: none of the {len(targets)} files this config makes exists "
+            f"yet (e.g. {where(targets[-1])}); run the workflow first (make run / minnorm run)"
+        )
+    return existing
