@@ -19,6 +19,7 @@ from minnorm.workflow.invocation import (
     config_digest,
     existing_targets,
     merged_configfile_warning,
+    results_folder_problem,
     write_last_run_config,
 )
 
@@ -221,3 +222,38 @@ def test_module_without_prefix_plans_the_outputs_and_records_its_config(tmp_path
     assert "rule mine_train_catalog_tiny:" in log
     assert "results/catalog_tiny/figures/ss_fig1.png" in log
     assert not (tmp_path / "results").exists()
+
+
+def test_results_folder_that_cannot_hold_files_gets_one_line_naming_it(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    assert results_folder_problem(results) is None  # absent: the run makes it
+    results.symlink_to(tmp_path / "unmounted")
+    assert results_folder_problem(results) == (
+        f"{results}: a symbolic link to {tmp_path / 'unmounted'}, which does not exist; create "
+        "that folder (e.g. mount the disk) or remove the link"
+    )
+    results.unlink()
+    results.write_text("a file")
+    assert "exists but is not a folder" in str(results_folder_problem(results))
+    results.unlink()
+    results.mkdir()
+    assert results_folder_problem(results) is None
+    # Read-only (faked: a root user may write anywhere); a dry run writes nothing.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert results_folder_problem(results) == (
+        f"{results}: folder is read-only for this user; make it writable or run elsewhere"
+    )
+    assert results_folder_problem(results, write=False) is None
+
+
+@pytest.mark.slow
+def test_dangling_results_link_stops_snakemake_with_one_line(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    (root / "results").symlink_to(tmp_path / "unmounted")
+    result = _snakemake(
+        root, "--cores", "1", "--configfile", "config/tests.yaml", "--replace-workflow-config"
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"results: a symbolic link to {tmp_path / 'unmounted'}, which does not exist" in log
+    assert "Traceback" not in log and not (tmp_path / "unmounted").exists()

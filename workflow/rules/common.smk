@@ -12,6 +12,7 @@ from minnorm.config.yaml_reader import check_config_files
 from minnorm.workflow.invocation import (
     LAST_RUN_CONFIG,
     config_digest,
+    results_folder_problem,
     warn_if_configfile_merged,
 )
 from snakemake.exceptions import WorkflowError
@@ -65,6 +66,12 @@ def output_path(path):
 # A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
 # one) is removed before the DAG is built, so that the job that makes it runs again.
 if workflow.is_main_process:
+    # A results folder that cannot hold the files (a dangling link, read-only): one line.
+    _results_problem = results_folder_problem(
+        output_path("results"), write=not workflow.dryrun
+    )
+    if _results_problem:
+        raise WorkflowError(_results_problem)
     # What a valid config does that may surprise (a horizon rounded to whole steps), once.
     for line in config_warnings(config):
         logger.warning(line)

@@ -124,3 +124,20 @@ def existing_targets(
             f"yet (e.g. {where(targets[-1])}); run the workflow first (make run / minnorm run)"
         )
     return existing
+
+
+def results_folder_problem(path: str | os.PathLike[str], *, write: bool = True) -> str | None:
+    """Why the results folder `path` cannot hold this run's files, in one line naming it, or None:
+    a symbolic link to nothing, something that is not a folder, or (`write`: the run will write
+    there) a folder this user may not write to."""
+    folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        return (
+            f"{folder}: a symbolic link to {os.readlink(folder)}, which does not exist; create "
+            "that folder (e.g. mount the disk) or remove the link"
+        )
+    if folder.exists() and not folder.is_dir():
+        return f"{folder}: exists but is not a folder; move it away so that results can go there"
+    if write and folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder}: folder is read-only for this user; make it writable or run elsewhere"
+    return None
