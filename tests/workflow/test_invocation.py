@@ -257,3 +257,42 @@ def test_dangling_results_link_stops_snakemake_with_one_line(tmp_path):
     assert result.returncode != 0
     assert f"results: a symbolic link to {tmp_path / 'unmounted'}, which does not exist" in log
     assert "Traceback" not in log and not (tmp_path / "unmounted").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("target", "line"),
+    [
+        (
+            "results/tiny_digits/figures/ss_fig1.png",
+            "results/tiny_digits/figures/ss_fig1: figure ss_fig1 is not in "
+            "experiments.tiny_digits.figures (experiments that list it: tiny_sphere)",
+        ),
+        (
+            "results/tiny_sphere/figures/gd_vs_flow.pdf",
+            "figure gd_vs_flow is not in experiments.tiny_sphere.figures (experiments that "
+            "list it: tiny_beyond)",
+        ),
+        (
+            "results/nope/checks.csv",
+            "results/nope/: the config has no experiment 'nope' (experiments: tiny_sphere, "
+            "tiny_digits, tiny_beyond)",
+        ),
+    ],
+)
+def test_unlisted_figure_or_unknown_experiment_target_gets_one_line(tmp_path, target, line):
+    root = _copy_repo(tmp_path / "wf")
+    result = _snakemake(
+        root,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/tests.yaml",
+        "--replace-workflow-config",
+        target,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert line in log, log[-3000:]
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]

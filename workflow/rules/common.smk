@@ -91,6 +91,23 @@ if workflow.is_main_process:
 CONDA_ENV = "../envs/minnorm.yaml"
 
 
+def known_target(exp, figure=None):
+    """The collected file of `exp`, which a figure or collect job reads; an explicit target of
+    another experiment, or of a figure `exp` does not list, stops Snakemake with one line
+    (plan.target_problem) instead of planning it."""
+    problem = plan.target_problem(config, exp, figure)
+    if problem:
+        raise SystemExit(problem)
+    return plan.collected_file(exp)
+
+
+def known_run_files(exp):
+    """The run files of `exp`, a collect job's inputs (one line and a stop for an experiment the
+    config does not have: `known_target`)."""
+    known_target(exp)
+    return plan.run_files(config, exp)
+
+
 def collected_files():
     """The collected dataset of every experiment, in config order."""
     return [plan.collected_file(exp) for exp in EXPERIMENTS]
