@@ -19,6 +19,7 @@ from minnorm.workflow.invocation import (
     config_digest,
     existing_targets,
     merged_configfile_warning,
+    merged_origin_note,
     results_folder_problem,
     write_last_run_config,
 )
@@ -296,3 +297,40 @@ def test_unlisted_figure_or_unknown_experiment_target_gets_one_line(tmp_path, ta
     assert result.returncode != 0
     assert line in log, log[-3000:]
     assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+
+
+def test_merge_error_says_which_keys_come_from_the_default_config(tmp_path):
+    default = tmp_path / "default.yaml"
+    default.write_text(
+        "experiments:\n  a:\n    training: {steps: 10}\n    sweep: {model.kappa: [1.0]}\n"
+    )
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("experiments:\n  a:\n    training: {horizon: 1.0}\n")
+    message = (
+        "invalid config:\nexperiments.a.training.horizon: sets the steps of each run; remove "
+        "training.steps or the horizon\nexperiments.a.sweep.model.kappa[0]: bad"
+    )
+    noted = merged_origin_note(message, [mine, default], default_file=default)
+    assert noted.startswith(message)
+    assert noted.splitlines()[-1] == (
+        f"note: experiments.a.training.steps, experiments.a.sweep.model.kappa are not in {mine} "
+        f"but in {default}, which Snakemake merged it into; add --replace-workflow-config to use "
+        "it alone"
+    )
+    # Keys the user wrote need no note.
+    assert merged_origin_note(message.splitlines()[0], [mine], default) == message.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_snakemake_merge_error_names_the_default_file_for_keys_the_user_did_not_write(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    (root / "mine.yaml").write_text(
+        "experiments:\n  ss_fig1:\n    training: {horizon: 1.0}\n"
+        "    sweep: {width: [8, 16], seed: [0]}\n"
+    )
+    result = _snakemake(root, "-n", "--cores", "1", "--configfile", "mine.yaml")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "experiments.ss_fig1.training.horizon: sets the steps" in log
+    assert "note: experiments.ss_fig1.training.steps is not in" in log
+    assert "but in config/config.yaml, which Snakemake merged it into" in log, log[-3000:]

@@ -12,6 +12,7 @@ from minnorm.config.yaml_reader import check_config_files
 from minnorm.workflow.invocation import (
     LAST_RUN_CONFIG,
     config_digest,
+    merged_origin_note,
     results_folder_problem,
     warn_if_configfile_merged,
 )
@@ -26,7 +27,16 @@ try:
     check_config_files(workflow.configfiles)
     config.update(validate_config(config))
 except ConfigError as error:
-    raise WorkflowError(str(error)) from None
+    # Merged into the default config: say which keys in the message come from there.
+    merged = (
+        workflow.modifier.is_main_snakefile()
+        and not workflow.config_settings.replace_workflow_config
+    )
+    raise WorkflowError(
+        merged_origin_note(str(error), workflow.overwrite_configfiles)
+        if merged
+        else str(error)
+    ) from None
 
 
 wildcard_constraints:

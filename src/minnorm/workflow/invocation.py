@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -141,3 +142,64 @@ def results_folder_problem(path: str | os.PathLike[str], *, write: bool = True) 
     if write and folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
         return f"{folder}: folder is read-only for this user; make it writable or run elsewhere"
     return None
+
+
+_FULL_KEY = re.compile(r"experiments\.([A-Za-z0-9_]+)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+_SECTION_KEY = re.compile(r"(?<![\w.])((?:data|model|training|sweep)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _has_path(mapping: object, parts: list[str]) -> bool:
+    """Whether `parts` is a key path of `mapping` (a swept key such as `model.kappa` under
+    `sweep` is one key with a dot)."""
+    for i, part in enumerate(parts):
+        if not isinstance(mapping, dict):
+            return False
+        rest = ".".join(parts[i:])
+        if part not in mapping:
+            return rest in mapping
+        mapping = mapping[part]
+    return True
+
+
+def merged_origin_note(
+    message: str,
+    configfiles: Iterable[str | os.PathLike[str]],
+    default_file: str | os.PathLike[str] = "config/config.yaml",
+) -> str:
+    """`message` (a config error of a config merged from the default file and `configfiles`)
+    with a last line naming the key paths in it that the user's files do not hold: they come
+    from the default file, which Snakemake merged in (no --replace-workflow-config)."""
+
+    def load(path: str | os.PathLike[str]) -> object:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError):
+            return None
+
+    files = [Path(f) for f in configfiles if Path(f).resolve() != Path(default_file).resolve()]
+    users, default = [load(f) for f in files], load(default_file)
+    from_default: list[str] = []
+    for line in message.splitlines():
+        found = _FULL_KEY.search(line)
+        if found is None:
+            continue
+        exp = found.group(1)
+        paths = [m.group(0) for m in _FULL_KEY.finditer(line)]
+        paths += [f"experiments.{exp}.{m.group(1)}" for m in _SECTION_KEY.finditer(line)]
+        for path in paths:
+            parts = path.split(".")
+            if (
+                _has_path(default, parts)
+                and not any(_has_path(u, parts) for u in users)
+                and path not in from_default
+            ):
+                from_default.append(path)
+    if not files or not from_default:
+        return message
+    return (
+        f"{message}\nnote: {', '.join(from_default)} "
+        f"{'is' if len(from_default) == 1 else 'are'} not in {', '.join(map(str, files))} but in "
+        f"{default_file}, which Snakemake merged it into; add --replace-workflow-config to use "
+        f"{'it' if len(files) == 1 else 'them'} alone"
+    )
