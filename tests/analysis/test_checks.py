@@ -73,6 +73,7 @@ def test_theory_like_width_experiment_supports_every_claim(tmp_path):
     assert dict(zip(df.check, df.verdict, strict=True)) == {
         "train_loss": "pass",
         "diverged": "pass",
+        "gram_conditioned": "pass",
         "dist_to_target": "supported",
         "dist_from_init": "supported",
         "gap_linearized": "supported",
@@ -215,6 +216,20 @@ def test_a_vacuous_bound_is_named(tmp_path):
 )
 def test_noise_verdict_flips(tmp_path, truth, check):
     assert _row(_arora(tmp_path, truth), check).verdict == "fail"
+
+
+def test_runs_with_a_singular_gram_matrix_are_listed_with_their_condition_number(tmp_path):
+    ds = _collected(tmp_path).load()
+    assert _row(theorem_checks({"w": ds}), "gram_conditioned").verdict == "pass"
+    flags = ds["used_pinv"].copy()
+    cond = ds["cond_G"].broadcast_like(flags).copy()
+    flags.loc[{"width": 500, "seed": 1}] = 1
+    cond.loc[{"width": 500, "seed": 1}] = 3.5e17
+    ds["used_pinv"], ds["cond_G"] = flags, cond
+    row = _row(theorem_checks({"w": ds}), "gram_conditioned")
+    assert row.verdict == "fail" and row.measured == 1
+    assert "1 of 12 runs used the pseudo-inverse" in row.detail
+    assert "width=500, seed=1" in row.detail and "cond_G=3.5e+17" in row.detail
 
 
 def test_one_run_per_width_at_two_widths_has_no_interval_and_is_inconclusive(tmp_path):

@@ -10,10 +10,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from helpers import REPO
+from helpers.image_files import random_images, write_mnist
 from minnorm.config import ConfigError, validate_config
 from minnorm.config.schema import load_schema, read_schema_file
 from minnorm.config.yaml_reader import (
@@ -290,8 +292,33 @@ def test_non_mapping_config_is_refused() -> None:
 
 
 def test_existing_data_folder_is_accepted(tiny: dict, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    write_mnist(
+        tmp_path,
+        random_images(rng, [0, 1] * 20, (28, 28)),
+        random_images(rng, [0, 1] * 20, (28, 28)),
+    )
     _set("tiny_digits.data", {"name": "mnist", "classes": [0, 1], "path": str(tmp_path)})(tiny)
     assert validate_config(tiny)["experiments"]["tiny_digits"]["data"]["path"] == str(tmp_path)
+
+
+@pytest.mark.parametrize("present", [0, 3])
+def test_data_folder_without_its_files_is_refused_naming_the_key_and_files(
+    tiny: dict, tmp_path: Path, present: int
+) -> None:
+    rng = np.random.default_rng(0)
+    images = random_images(rng, [0, 1] * 20, (28, 28))
+    written = sorted(write_mnist(tmp_path, images, images).values())
+    for path in written[present:]:
+        path.unlink()
+    _set("tiny_digits.data", {"name": "mnist", "classes": [0, 1], "path": str(tmp_path)})(tiny)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(tiny)
+    message = str(caught.value)
+    which = "none" if present == 0 else str(present)
+    assert f"{D}.data.path: folder {str(tmp_path)!r} holds {which} of the 4 mnist files" in message
+    assert all(p.name in message for p in written[present:])
+    assert all(p.name not in message for p in written[:present])
 
 
 def test_defaults_are_filled_without_touching_the_input() -> None:
@@ -617,6 +644,15 @@ SNAKEMAKE_BAD_FILES = [
     "dim-one",
     "path-empty",
     "sweep-duplicate-lr",
+    # issue 26
+    "horizon-steps-unbounded",
+    "horizon-swept-with-steps",
+    "kappa-overflow-float32",
+    "kappa-underflow-float32",
+    "gd-vs-flow-without-horizon",
+    "sweep-accelerator",
+    "path-without-files",
+    "sweep-too-many-runs",
 ]
 
 
@@ -642,6 +678,27 @@ def test_snakemake_dry_run_stops_on_bad_config_file(workflow_copy: Path, name: s
         assert text in output, output
     assert "Traceback" not in output and "Job stats" not in output, output
     assert not (workflow_copy / "results").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_dry_run_warns_of_a_rounded_horizon(workflow_copy: Path) -> None:
+    config = {
+        "experiments": {
+            "e": {
+                "data": {"name": "sphere_quadratic", "n_train": 20, "n_test": 30, "dim": 3},
+                "training": {"horizon": 0.35},
+                "sweep": {"width": [8], "seed": [0], "lr": [0.1]},
+            }
+        }
+    }
+    (workflow_copy / "rounded.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = _dry_run(workflow_copy, "--configfile", "rounded.yaml", "--replace-workflow-config")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert (
+        "experiments.e.training.horizon: 0.35 is not a whole number of steps at lr 0.1" in output
+        and "take 3 steps" in output
+    ), output
 
 
 @pytest.mark.slow

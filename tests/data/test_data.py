@@ -372,16 +372,31 @@ def test_registry_attributes() -> None:
         ),
     ],
 )
-def test_problems_name_the_key(name: str, cfg: dict, expected: str) -> None:
+def test_problems_name_the_key(name: str, cfg: dict, expected: str, tmp_path: Path) -> None:
+    if cfg.get("path") == ".":  # a folder holding (empty stand-ins of) the data set's files
+        cfg = {**cfg, "path": str(_with_files(name, tmp_path))}
     problems = DATASETS[name].problems(W, _block(name, **cfg))
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
-def test_valid_blocks_have_no_problems() -> None:
+def _with_files(name: str, folder: Path) -> Path:
+    """`folder` with an empty file at each path the data set's reader opens there."""
+    for path in DATASETS[name].files(_block(name, classes=[0, 1], path=str(folder))):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return folder
+
+
+def test_valid_blocks_have_no_problems(tmp_path: Path) -> None:
     assert DATASETS["sphere_quadratic"].problems(W, DataSettings.from_mapping(SPHERE_CFG)) == []
     assert DATASETS["digits"].problems(W, DataSettings.from_mapping(DIGITS_CFG)) == []
-    cifar = _block("cifar10", classes=[0, 1], path=".", n_train=10000, n_test=2000)
+    folder = str(_with_files("cifar10", tmp_path))
+    cifar = _block("cifar10", classes=[0, 1], path=folder, n_train=10000, n_test=2000)
     assert DATASETS["cifar10"].problems(W, cifar) == []
+    # The same folder without its files: refused naming data.path and each missing file.
+    (problem,) = DATASETS["mnist"].problems(W, _block("mnist", classes=[0, 1], path=folder))
+    assert problem.startswith(f"{W}.path: folder {folder!r} holds none of the 4 mnist files")
+    assert "train-images-idx3-ubyte" in problem and "t10k-labels-idx1-ubyte" in problem
 
 
 def test_make_dataset_dispatches_through_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,11 @@ from minnorm.training.train import train_run
 
 # Units the files use; both are UDUNITS-2 units ("1": dimensionless, "s": second).
 UDUNITS_USED = {"1", "s"}
-FLAGS = {"diverged": "not_diverged diverged", "used_pinv": "cholesky_solve pseudo_inverse"}
+FLAGS = {
+    "diverged": "not_diverged diverged",
+    "used_pinv": "cholesky_solve pseudo_inverse",
+    "diverged_reason": "not_diverged weights_not_finite loss_not_finite loss_above_limit",
+}
 
 
 def run_config(data: DataSettings, seed: int, kappa: float | None = None) -> RunConfig:
@@ -111,7 +115,7 @@ def test_conventions_units_and_flags(files, kind):
                 assert "units" not in attrs, (kind, name)
                 values = np.atleast_1d(attrs["flag_values"])
                 assert values.dtype == var.dtype, (kind, name)  # CF: the variable's own type
-                np.testing.assert_array_equal(values, [0, 1])
+                np.testing.assert_array_equal(values, range(len(FLAGS[name].split())))
                 assert attrs["flag_meanings"] == FLAGS[name]
                 assert len(attrs["flag_meanings"].split()) == len(values)
             else:
@@ -169,6 +173,7 @@ def test_run_file_keeps_its_variable_names(files):
         "wall_time_s",
         "diverged",
         "diverged_step",
+        "diverged_reason",
         "final_step",
         "step",
         "eig",

@@ -87,3 +87,47 @@ def test_resume_with_other_intervals_is_bit_identical(tmp_path, monkeypatch):
     # The file equals an uninterrupted run of the edited config (whose `config` attr it records).
     same_run(train_run(data, target, edited), resumed)
     assert resumed["dist_to_target"].values.tolist() == full["dist_to_target"].values.tolist()
+
+
+def _truncated(path, good):
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+
+
+def _garbage(path, good):
+    path.write_bytes(b"not a checkpoint at all\n" * 10)
+
+
+def _other_width(path, good, data_cfg=None):
+    # A real checkpoint of this config, but W of another shape (as if copied from another width).
+    payload = torch.load(good, weights_only=True)
+    payload["W"] = torch.zeros(5, 5, dtype=torch.float64)
+    torch.save(payload, path)
+
+
+def _no_records(path, good):
+    payload = torch.load(good, weights_only=True)
+    del payload["records"]
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("damage", [_truncated, _garbage, _other_width, _no_records])
+def test_checkpoint_that_cannot_be_loaded_is_set_aside_and_the_run_starts_over(
+    tmp_path, monkeypatch, caplog, damage
+):
+    data_cfg, data = sphere_data()
+    cfg = run_config(data_cfg, width=16, steps=40, checkpoint_every=10, progress_every=0)
+    target = build(data_cfg, data, cfg)
+    uninterrupted = train_run(data, target, cfg)
+    good = tmp_path / "killed.ckpt"
+    train_killed_at(20, monkeypatch, data, target, cfg, good)
+    path = tmp_path / "run.ckpt"
+    damage(path, good)
+    (tmp_path / "run.ckpt.broken").write_text("an earlier broken one")
+    with caplog.at_level(logging.WARNING):
+        restarted = train_run(data, target, cfg, checkpoint=path)
+    same_run(restarted, uninterrupted)
+    # Set aside, not deleted; the earlier broken one is kept too.
+    assert (tmp_path / "run.ckpt.broken-1").exists()
+    assert (tmp_path / "run.ckpt.broken").read_text() == "an earlier broken one"
+    assert f"checkpoint {path}" in caplog.text and "set aside as run.ckpt.broken-1" in caplog.text
+    assert "starts from step 0" in caplog.text

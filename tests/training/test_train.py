@@ -19,9 +19,9 @@ from minnorm.data.settings import DataSettings
 from minnorm.io.files import atomic_write_netcdf
 from minnorm.training import resources, run_file, run_record
 from minnorm.training.resources import RunTooLargeError, check_fits, estimate_run_bytes
-from minnorm.training.run_plan import recording_steps
+from minnorm.training.run_plan import DIVERGENCE_REASONS, recording_steps
 from minnorm.training.run_record import TRAJECTORIES, TrainingState
-from minnorm.training.train import train_run
+from minnorm.training.train import train_run, train_runs
 
 # Float64 iterates of two implementations of the same GD step differ by rounding only; after
 # ~50 steps the accumulated difference stays ~1e-14 relative, so 1e-10 (the bound) is safe.
@@ -118,16 +118,16 @@ def test_run_file_has_the_architecture_format():
         list(TRAJECTORIES)
         + list(run_file.TARGET_SCALARS)
         + list(run_file.TARGET_SPECTRA)
-        + ["wall_time_s", "diverged", "diverged_step", "final_step"]
+        + ["wall_time_s", "diverged", "diverged_step", "diverged_reason", "final_step"]
     ):
         assert name in ds.data_vars, name
         assert ds[name].attrs["long_name"], name
         # CF: units on every quantity, flag attributes (and no units) on the 0/1 flags.
-        if name in ("diverged", "used_pinv"):
-            assert "units" not in ds[name].attrs and list(ds[name].attrs["flag_values"]) == [
-                0,
-                1,
-            ], name
+        if name in ("diverged", "used_pinv", "diverged_reason"):
+            flags = 4 if name == "diverged_reason" else 2
+            assert "units" not in ds[name].attrs and list(ds[name].attrs["flag_values"]) == list(
+                range(flags)
+            ), name
         else:
             assert ds[name].attrs["units"] in ("1", "s"), name
     for name in TRAJECTORIES:
@@ -229,6 +229,9 @@ def test_too_large_learning_rate_is_recorded_as_diverged(tmp_path, caplog, dtype
         ds = train_run(data, target, cfg)
     assert int(ds["diverged"]) == 1
     assert "diverged at step" in caplog.text
+    # lr = 10 leaves W and the loss finite: only the ratio to the loss at W0 flags it.
+    reason = DIVERGENCE_REASONS[int(ds["diverged_reason"])]
+    assert reason == "loss_above_limit" if lr == 10.0 else reason != "not_diverged"
     if dtype == "float64":
         _, first_bad = numpy_gd(
             data.X_train.numpy(),
@@ -252,6 +255,37 @@ def test_too_large_learning_rate_is_recorded_as_diverged(tmp_path, caplog, dtype
     path = tmp_path / "diverged.nc"
     atomic_write_netcdf(ds, path)
     assert int(xr.load_dataset(path)["diverged"]) == 1
+
+
+# kappa = 1e200 (float64) or 1e25 (float32): the outputs at W0 overflow, so the loss is infinite
+# before any step. Parse time refuses such a kappa (minnorm.config.rules); the library must still
+# record the run as diverged at step 0 and finish the other runs of its batch.
+@pytest.mark.parametrize(("dtype", "kappa"), [("float64", 1e200), ("float32", 1e25)])
+def test_divergence_at_step_zero_is_recorded_and_the_batch_finishes(caplog, dtype, kappa):
+    data_cfg, data = sphere_data()
+    settings = {"width": 16, "steps": 20, "dtype": dtype, "step_impl": "fused"}
+    good = run_config(data_cfg, seed=0, **settings)
+    bad = dataclasses.replace(
+        run_config(data_cfg, seed=1, **settings),
+        model=dataclasses.replace(good.model, kappa=kappa),
+    )
+    targets = [build(data_cfg, data, good), build(data_cfg, data, bad)]
+    # Independent: the network's outputs at W0 in NumPy (the run's dtype) overflow.
+    X = np.hstack([data.X_train.numpy(), np.ones((data.X_train.shape[0], 1))]).astype(dtype)
+    W0, a = (targets[1][k].values.astype(dtype) for k in ("W0", "a"))
+    with np.errstate(over="ignore", invalid="ignore"):
+        f0 = np.maximum(X @ W0.T, 0) @ a / np.sqrt(16).astype(dtype)
+        assert not np.isfinite(np.sum((f0 - data.y_train.numpy().astype(dtype)) ** 2))
+    with caplog.at_level(logging.WARNING):
+        batch = train_runs([data, data], targets, [good, bad])
+    alone = train_run(data, targets[0], good)
+    same_run(batch[0], alone)
+    assert int(batch[0]["diverged"]) == 0 and int(batch[0]["final_step"]) == 20
+    ds = batch[1]
+    assert int(ds["diverged"]) == 1 and int(ds["diverged_step"]) == 0
+    assert DIVERGENCE_REASONS[int(ds["diverged_reason"])] == "loss_not_finite"
+    assert ds.sizes["step"] == 0 and int(ds["final_step"]) == -1
+    assert "diverged at step 0: loss not finite" in caplog.text
 
 
 def test_learning_rate_near_the_stability_limit_is_not_flagged():
@@ -286,7 +320,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path, monkeypatch):
     assert checkpoint.exists()  # deleting it is the caller's decision
 
 
-def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_named(tmp_path, caplog):
+def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_set_aside(tmp_path, caplog):
     data_cfg, data = sphere_data()
     cfg = run_config(data_cfg, width=32, steps=20, checkpoint_every=10)
     target = build(data_cfg, data, cfg)
@@ -298,8 +332,11 @@ def test_checkpoint_of_another_config_is_ignored_and_corrupt_one_named(tmp_path,
     assert "different run config" in caplog.text
     same_run(ds, train_run(data, target, cfg))
     checkpoint.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="run.pt"):
-        train_run(data, target, cfg, checkpoint=checkpoint)
+    with caplog.at_level(logging.WARNING, logger="minnorm.training.run_record"):
+        again = train_run(data, target, cfg, checkpoint=checkpoint)
+    same_run(again, ds)  # started over (tests/training/test_checkpoint_settings.py: every kind)
+    assert f"checkpoint {checkpoint} cannot be read" in caplog.text
+    assert (tmp_path / "run.pt.broken").read_bytes() == b"not a checkpoint"
 
 
 def test_checkpoint_of_other_numerical_code_is_discarded(tmp_path, monkeypatch, caplog):
@@ -368,9 +405,9 @@ def test_checkpoints_are_loaded_without_pickle(tmp_path):
 def test_memory_estimate_covers_the_big_arrays():
     n, m, p, n_test = 100, 10_000, 6, 200
     est64 = estimate_run_bytes(n, m, p, "float64", n_test)
-    # Irreducible: (n, m) activations in the training dtype and float64 pre-activations on train
-    # and test points for recording.
-    assert est64 >= 8 * n * m + 8 * (n + n_test) * m
+    # Irreducible: (n, m) activations in the training dtype and float64 pre-activations on the
+    # train or the test points for recording (one at a time).
+    assert est64 >= 8 * n * m + 8 * max(n, n_test) * m
     assert estimate_run_bytes(n, m, p, torch.float32, n_test) < est64
     assert estimate_run_bytes(n, 2 * m, p, "float64", n_test) == pytest.approx(2 * est64, rel=0.01)
 

@@ -19,6 +19,8 @@ from minnorm.workflow.invocation import (
     config_digest,
     existing_targets,
     merged_configfile_warning,
+    merged_origin_note,
+    results_folder_problem,
     write_last_run_config,
 )
 
@@ -68,6 +70,42 @@ def test_existing_targets_only_under_make_report(tmp_path):
         names, environ={REPORT_EXISTING_ENV: "1"}, where=lambda t: str(tmp_path / "p" / t)
     )
     assert moved == ["made.png"]
+    # A report with nothing to show is refused (an empty report would look like a result).
+    with pytest.raises(ValueError, match="no results to report: none of the 2 files"):
+        existing_targets(names, environ={REPORT_EXISTING_ENV: "1"}, where=lambda t: t + ".no")
+
+
+def _fake_venv(venv: Path) -> Path:
+    """A venv folder whose tools run this interpreter (for `make` in a copy)."""
+    (venv / "bin").mkdir(parents=True)
+    for tool, command in (
+        ("python", ""),
+        ("snakemake", " -m snakemake"),
+        ("minnorm", " -m minnorm"),
+    ):
+        (venv / "bin" / tool).write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
+        (venv / "bin" / tool).chmod(0o755)
+    (venv / ".installed").touch()
+    return venv
+
+
+@pytest.mark.slow
+def test_make_report_before_any_run_says_so_and_fails(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    venv = _fake_venv(tmp_path / "venv")
+    report = subprocess.run(
+        ["make", "report", f"VENV={venv}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+    )
+    log = report.stdout + report.stderr
+    assert report.returncode != 0, log[-3000:]
+    assert "no results to report: none of the" in log and "run the workflow first" in log, log
+    assert "Traceback" not in log
+    assert not (root / "results" / "report.html").exists()
 
 
 def test_config_digest_follows_the_values_not_the_key_order():
@@ -185,3 +223,114 @@ def test_module_without_prefix_plans_the_outputs_and_records_its_config(tmp_path
     assert "rule mine_train_catalog_tiny:" in log
     assert "results/catalog_tiny/figures/ss_fig1.png" in log
     assert not (tmp_path / "results").exists()
+
+
+def test_results_folder_that_cannot_hold_files_gets_one_line_naming_it(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    assert results_folder_problem(results) is None  # absent: the run makes it
+    results.symlink_to(tmp_path / "unmounted")
+    assert results_folder_problem(results) == (
+        f"{results}: a symbolic link to {tmp_path / 'unmounted'}, which does not exist; create "
+        "that folder (e.g. mount the disk) or remove the link"
+    )
+    results.unlink()
+    results.write_text("a file")
+    assert "exists but is not a folder" in str(results_folder_problem(results))
+    results.unlink()
+    results.mkdir()
+    assert results_folder_problem(results) is None
+    # Read-only (faked: a root user may write anywhere); a dry run writes nothing.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert results_folder_problem(results) == (
+        f"{results}: folder is read-only for this user; make it writable or run elsewhere"
+    )
+    assert results_folder_problem(results, write=False) is None
+
+
+@pytest.mark.slow
+def test_dangling_results_link_stops_snakemake_with_one_line(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    (root / "results").symlink_to(tmp_path / "unmounted")
+    result = _snakemake(
+        root, "--cores", "1", "--configfile", "config/tests.yaml", "--replace-workflow-config"
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"results: a symbolic link to {tmp_path / 'unmounted'}, which does not exist" in log
+    assert "Traceback" not in log and not (tmp_path / "unmounted").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("target", "line"),
+    [
+        (
+            "results/tiny_digits/figures/ss_fig1.png",
+            "results/tiny_digits/figures/ss_fig1: figure ss_fig1 is not in "
+            "experiments.tiny_digits.figures (experiments that list it: tiny_sphere)",
+        ),
+        (
+            "results/tiny_sphere/figures/gd_vs_flow.pdf",
+            "figure gd_vs_flow is not in experiments.tiny_sphere.figures (experiments that "
+            "list it: tiny_beyond)",
+        ),
+        (
+            "results/nope/checks.csv",
+            "results/nope/: the config has no experiment 'nope' (experiments: tiny_sphere, "
+            "tiny_digits, tiny_beyond)",
+        ),
+    ],
+)
+def test_unlisted_figure_or_unknown_experiment_target_gets_one_line(tmp_path, target, line):
+    root = _copy_repo(tmp_path / "wf")
+    result = _snakemake(
+        root,
+        "-n",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/tests.yaml",
+        "--replace-workflow-config",
+        target,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert line in log, log[-3000:]
+    assert "Traceback" not in log and "Exception" not in log, log[-3000:]
+
+
+def test_merge_error_says_which_keys_come_from_the_default_config(tmp_path):
+    default = tmp_path / "default.yaml"
+    default.write_text(
+        "experiments:\n  a:\n    training: {steps: 10}\n    sweep: {model.kappa: [1.0]}\n"
+    )
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("experiments:\n  a:\n    training: {horizon: 1.0}\n")
+    message = (
+        "invalid config:\nexperiments.a.training.horizon: sets the steps of each run; remove "
+        "training.steps or the horizon\nexperiments.a.sweep.model.kappa[0]: bad"
+    )
+    noted = merged_origin_note(message, [mine, default], default_file=default)
+    assert noted.startswith(message)
+    assert noted.splitlines()[-1] == (
+        f"note: experiments.a.training.steps, experiments.a.sweep.model.kappa are not in {mine} "
+        f"but in {default}, which Snakemake merged it into; add --replace-workflow-config to use "
+        "it alone"
+    )
+    # Keys the user wrote need no note.
+    assert merged_origin_note(message.splitlines()[0], [mine], default) == message.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_snakemake_merge_error_names_the_default_file_for_keys_the_user_did_not_write(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    (root / "mine.yaml").write_text(
+        "experiments:\n  ss_fig1:\n    training: {horizon: 1.0}\n"
+        "    sweep: {width: [8, 16], seed: [0]}\n"
+    )
+    result = _snakemake(root, "-n", "--cores", "1", "--configfile", "mine.yaml")
+    log = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "experiments.ss_fig1.training.horizon: sets the steps" in log
+    assert "note: experiments.ss_fig1.training.steps is not in" in log
+    assert "but in config/config.yaml, which Snakemake merged it into" in log, log[-3000:]

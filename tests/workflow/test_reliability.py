@@ -723,6 +723,18 @@ def test_truncated_target_is_rebuilt_while_runs_are_reused(
 
 
 @pytest.mark.slow
+def test_deleted_run_file_is_rebuilt_by_the_next_run(tiny_finished: Path, tmp_path: Path) -> None:
+    root = _fork(tiny_finished, tmp_path)
+    name = "results/tiny_sphere/runs/m128/s1_p0_lr0.01.nc"
+    (root / name).unlink()
+    result = _run_in(root, *TINY_ARGS, config=_tiny_raw())
+    assert result.returncode == 0, result.stderr[-5000:]
+    # Only its width's job ran; it restored the run from its completed-run link.
+    assert _job_lines(result.stdout) == {("train_tiny_sphere", 128): (2, 0)}, result.stdout[-3000:]
+    _assert_same_content(root / name, tiny_finished / name)
+
+
+@pytest.mark.slow
 def test_replaced_local_data_file_reruns_the_data_job(tmp_path: Path) -> None:
     from helpers.image_files import random_images, write_mnist
 

@@ -46,3 +46,24 @@ def test_status_counts_finished_and_started_runs_and_shows_the_latest_log(tmp_pa
 def test_status_without_a_run_says_so(tmp_path, capsys):
     assert status.main(["--directory", str(tmp_path)]) == 1
     assert "no run has started" in capsys.readouterr().err
+
+
+def test_status_names_the_runs_whose_gram_matrix_needed_the_pseudo_inverse(tmp_path, capsys):
+    import xarray as xr
+
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        config = validate_config(yaml.safe_load(handle))
+    write_last_run_config(config, tmp_path / "results" / "last_run_config.yaml")
+    target = tmp_path / "results" / "tiny_sphere" / "target"
+    target.mkdir(parents=True)
+    for name, used, cond in (("m64_s1_p0.nc", 1, 2.5e17), ("m128_s0_p0.nc", 0, 40.0)):
+        xr.Dataset({"used_pinv": ((), used), "cond_G": ((), cond)}).to_netcdf(target / name)
+    (target / "m256_s0_p0.nc").write_bytes(b"being written")  # unreadable: skipped
+    assert status.main(["--directory", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    warnings = [line for line in lines if "pseudo-inverse" in line]
+    assert warnings == [
+        "  warning: G singular or ill-conditioned (cond_G 2.5e+17), pseudo-inverse target: "
+        "results/tiny_sphere/target/m64_s1_p0.nc; runs: s1_p0_lr0.01"
+    ]
+    assert lines.index(warnings[0]) == lines.index("tiny_sphere: 0/6 runs done") + 1

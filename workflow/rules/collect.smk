@@ -3,7 +3,7 @@
 
 rule collect:
     input:
-        runs=lambda w: plan.run_files(config, w.exp),
+        runs=lambda w: known_run_files(w.exp),
     output:
         "results/{exp}/{exp}.nc",
     log:

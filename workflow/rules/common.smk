@@ -1,15 +1,19 @@
 # Config validation, wildcard constraints and thin calls into the run plan. All logic lives in
 # minnorm.config.validate (validation) and minnorm.workflow.plan (files, jobs, identities, resources).
 
+import os
 from pathlib import Path
 
 from minnorm.io import integrity
 from minnorm.workflow import plan, resource_requests
 from minnorm.config import ConfigError, validate_config
+from minnorm.config.validate import config_warnings
 from minnorm.config.yaml_reader import check_config_files
 from minnorm.workflow.invocation import (
     LAST_RUN_CONFIG,
     config_digest,
+    merged_origin_note,
+    results_folder_problem,
     warn_if_configfile_merged,
 )
 from snakemake.exceptions import WorkflowError
@@ -23,7 +27,16 @@ try:
     check_config_files(workflow.configfiles)
     config.update(validate_config(config))
 except ConfigError as error:
-    raise WorkflowError(str(error)) from None
+    # Merged into the default config: say which keys in the message come from there.
+    merged = (
+        workflow.modifier.is_main_snakefile()
+        and not workflow.config_settings.replace_workflow_config
+    )
+    raise WorkflowError(
+        merged_origin_note(str(error), workflow.overwrite_configfiles)
+        if merged
+        else str(error)
+    ) from None
 
 
 wildcard_constraints:
@@ -63,6 +76,22 @@ def output_path(path):
 # A damaged result (truncated, or not netCDF; all writes are atomic, so only outside harm makes
 # one) is removed before the DAG is built, so that the job that makes it runs again.
 if workflow.is_main_process:
+    # A results folder that cannot hold the files (a dangling link, read-only): one line.
+    _results_problem = results_folder_problem(
+        output_path("results"), write=not workflow.dryrun
+    )
+    if _results_problem:
+        raise WorkflowError(_results_problem)
+    # What a valid config does that may surprise (a horizon rounded to whole steps), once.
+    for line in config_warnings(config):
+        logger.warning(line)
+    # Sizes that cannot fit: every job's estimated memory against the declared mem_mb
+    # (--resources), else this machine's memory; MINNORM_MEMORY_MB overrides (0: no check).
+    _refusal = resource_requests.memory_refusal(
+        config, workflow.global_resources.get("mem_mb"), os.environ
+    )
+    if _refusal:
+        raise WorkflowError(_refusal)
     results = [output_path(path) for path in plan.result_files(config)]
     for path, why in integrity.remove_damaged(results).items():
         logger.warning(f"{path} was damaged ({why}): removed, to be built again")
@@ -72,17 +101,35 @@ if workflow.is_main_process:
 CONDA_ENV = "../envs/minnorm.yaml"
 
 
+def known_target(exp, figure=None):
+    """The collected file of `exp`, which a figure or collect job reads; an explicit target of
+    another experiment, or of a figure `exp` does not list, stops Snakemake with one line
+    (plan.target_problem) instead of planning it."""
+    problem = plan.target_problem(config, exp, figure)
+    if problem:
+        raise SystemExit(problem)
+    return plan.collected_file(exp)
+
+
+def known_run_files(exp):
+    """The run files of `exp`, a collect job's inputs (one line and a stop for an experiment the
+    config does not have: `known_target`)."""
+    known_target(exp)
+    return plan.run_files(config, exp)
+
+
 def collected_files():
     """The collected dataset of every experiment, in config order."""
     return [plan.collected_file(exp) for exp in EXPERIMENTS]
 
 
 def all_targets():
-    """Everything the default target builds: data and target files (so that a removed one is
-    built again even when the runs made from it are up to date), collected files, checks and
+    """Everything the default target builds: data, target and run files (so that a removed one
+    is built again even when what was made from it is up to date), collected files, checks and
     figures."""
     return [
         *[path for exp in EXPERIMENTS for path in plan.input_stage_files(config, exp)],
+        *[path for exp in EXPERIMENTS for path in plan.run_files(config, exp)],
         *collected_files(),
         "results/checks.csv",
         "results/checks.md",

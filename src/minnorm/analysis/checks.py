@@ -128,6 +128,31 @@ def _diverged(ds: xr.Dataset) -> Outcome:
     return Outcome(len(runs), PASS if not runs else FAIL, detail)
 
 
+def _pseudo_inverse(ds: xr.Dataset) -> Outcome:
+    """Runs whose G was singular or ill-conditioned (the target used the pseudo-inverse), each
+    named by its swept values with its condition number."""
+    flags = ds["used_pinv"].fillna(0) > 0
+    stacked = flags.stack(run=flags.dims) if flags.dims else flags.expand_dims(run=[0])
+    cond = ds["cond_G"].broadcast_like(flags)
+    cond = cond.stack(run=flags.dims) if flags.dims else cond.expand_dims(run=[0])
+    runs = [
+        ", ".join(f"{d}={stacked[d].values[i].item():g}" for d in flags.dims)
+        + f": cond_G={float(cond.values[i]):.3g}"
+        for i in np.flatnonzero(stacked.values)
+    ]
+    total = int(np.isfinite(ds["used_pinv"].values).sum())
+    more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+    detail = f"{len(runs)} of {total} runs used the pseudo-inverse" + (
+        f": {'; '.join(runs[:5])}{more}" if runs else ""
+    )
+    return Outcome(len(runs), PASS if not runs else FAIL, detail)
+
+
+def has_gram_flags(ds: xr.Dataset) -> bool:
+    """The runs carry the target's `used_pinv` and `cond_G` (every run file does)."""
+    return "used_pinv" in ds and "cond_G" in ds
+
+
 # ---- label-noise claims (Arora et al.): per width and every other swept value, seed means ----
 
 
@@ -265,6 +290,16 @@ CHECKS: dict[str, CheckSpec] = {
             "every experiment (all runs); diverged runs are excluded from every other row",
             every_experiment,
             _diverged,
+        ),
+        CheckSpec(
+            "gram_conditioned",
+            DETERMINISTIC,
+            "G is well conditioned in every run (the theorems assume lambda_min(G) > 0)",
+            "number of runs whose G was singular or ill-conditioned (pseudo-inverse target)",
+            "0",
+            "every experiment (all runs); each such run is listed with its cond_G",
+            has_gram_flags,
+            _pseudo_inverse,
         ),
         CheckSpec(
             "dist_to_target",

@@ -52,6 +52,8 @@ class FigureSpec:
     needs_paper_network: whether the figure is about the papers' network only (relu with the
       output layer fixed: the Arora et al. bound is proved for it alone); any other
       `model.activation` or `model.train_output`, written or swept, is refused.
+    needs_horizon: whether the figure compares learning rates at a fixed gradient-flow time
+      lr * T, which only `training.horizon` (written or swept) gives every run.
     """
 
     name: str
@@ -63,6 +65,7 @@ class FigureSpec:
     min_noise_levels: int = 1
     needs_sweep: tuple[str, ...] = ()
     needs_paper_network: bool = False
+    needs_horizon: bool = False
 
     def __post_init__(self) -> None:
         given = cast("Path | str | None", self.caption)  # None: the default caption file
@@ -127,6 +130,13 @@ class FigureSpec:
                     f"{at}: {self.name} compares runs across {key}; "
                     f"{where}.sweep.{key} needs at least 2 values, found {len(values)}"
                 )
+        horizon = experiment.training.horizon is not None or sweep.values("training.horizon")
+        if self.needs_horizon and not horizon:
+            problems.append(
+                f"{at}: {self.name} compares learning rates at a fixed lr * T; set "
+                f"{where}.training.horizon (it gives every run round(horizon / lr) steps) "
+                "instead of training.steps"
+            )
         return problems
 
 
@@ -211,6 +221,7 @@ FIGURES: dict[str, FigureSpec] = {
             "final ||W(T) - W*|| against width, one line per learning rate at fixed lr * T",
             min_widths=3,
             needs_sweep=("lr",),
+            needs_horizon=True,
         ),
         FigureSpec(
             "lazy_phase",

@@ -11,17 +11,22 @@ starts with the key path of the offending value.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
+
+import numpy as np
 
 from minnorm.config.experiment import ExperimentConfig
 from minnorm.config.figure_registry import FIGURES
 from minnorm.config.run_config import (
     DEFAULT_LEAK,
     LEAK_ACTIVATION,
+    ModelSettings,
     TrainingSettings,
     read_section,
 )
 from minnorm.config.schema import dataset_keys, schema_problems
+from minnorm.config.schema_file import read_schema_file
 from minnorm.config.sweep import (
     MAX_SETTING_TAG_BYTES,
     setting_sweeps,
@@ -39,6 +44,16 @@ MAX_POINTS_PER_INTERVAL = 1_000_000
 # The schema's default of training.record.log_points: accepted even for shorter runs, where the
 # extra log-spaced points only repeat steps.
 DEFAULT_LOG_POINTS = 40
+# horizon / lr must be a whole number of steps to this relative tolerance (0.3 / 0.1 is
+# 2.9999999999999996 in floating point, and means 3 steps).
+HORIZON_RTOL = 1e-9
+# The outputs at W0 are f(x) = sum_r a_r relu(w_r . x~) / sqrt(m) with w_r . x~ ~ N(0, (kappa
+# |x~|)^2): bounded here by kappa |x~| OUTPUT_Z sqrt(m) (every unit at OUTPUT_Z standard
+# deviations, a worst case no draw reaches), and the loss by n times its square. The training
+# dtype must hold LOSS_HEADROOM times that bound: the divergence limit is 10 x the loss at W0,
+# and the first steps may raise it further before the limit stops them.
+OUTPUT_Z = 10.0
+LOSS_HEADROOM = 1e4
 
 
 def experiment_problems(name: str, block: dict[str, Any]) -> list[str]:
@@ -64,11 +79,105 @@ def experiment_problems(name: str, block: dict[str, Any]) -> list[str]:
     for figure in experiment.figures:
         problems.extend(FIGURES[figure].problems(where, experiment))
     for lr in experiment.sweep.lr:
-        per_lr = experiment.training.for_lr(lr)
-        problems.extend(
-            p for p in training_problems(f"{where}.training", per_lr) if p not in problems
+        found = horizon_problems(f"{where}.training", experiment.training, lr)
+        if not found:
+            found = training_problems(f"{where}.training", experiment.training.for_lr(lr))
+        problems.extend(p for p in found if p not in problems)
+    problems.extend(
+        kappa_problems(
+            f"{where}.model.kappa",
+            experiment.model,
+            experiment.training.dtype,
+            n=max(data.n_train, data.n_test),
+            width=max(experiment.sweep.width, default=1),
+            input_norm=spec.max_input_norm * (math.sqrt(2.0) if experiment.model.bias else 1.0),
         )
+    )
     return problems
+
+
+def max_steps() -> int:
+    """The most GD steps a run may take: the schema's bound of `training.steps`."""
+    bound: int = read_schema_file()["$defs"]["training"]["properties"]["steps"]["maximum"]
+    return bound
+
+
+def horizon_problems(where: str, training: TrainingSettings, lr: float) -> list[str]:
+    """Why `training.horizon` cannot set the steps of a run at learning rate `lr` ([] when it
+    can, or when no horizon is set): less than one step, or more steps than `training.steps`
+    may be. `where`: the key path of the training block. A horizon that is not a whole number
+    of steps is rounded, with a warning (`horizon_warnings`)."""
+    horizon = training.horizon
+    if horizon is None:
+        return []
+    at = f"{where}.horizon"
+    ratio = horizon / lr
+    steps = round(ratio)
+    if ratio < 1.0 - HORIZON_RTOL:
+        return [
+            f"{at}: {horizon!r} is less than one step at lr {lr!r} (horizon / lr = {ratio:.6g}); "
+            f"the horizon is lr * steps, so use at least {lr!r}"
+        ]
+    if steps > max_steps():
+        return [
+            f"{at}: {horizon!r} at lr {lr!r} makes {steps} steps, more than the {max_steps()} "
+            "a run may take (the bound of training.steps); use a smaller horizon or a larger lr"
+        ]
+    return []
+
+
+def horizon_warnings(name: str, block: dict[str, Any]) -> list[str]:
+    """One warning per (horizon, lr) of a valid experiment (defaults filled) whose horizon / lr is
+    not a whole number of steps (relative tolerance HORIZON_RTOL): the runs at that lr take
+    round(horizon / lr) steps, so their gradient-flow time differs from the horizon; each
+    names the key path of the horizon (written or swept) and the steps the runs take."""
+    where = f"experiments.{name}"
+    experiment = ExperimentConfig.from_mapping(name, block)
+    horizons = []
+    if experiment.training.horizon is not None:
+        horizons.append((f"{where}.training.horizon", experiment.training.horizon))
+    swept = setting_sweeps(read_section(block, "sweep", where)).get("training.horizon", [])
+    horizons.extend((f"{where}.sweep.training.horizon[{i}]", v) for i, v in enumerate(swept))
+    warnings = []
+    for at, horizon in horizons:
+        for lr in experiment.sweep.lr:
+            ratio = horizon / lr
+            steps = max(1, round(ratio))
+            if abs(ratio - steps) > HORIZON_RTOL * ratio:
+                warnings.append(
+                    f"{at}: {horizon!r} is not a whole number of steps at lr {lr!r} (horizon / "
+                    f"lr = {ratio!r}); the runs at that lr take {steps} steps, a gradient-flow "
+                    f"time of {steps * lr:.12g}"
+                )
+    return warnings
+
+
+def kappa_problems(
+    where: str, model: ModelSettings, dtype: str, *, n: int, width: int, input_norm: float
+) -> list[str]:
+    """Why `model.kappa` is not representable in the training dtype `dtype` at these sizes ([]
+    when it is): the initial weights (std kappa) underflow below the dtype's smallest normal
+    number, or the network's outputs and loss at W0 (`n` points of norm at most `input_norm`,
+    the largest width `width`) may overflow it (bound: OUTPUT_Z, LOSS_HEADROOM)."""
+    info = np.finfo(np.dtype(dtype))
+    kappa = model.kappa
+    tiny, top = float(info.tiny), float(info.max)
+    if kappa < tiny:
+        return [
+            f"{where}: {kappa!r} is below the smallest normal {dtype} number ({tiny:.3g}): the "
+            "initial weights underflow (to 0 or denormals) and the runs cannot move; use a "
+            f"larger kappa{' (or training.dtype float64)' if dtype != 'float64' else ''}"
+        ]
+    output = kappa * input_norm * OUTPUT_Z * math.sqrt(width)
+    loss = n * output * output
+    if not math.isfinite(loss) or LOSS_HEADROOM * loss > top:
+        limit = math.sqrt(top / (LOSS_HEADROOM * n)) / (input_norm * OUTPUT_Z * math.sqrt(width))
+        return [
+            f"{where}: {kappa!r} makes the network's outputs at initialization up to "
+            f"{output:.3g} (width {width}, {n} points), whose loss can overflow {dtype} "
+            f"(largest {top:.3g}); use kappa <= {limit:.6g}"
+        ]
+    return []
 
 
 def sweep_setting_problems(name: str, block: dict[str, Any], schema: dict[str, Any]) -> list[str]:

@@ -27,6 +27,11 @@ SECTIONS: tuple[str, ...] = ("data", "model", "training")
 # out of a run's identity (`minnorm.config.run_config.numeric_settings`), and not sweepable.
 NON_NUMERIC_TRAINING_KEYS = frozenset({"progress_every", "checkpoint_every"})
 
+# Training settings that choose how or where a run is computed, not what: the device, the
+# implementation of the GD step (each gives the same iterates up to rounding) and the intervals
+# above. Sweeping one would repeat every run under another name, so none can be swept.
+EXECUTION_TRAINING_KEYS = NON_NUMERIC_TRAINING_KEYS | {"accelerator", "step_impl"}
+
 # Sweep keys every experiment has; any other sweep key is a setting's key path (`model.kappa`).
 # They are also the first dims of a collected dataset, in this order.
 RUN_SWEEP_KEYS: tuple[str, ...] = ("width", "seed", "label_noise", "lr")
@@ -39,8 +44,11 @@ NOT_SWEEPABLE: dict[str, str] = {
     "training.lr": "sweep the learning rate with sweep.lr",
     "data.name": "a data set is chosen per experiment; define one experiment per data set",
     **{
-        f"training.{key}": "changes no number; the runs would repeat each other"
-        for key in sorted(NON_NUMERIC_TRAINING_KEYS)
+        f"training.{key}": (
+            "chooses how or where runs are computed, not their numbers; the runs would repeat "
+            "each other (set it once under training)"
+        )
+        for key in sorted(EXECUTION_TRAINING_KEYS)
     },
 }
 # A swept text value becomes part of file names (`data_labels=center`): plain characters only.

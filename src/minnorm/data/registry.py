@@ -49,6 +49,8 @@ class DatasetSpec:
       {"train": (...), "test": (...)} when train and test come from separate files, or
       {"all": (...)} when both are drawn from one pool; None when unbounded (a generator).
     min_n_train, min_dim: smallest `data.n_train` and `data.dim` the generator works with.
+    max_input_norm: the largest Euclidean norm of an input x the generator returns (1: unit-norm
+      rows, as every generator here makes); the parse-time bound on the outputs at W0 uses it.
     schema: the data set's own keys of the `data:` block, {key: JSON schema of its value} (no
       `default`), merged into the config schema by minnorm.config.schema.load_schema so that a
       new key needs no schema edit; another data set's block may not use it. None: no own keys.
@@ -65,6 +67,7 @@ class DatasetSpec:
     min_dim: int = 1
     schema: dict[str, Any] | None = None
     local_files: Callable[[Path], list[Path]] | str | None = None
+    max_input_norm: float = 1.0
 
     @property
     def pm1_labels(self) -> bool:
@@ -139,7 +142,8 @@ class DatasetSpec:
                 f"({self.name} has d={self.dim})"
             )
         problems.extend(self._class_problems(f"{where}.classes", data.classes))
-        problems.extend(self._path_problems(f"{where}.path", data.path))
+        path_problems = self._path_problems(f"{where}.path", data.path)
+        problems.extend(path_problems or self._missing_file_problems(f"{where}.path", data))
         n_train, n_test = data.n_train, data.n_test
         if n_train < self.min_n_train:
             problems.append(
@@ -211,6 +215,26 @@ class DatasetSpec:
         if not folder.is_dir():
             return [f"{where}: folder {path!r} does not exist (resolved to {folder.resolve()})"]
         return []
+
+    def _missing_file_problems(self, where: str, data: DataSettings) -> list[str]:
+        """The files the generator will open (`files`) that are not in the existing folder
+        `data.path`, named at `where` (the key path of `data.path`); [] when all are there."""
+        if not self.needs_path or self.local_files is None or data.path is None:
+            return []
+        files = self.files(data)
+        missing = [f for f in files if not f.is_file()]
+        if not missing:
+            return []
+        root = Path(data.path).expanduser()
+        which = "none" if len(missing) == len(files) else f"{len(files) - len(missing)}"
+        names = ", ".join(
+            str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in missing
+        )
+        return [
+            f"{where}: folder {data.path!r} holds {which} of the {len(files)} {self.name} "
+            f"files; missing: {names} (put the original files there; minnorm does not "
+            "download them)"
+        ]
 
 
 def _valid_pair(classes: Any, allowed: range) -> bool:

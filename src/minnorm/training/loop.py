@@ -16,7 +16,12 @@ from minnorm.data.datasets import Dataset
 from minnorm.training.gd_step import loss_value
 from minnorm.training.progress import JobProgress
 from minnorm.training.recorder import Recorder, RunState
-from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO, RunPlan, device_name
+from minnorm.training.run_plan import (
+    DIVERGENCE_LOSS_RATIO,
+    DIVERGENCE_REASONS,
+    RunPlan,
+    device_name,
+)
 from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
 
 
@@ -61,9 +66,10 @@ def train_group(
     device: torch.device,
     logger: logging.Logger,
     progress: JobProgress | None,
-) -> tuple[list[int | None], list[float], str]:
+) -> tuple[list[int | None], list[int], list[float], str]:
     """GD for runs whose states stand at the same step (their `training` settings and `plan`
-    shared); returns each run's diverged step (None: did not diverge), its training time, and the
+    shared); returns each run's diverged step (None: did not diverge), why it diverged (an index
+    of `DIVERGENCE_REASONS`, 0 if it did not), its training time, and the
     name of the step's implementation (`GDSystem.step_path`, e.g. "cpp-avx512"). One run trains as
     an (m, p) network, several as a batch (W: (S, m, p))."""
     dtype = plan.dtype
@@ -115,14 +121,17 @@ def train_group(
             trainer.fit(system, datamodule=datamodule)
     wall = [recorder.elapsed(run) for run in runs]
     logger.info("GD steps computed by the %s step", system.step_description())
-    for index, bad in enumerate(system.diverged_steps):
+    for index, (bad, why) in enumerate(
+        zip(system.diverged_steps, system.diverged_reasons, strict=True)
+    ):
         if bad is not None:
             which = f"run {index + 1}/{count} of the batch " if count > 1 else "run "
             logger.warning(
-                "%sdiverged at step %d (loss non-finite or above %g x its initial value, or "
-                "non-finite weights); stopped",
+                "%sdiverged at step %d: %s (the limit: a finite loss at most %g x its initial "
+                "value, finite weights); stopped",
                 which,
                 bad,
+                DIVERGENCE_REASONS[why].replace("_", " "),
                 DIVERGENCE_LOSS_RATIO,
             )
     if progress is not None:
@@ -135,4 +144,4 @@ def train_group(
             else f"{len(bad_steps)} diverged"
         )
         progress.end_run(max(run.state.step for run in runs), note)
-    return list(system.diverged_steps), wall, system.step_path
+    return list(system.diverged_steps), list(system.diverged_reasons), wall, system.step_path

@@ -24,12 +24,14 @@ def estimate_run_bytes(n: int, m: int, p: int, dtype: str | torch.dtype, n_test:
 
     Training (``dtype``): the (n, m) pre-activations, their relu, the backward's masked residuals
     and mask (4 n m) plus W, its gradient and the chunk-start copy. Recording and the target
-    (float64): pre-activations and relu on train and test points (2 (n + n_test) m), the
-    activation patterns at init (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*,
-    differences) and the (n, n) / (n_test, n) kernel matrices.
+    (float64): the pre-activations of the train or the test points (one at a time, the readout
+    in place; 2 max(n, n_test) m for a temporary beside them), the activation patterns at init
+    (bool, (n + n_test) m), ~10 (m, p) weight-sized arrays (W0, W*, differences) and the (n, n) /
+    (n_test, n) kernel matrices. Within 2x of the measured peak RSS of a training job
+    (tests/workflow/test_memory_check.py).
     """
     recording = (
-        8 * (2 * (n + n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
+        8 * (2 * max(n, n_test) * m + 10 * m * p + 4 * n * n + 2 * n_test * n) + (n + n_test) * m
     )
     return int(training_bytes(n, m, p, dtype) + recording)
 

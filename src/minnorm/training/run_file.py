@@ -12,7 +12,7 @@ from minnorm.config.run_config import RunConfig
 from minnorm.config.sweep import setting_coordinate, setting_dim
 from minnorm.data.target_file import eig_coordinate, variable_attrs
 from minnorm.io.files import CF_CONVENTIONS, flag_attrs, provenance_attrs
-from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO
+from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO, DIVERGENCE_REASONS
 from minnorm.training.run_record import TRAJECTORIES, Records
 
 # Scalars copied from the target file into the run file (ARCHITECTURE.md, file 3).
@@ -37,10 +37,14 @@ def run_dataset(
     wall_time: float,
     device: str,
     gd_step: str,
+    *,
+    diverged_reason: int = 0,
 ) -> xr.Dataset:
     """The run file's Dataset: `records` (step, values of TRAJECTORIES) over `step`, the target's
     scalars and spectra, the run's scalars and its sweep values as coordinates; attrs name the
-    experiment, loss, dtype, device and provenance, and hold the run config as JSON (`config`)."""
+    experiment, loss, dtype, device and provenance, and hold the run config as JSON (`config`).
+    `diverged_reason`: an index of DIVERGENCE_REASONS. A run that diverged at step 0 has no
+    record: its `step` dim is empty and `final_step` is -1."""
     steps = np.array([s for s, _ in records], dtype=np.int64)
     variables: dict[str, xr.Variable] = {}
     for name, (long_name, units) in TRAJECTORIES.items():
@@ -67,7 +71,16 @@ def run_dataset(
             "first step whose loss or weights were bad (-1: none)",
             {"units": "1"},
         ),
-        "final_step": (np.int64(steps[-1]), "last recorded step", {"units": "1"}),
+        "diverged_reason": (
+            np.int8(diverged_reason if diverged_step is not None else 0),
+            "why the run counts as diverged",
+            flag_attrs(DIVERGENCE_REASONS),
+        ),
+        "final_step": (
+            np.int64(steps[-1] if steps.size else -1),
+            "last recorded step (-1: none, the run diverged at step 0)",
+            {"units": "1"},
+        ),
     }
     for name, (value, long_name, attrs) in scalars.items():
         variables[name] = xr.Variable((), value, {"long_name": long_name, **attrs})

@@ -19,6 +19,14 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.flo
 # (lambda_max = 5.8, limit 0.35): lr = 10 spikes 460x then dies, lr = 100 spikes 4e4x; lr = 1
 # and 3 rise 7x and 50x and then recover (the "catapult" regime), so 10 flags the latter too.
 DIVERGENCE_LOSS_RATIO = 10.0
+# Why a run counts as diverged, as stored in the run file's flag variable `diverged_reason` (its
+# value is the index here; CF flag meanings, so one word each).
+DIVERGENCE_REASONS: tuple[str, ...] = (
+    "not_diverged",
+    "weights_not_finite",
+    "loss_not_finite",
+    "loss_above_limit",
+)
 
 
 def recording_steps(steps: int, every: int, log_points: int) -> list[int]:

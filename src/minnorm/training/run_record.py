@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,9 +250,10 @@ def load_checkpoint(
     (``numerics_fingerprint()`` differs: resuming would mix two codes' iterates) is deleted with a
     warning naming the reason, and the run starts from step 0: the rule that decides whether a
     finished run is reused. Settings that change no number (``progress_every``,
-    ``checkpoint_every``) may differ, and the resumed run still equals an uninterrupted one. An
-    unreadable
-    one raises ValueError naming the file. Loaded with ``weights_only=True`` (no pickle).
+    ``checkpoint_every``) may differ, and the resumed run still equals an uninterrupted one. One
+    that cannot be loaded (truncated, not a checkpoint, missing entries, another shape) is set
+    aside (`set_aside`: renamed to ``<name>.broken``, logged) and the run starts from step 0.
+    Loaded with ``weights_only=True`` (no pickle).
     """
     if not path.exists():
         return None
@@ -259,9 +261,8 @@ def load_checkpoint(
         payload = torch.load(path, map_location="cpu", weights_only=True)
         found = (payload.get("format"), payload.get("config"), payload.get("numerics"))
     except Exception as exc:  # torch.load raises many types for one cause: not our checkpoint
-        raise ValueError(
-            f"checkpoint {path} cannot be read ({exc}); delete it to start over"
-        ) from exc
+        set_aside(path, f"cannot be read ({type(exc).__name__}: {exc})", logger)
+        return None
     if found[0] != CHECKPOINT_FORMAT:
         reason = f"has checkpoint format {found[0]}, this code writes {CHECKPOINT_FORMAT}"
     elif not _same_numeric_settings(found[1], config_json):
@@ -281,20 +282,32 @@ def load_checkpoint(
         W, step, a = payload["W"], int(payload["step"]), payload["a"]
         steps, values, names = payload["record_steps"], payload["records"], payload["record_names"]
         wall_time_s = float(payload["wall_time_s"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path} lacks {exc}; delete it to start over") from exc
-    bad_a = a is not None and tuple(a.shape) != shape[:1]
-    if (
-        tuple(W.shape) != shape
-        or bad_a
-        or names != list(TRAJECTORIES)
-        or values.shape[0] != steps.shape[0]
-    ):
-        raise ValueError(
-            f"checkpoint {path} does not match this run (W {tuple(W.shape)}, expected {shape})"
-        )
-    records = [
-        (int(s), dict(zip(names, map(float, row), strict=True)))
-        for s, row in zip(steps, values, strict=True)
-    ]
+        shape_ok = tuple(W.shape) == shape and names == list(TRAJECTORIES)
+        shape_ok = shape_ok and values.shape[0] == steps.shape[0]
+        shape_ok = shape_ok and (a is None or tuple(a.shape) == shape[:1])
+        records = [
+            (int(s), dict(zip(names, map(float, row), strict=True)))
+            for s, row in zip(steps, values, strict=True)
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        set_aside(path, f"lacks or mangles {exc}", logger)
+        return None
+    if not shape_ok:
+        set_aside(path, f"does not match this run (W {tuple(W.shape)}, expected {shape})", logger)
+        return None
     return TrainingState(step=step, W=W, records=records, wall_time_s=wall_time_s, a=a)
+
+
+def set_aside(path: Path, why: str, logger: logging.Logger) -> Path:
+    """Rename a checkpoint that cannot be used to ``<name>.broken`` (``.broken-1``, ... if taken),
+    so that the run starts over while the file stays for a look; logs a warning with `why`."""
+    target = path.with_name(path.name + ".broken")
+    count = 0
+    while target.exists():
+        count += 1
+        target = path.with_name(f"{path.name}.broken-{count}")
+    os.replace(path, target)
+    logger.warning(
+        "checkpoint %s %s; set aside as %s, the run starts from step 0", path, why, target.name
+    )
+    return target

@@ -129,6 +129,8 @@ class GDSystem(pl.LightningModule):
         self.boundaries = [int(b) for b in boundaries]
         self.step = self.boundaries[0]  # the step whose weights model.W holds
         self.diverged_steps: list[int | None] = [None] * runs
+        # Per run, why it diverged: an index of run_plan.DIVERGENCE_REASONS (0: it did not).
+        self.diverged_reasons: list[int] = [0] * runs
         self._gradient: GradientStep | None = None
 
     @property
@@ -185,8 +187,16 @@ class GDSystem(pl.LightningModule):
             for s in new:
                 if self.diverged_steps[s] == stop and not step_good[s]:
                     self.diverged_steps[s] = step
+                    self.diverged_reasons[s] = self._reasons(loss, W)[s]
             W.grad = grad
             optimizer.step()
+        at_stop = [s for s in new if self.diverged_steps[s] == stop]
+        if at_stop:  # W now holds W_stop again: say what was bad about it
+            with torch.no_grad():
+                f = network_outputs(W, augment_inputs(X, self.model.bias), self.model.a)
+                reasons = self._reasons(loss_value(f, y, self.loss), W)
+            for s in at_stop:
+                self.diverged_reasons[s] = reasons[s]
         if self._active():
             self.step = stop
         else:  # every run diverged: W holds no good iterate any more
@@ -209,6 +219,20 @@ class GDSystem(pl.LightningModule):
         if self.trains_output:
             good = good & torch.isfinite(self.model.a).all(-1)
         return good
+
+    def _reasons(self, loss: torch.Tensor, W: torch.Tensor) -> list[int]:
+        """Per run, the index in run_plan.DIVERGENCE_REASONS of what is wrong at (loss, W):
+        non-finite weights first, then a non-finite loss, else a loss above ``loss_limit`` (0 if
+        neither)."""
+        weights_bad = ~torch.isfinite(W).flatten(-2).all(-1)
+        loss_bad = ~torch.isfinite(loss)
+        above = ~(loss <= self.loss_limit)
+        reason = torch.where(
+            weights_bad,
+            1,
+            torch.where(loss_bad, 2, torch.where(above, 3, 0)),
+        )
+        return [int(r) for r in reason.reshape(-1).tolist()]
 
     @staticmethod
     def _flags(per_run: torch.Tensor) -> list[bool]:

@@ -55,8 +55,9 @@ def train_run(
     ``training.checkpoint_every`` steps. It is left in place afterwards: the caller deletes it
     once the returned Dataset is safely written. A diverged run (non-finite weights, or a loss
     that is non-finite or above DIVERGENCE_LOSS_RATIO times its value at W0) stops early:
-    ``diverged`` = 1, ``diverged_step`` = the first bad step, and the ``step``
-    dimension ends at the last recorded step before it (every stored value is finite).
+    ``diverged`` = 1, ``diverged_step`` = the first bad step, ``diverged_reason`` why, and the
+    ``step`` dimension ends at the last recorded step before it (every stored value is finite;
+    empty when W0 itself is bad, e.g. a kappa whose outputs overflow).
     ``iterates``, if given, receives a float64 CPU copy of W at every recorded step (tests);
     ``output_iterates`` the same of a when the output layer is trained.
     ``progress``, if given, gets the run's start, every chunk and its end (terminal lines).
@@ -166,16 +167,23 @@ def train_runs(
     ]
     results: dict[int, xr.Dataset] = {}
     for group in start_groups([state.state.step for state in states]):
-        diverged, wall, gd_step = train_group(
+        diverged, reasons, wall, gd_step = train_group(
             [states[i] for i in group], training, plan, device, logger, progress
         )
-        for i, bad, seconds in zip(group, diverged, wall, strict=True):
+        for i, bad, why, seconds in zip(group, diverged, reasons, wall, strict=True):
             records = [
                 (step, values)
                 for step, values in states[i].state.records
                 if bad is None or step < bad
             ]
             results[i] = run_dataset(
-                records, targets[i], runs[i], bad, seconds, device_name(device), gd_step
+                records,
+                targets[i],
+                runs[i],
+                bad,
+                seconds,
+                device_name(device),
+                gd_step,
+                diverged_reason=why,
             )
     return [results[i] for i in range(count)]

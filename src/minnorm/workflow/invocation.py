@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -110,10 +111,95 @@ def existing_targets(
 
     A report of a partial run (killed, or run with `--until`) then covers the figures and
     tables that were made instead of failing on the first missing one. `where` maps a target to
-    the path it has on disk (below a module's `prefix:`; the identity otherwise).
+    the path it has on disk (below a module's `prefix:`; the identity otherwise). ValueError
+    when a report is asked for and none exists (an empty report would look like a result).
     """
     environ = os.environ if environ is None else environ
     targets = list(targets)
     if environ.get(REPORT_EXISTING_ENV) != "1":
         return targets
-    return [t for t in targets if Path(where(t)).exists()]
+    existing = [t for t in targets if Path(where(t)).exists()]
+    if targets and not existing:
+        raise ValueError(
+            f"no results to report: none of the {len(targets)} files this config makes exists "
+            f"yet (e.g. {where(targets[-1])}); run the workflow first (make run / minnorm run)"
+        )
+    return existing
+
+
+def results_folder_problem(path: str | os.PathLike[str], *, write: bool = True) -> str | None:
+    """Why the results folder `path` cannot hold this run's files, in one line naming it, or None:
+    a symbolic link to nothing, something that is not a folder, or (`write`: the run will write
+    there) a folder this user may not write to."""
+    folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        return (
+            f"{folder}: a symbolic link to {os.readlink(folder)}, which does not exist; create "
+            "that folder (e.g. mount the disk) or remove the link"
+        )
+    if folder.exists() and not folder.is_dir():
+        return f"{folder}: exists but is not a folder; move it away so that results can go there"
+    if write and folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder}: folder is read-only for this user; make it writable or run elsewhere"
+    return None
+
+
+_FULL_KEY = re.compile(r"experiments\.([A-Za-z0-9_]+)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
+_SECTION_KEY = re.compile(r"(?<![\w.])((?:data|model|training|sweep)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _has_path(mapping: object, parts: list[str]) -> bool:
+    """Whether `parts` is a key path of `mapping` (a swept key such as `model.kappa` under
+    `sweep` is one key with a dot)."""
+    for i, part in enumerate(parts):
+        if not isinstance(mapping, dict):
+            return False
+        rest = ".".join(parts[i:])
+        if part not in mapping:
+            return rest in mapping
+        mapping = mapping[part]
+    return True
+
+
+def merged_origin_note(
+    message: str,
+    configfiles: Iterable[str | os.PathLike[str]],
+    default_file: str | os.PathLike[str] = "config/config.yaml",
+) -> str:
+    """`message` (a config error of a config merged from the default file and `configfiles`)
+    with a last line naming the key paths in it that the user's files do not hold: they come
+    from the default file, which Snakemake merged in (no --replace-workflow-config)."""
+
+    def load(path: str | os.PathLike[str]) -> object:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError):
+            return None
+
+    files = [Path(f) for f in configfiles if Path(f).resolve() != Path(default_file).resolve()]
+    users, default = [load(f) for f in files], load(default_file)
+    from_default: list[str] = []
+    for line in message.splitlines():
+        found = _FULL_KEY.search(line)
+        if found is None:
+            continue
+        exp = found.group(1)
+        paths = [m.group(0) for m in _FULL_KEY.finditer(line)]
+        paths += [f"experiments.{exp}.{m.group(1)}" for m in _SECTION_KEY.finditer(line)]
+        for path in paths:
+            parts = path.split(".")
+            if (
+                _has_path(default, parts)
+                and not any(_has_path(u, parts) for u in users)
+                and path not in from_default
+            ):
+                from_default.append(path)
+    if not files or not from_default:
+        return message
+    return (
+        f"{message}\nnote: {', '.join(from_default)} "
+        f"{'is' if len(from_default) == 1 else 'are'} not in {', '.join(map(str, files))} but in "
+        f"{default_file}, which Snakemake merged it into; add --replace-workflow-config to use "
+        f"{'it' if len(files) == 1 else 'them'} alone"
+    )

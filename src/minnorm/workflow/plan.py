@@ -406,3 +406,26 @@ def train_job_param(config: dict[str, Any], exp: str, width: int | str) -> str:
     Log and checkpoint intervals are left out, so changing them reruns no job.
     """
     return _job_param([job.config.numeric_settings() for job in train_jobs(config, exp, width)])
+
+
+def target_problem(config: dict[str, Any], exp: str, figure: str | None = None) -> str | None:
+    """Why `results/<exp>/...` (the figure `figure`'s files, when given) is not a target of this
+    config, in one line naming the experiment, the figure and the experiments that list it; None
+    when it is. For explicit targets on the command line: asking for a figure an experiment does
+    not list would draw it from runs that may not fit it."""
+    experiments = config["experiments"]
+    if exp not in experiments:
+        return (
+            f"results/{exp}/: the config has no experiment {exp!r} (experiments: "
+            f"{', '.join(experiments)})"
+        )
+    if figure is None or figure in experiments[exp].get("figures", ()):
+        return None
+    listing = [name for name, e in experiments.items() if figure in e.get("figures", ())]
+    which = (
+        f"experiments that list it: {', '.join(listing)}" if listing else "no experiment lists it"
+    )
+    return (
+        f"results/{exp}/figures/{figure}: figure {figure} is not in experiments.{exp}.figures "
+        f"({which}); add it there to draw it for {exp}"
+    )

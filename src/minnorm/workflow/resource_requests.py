@@ -9,11 +9,13 @@ allocates anything.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from minnorm.config.run_config import RunConfig
 from minnorm.data.registry import DATASETS
-from minnorm.workflow.plan import experiment, sweep, train_jobs
+from minnorm.workflow.plan import experiment, experiment_runs, sweep, train_jobs
 
 # Fixed memory of a Python process with torch and pytorch_lightning imported.
 BASE_PROCESS_MB = 600
@@ -121,3 +123,131 @@ def data_runtime_min(config: dict[str, Any], exp: str) -> int:
 def gpus(config: dict[str, Any], exp: str) -> int:
     """1 when the experiment asks for a GPU, else 0."""
     return int(experiment(config, exp).training.accelerator == "gpu")
+
+
+# The memory the parse-time check plans against, in MB (`memory_limit`): a positive number for
+# a machine other than this one (a cluster node), 0 to switch the check off.
+MEMORY_MB_ENV = "MINNORM_MEMORY_MB"
+# A collected dataset is built from the run files read into memory and copied into one grid:
+# about this many copies of its values at the peak.
+COLLECT_COPIES = 3
+
+
+def machine_memory_mb() -> int:
+    """Physical memory of this machine in MB."""
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 10**6)
+
+
+def memory_limit(declared_mb: int | None, environ: Mapping[str, str]) -> tuple[int | None, str]:
+    """The memory (MB) every job must fit in, and where it comes from: MEMORY_MB_ENV when set (0:
+    None, no check), else `declared_mb` (the `mem_mb` of `--resources`, e.g. from a profile),
+    else this machine's memory. ValueError naming the variable when it is not a whole number."""
+    text = environ.get(MEMORY_MB_ENV, "").strip()
+    if text:
+        if not text.isdigit():
+            raise ValueError(
+                f"{MEMORY_MB_ENV}={text!r}: must be a whole number of MB (0: no check)"
+            )
+        value = int(text)
+        return (value or None), f"{MEMORY_MB_ENV}={value}"
+    if declared_mb:
+        return declared_mb, f"the declared mem_mb={declared_mb} (--resources)"
+    return machine_memory_mb(), f"this machine's {machine_memory_mb()} MB"
+
+
+def data_set_mb(config: dict[str, Any], exp: str) -> int:
+    """Memory (MB) of the data stage of `exp` beyond the process: its largest data set (train and
+    test inputs in float64, with the raw copy, the scaled copy and the file being written)."""
+    data = experiment(config, exp).data
+    points = data.n_train + data.n_test
+    return math.ceil(3 * 8 * points * (DATASETS[data.name].input_dim(data) + 1) / 1e6)
+
+
+def collect_mem_mb(config: dict[str, Any], exp: str) -> int:
+    """Memory request (MB) of the collect job of `exp`: every run's trajectories on the union of
+    the recorded steps (one value per run and step, for each trajectory) and its spectra,
+    COLLECT_COPIES times, plus the process."""
+    from minnorm.training.run_plan import recording_steps
+    from minnorm.training.run_record import TRAJECTORIES
+
+    e = experiment(config, exp)
+    steps: set[int] = set()
+    for lr in e.sweep.lr:
+        training = e.training.for_lr(lr)
+        assert training.steps is not None
+        steps.update(
+            recording_steps(training.steps, training.record.every, training.record.log_points)
+        )
+    runs = len(experiment_runs(config, exp))
+    per_run = len(steps) * len(TRAJECTORIES) + 2 * e.data.n_train + 32
+    return BASE_PROCESS_MB + math.ceil(COLLECT_COPIES * 8 * runs * per_run / 1e6)
+
+
+def _largest_part(n: int, n_test: int, m: int, p: int) -> str:
+    """The key whose arrays dominate a run's memory: `data.n_train` (the n x n kernels),
+    `sweep.width` (the n x m activations) or `data.dim` (the m x p weights)."""
+    parts = {
+        "data.n_train": 4 * n * n + 2 * n_test * n,
+        "sweep.width": 6 * (n + n_test) * m,
+        "data.dim": 14 * m * p,
+    }
+    return max(parts, key=lambda key: parts[key])
+
+
+def memory_problems(config: dict[str, Any], limit_mb: int, source: str) -> list[str]:
+    """Jobs of a validated config whose estimated memory exceeds `limit_mb` (from `source`, for
+    the message), one line each starting with the key path to change: for training, the smallest
+    width that does not fit, named at the key whose arrays dominate (`_largest_part`); then the
+    data and collect stages."""
+    problems = []
+    advice = (
+        f"use smaller sizes, or set {MEMORY_MB_ENV} to the memory (MB) of the machine that "
+        "will run it (0: no check)"
+    )
+    for exp in config["experiments"]:
+        e = experiment(config, exp)
+        data, where = e.data, f"experiments.{exp}"
+        p = DATASETS[data.name].input_dim(data) + int(e.model.bias)
+        for width in e.sweep.width:
+            need = width_mem_mb(config, exp, width)
+            if need > limit_mb:
+                key = _largest_part(data.n_train, data.n_test, width, p)
+                if key == "data.dim" and DATASETS[data.name].dim is not None:
+                    key = "sweep.width"
+                problems.append(
+                    f"{where}.{key}: width {width} needs an estimated {need} MB in its training "
+                    f"job (n_train {data.n_train}, n_test {data.n_test}, p {p}, "
+                    f"{e.training.dtype}; its largest arrays are set by {key}), more than "
+                    f"{source}; {advice}"
+                )
+                break
+        stage = BASE_PROCESS_MB + data_set_mb(config, exp)
+        if stage > limit_mb:
+            problems.append(
+                f"{where}.data: the data job needs an estimated {stage} MB for the data set "
+                f"({data.n_train + data.n_test} points of dimension {p}), more than {source}; "
+                f"{advice}"
+            )
+        collect = collect_mem_mb(config, exp)
+        if collect > limit_mb:
+            problems.append(
+                f"{where}.sweep: collecting its runs needs an estimated {collect} MB, more than "
+                f"{source}; record fewer steps (training.record), sweep fewer runs, or {advice}"
+            )
+    return problems
+
+
+def memory_refusal(
+    config: dict[str, Any], declared: object, environ: Mapping[str, str]
+) -> str | None:
+    """The parse-time refusal of a validated config whose jobs cannot fit (`memory_problems`
+    against `memory_limit`), or None. `declared`: Snakemake's global `mem_mb` resource (a number,
+    an object with `.value`, or None)."""
+    value = getattr(declared, "value", declared)
+    declared_mb = value if isinstance(value, int) and not isinstance(value, bool) else None
+    try:
+        limit, source = memory_limit(declared_mb, environ)
+    except ValueError as error:
+        return str(error)
+    problems = memory_problems(config, limit, source) if limit else []
+    return "invalid config:\n" + "\n".join(problems) if problems else None

@@ -55,6 +55,35 @@ def experiment_status(config: dict, exp: str, root: Path) -> dict:
     }
 
 
+def singular_targets(config: dict, exp: str, root: Path) -> list[str]:
+    """One line per existing target file of `exp` whose G was singular or ill-conditioned (the
+    documented pseudo-inverse fallback, `used_pinv`): its path, `cond_G` and the runs trained on
+    it. A file that cannot be read yet (being written) is skipped."""
+    import netCDF4
+
+    runs_of: dict[str, list[str]] = {}
+    for run in plan.experiment_runs(config, exp):
+        paths = plan.run_paths(exp, run)
+        runs_of.setdefault(paths.target, []).append(Path(paths.out).stem)
+    lines = []
+    for target, runs in runs_of.items():
+        path = root / target
+        if not path.is_file():
+            continue
+        try:
+            with netCDF4.Dataset(path) as nc:
+                used, cond = int(nc["used_pinv"][...]), float(nc["cond_G"][...])
+        except (OSError, KeyError, IndexError, ValueError):
+            continue
+        if used:
+            listed = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            lines.append(
+                f"  warning: G singular or ill-conditioned (cond_G {cond:.3g}), pseudo-inverse "
+                f"target: {target}; runs: {listed}"
+            )
+    return lines
+
+
 def status_lines(config: dict, root: Path, live: list[tuple[int, str]] | None) -> list[str]:
     """The report `make status` prints (`live`: snakemake processes, None when unknown)."""
     if live is None:
@@ -71,6 +100,7 @@ def status_lines(config: dict, root: Path, live: list[tuple[int, str]] | None) -
         collected = root / plan.collected_file(exp)
         line += ", collected" if collected.is_file() else ""
         lines.append(line)
+        lines.extend(singular_targets(config, exp, root))
         if s["latest_log"] is not None and s["latest_line"]:
             rel = s["latest_log"].relative_to(root)
             lines.append(f"  {rel}: {s['latest_line'][:160]}")
