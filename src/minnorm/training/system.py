@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
+from minnorm.io.job_clock import CLOCK
 from minnorm.training.gd_step import GradientStep, loss_value, select_step
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
@@ -31,6 +33,14 @@ _SRUN_WARNING = r"The `srun` command is available on your system but is not used
 # pytorch_lightning 2.6 builds torch's `LeafSpec`, which torch 2.13 deprecates (FutureWarning), on
 # every fit; nothing in our code can avoid it.
 _LIGHTNING_LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+# Parts of the job clock (minnorm.io.job_clock): Lightning's own work (the Trainer, its loop and
+# hooks), the GD steps (the step's calls), the optimizer's update W <- W - lr * grad, and the
+# per-chunk divergence checks.
+LIGHTNING_PART = "Lightning (Trainer, loop, hooks)"
+STEP_PART = "GD steps (the step's calls)"
+UPDATE_PART = "GD update (optimizer.step)"
+CHECK_PART = "divergence checks"
 
 
 class FullBatchData(pl.LightningDataModule):
@@ -148,12 +158,14 @@ class GDSystem(pl.LightningModule):
         return torch.optim.SGD(params, lr=self.lr, momentum=0.0, weight_decay=0.0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        CLOCK.lap(LIGHTNING_PART)
         if all(step is not None for step in self.diverged_steps):
             return None
         X, y = batch
         if self._gradient is None:  # the step's implementation, chosen once (gd_step.select_step)
             self._gradient = select_step(self.step_impl, self.model, X, y, self.loss)
             self._gradient.lay_out(self.model.W)  # setup: W in the layout the step reads
+            CLOCK.lap("loading the step")
         optimizer = self.optimizers(use_pl_optimizer=False)
         assert isinstance(optimizer, torch.optim.Optimizer)  # configure_optimizers returns one
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
@@ -168,6 +180,7 @@ class GDSystem(pl.LightningModule):
             good = good & self._good_at(X, y)
         flags = self._flags(good)
         new = [s for s in self._active() if not flags[s]]
+        CLOCK.lap(CHECK_PART)
         if not new:
             self.step = stop
             return None
@@ -264,10 +277,17 @@ class GDSystem(pl.LightningModule):
         ends: no sync per step."""
         W = self.model.W
         losses = []
+        clock = time.perf_counter
+        update = 0.0
+        CLOCK.lap(CHECK_PART)  # the chunk's set-up (W at its start kept for a replay)
         for _ in range(num_steps):
             W.grad, loss = self._step(W)
             losses.append(loss)
+            before = clock()
             optimizer.step()
+            update += clock() - before
+        CLOCK.lap(STEP_PART)
+        CLOCK.move(update, STEP_PART, UPDATE_PART)
         # One reduction per chunk; amax propagates NaN.
         return self._good(torch.stack(losses).amax(0), W)
 
