@@ -39,7 +39,7 @@ _LIGHTNING_LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated
 # per-chunk divergence checks.
 LIGHTNING_PART = "Lightning (Trainer, loop, hooks)"
 STEP_PART = "GD steps (the step's calls)"
-UPDATE_PART = "GD update (optimizer.step)"
+UPDATE_PART = "GD update (W -= lr * grad)"
 CHECK_PART = "divergence checks"
 
 
@@ -154,8 +154,26 @@ class GDSystem(pl.LightningModule):
         return self.diverged_steps[0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = self.model.trained() if isinstance(self.model, TwoLayerNet) else [self.model.W]
-        return torch.optim.SGD(params, lr=self.lr, momentum=0.0, weight_decay=0.0)
+        return torch.optim.SGD(self._trained(), lr=self.lr, momentum=0.0, weight_decay=0.0)
+
+    def _trained(self) -> list[torch.Tensor]:
+        """The trained parameters: W, and a when the output layer is trained."""
+        if isinstance(self.model, TwoLayerNet):
+            return list(self.model.trained())
+        return [self.model.W]
+
+    def _update(self, optimizer: torch.optim.Optimizer) -> None:
+        """One GD update of the trained parameters from their ``.grad``: on the CPU the very
+        operation ``torch.optim.SGD.step`` applies without momentum or weight decay (``p.add_(grad,
+        alpha=-lr)``, bit for bit), without its per-call bookkeeping (tens of microseconds per
+        step: ~7 % of a ss_fig1 job's steps, BENCHMARKS.md); elsewhere the optimizer's step."""
+        if self.model.W.device.type != "cpu":
+            optimizer.step()
+            return
+        with torch.no_grad():
+            for param in self._trained():
+                if param.grad is not None:
+                    param.add_(param.grad, alpha=-self.lr)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         CLOCK.lap(LIGHTNING_PART)
@@ -202,7 +220,7 @@ class GDSystem(pl.LightningModule):
                     self.diverged_steps[s] = step
                     self.diverged_reasons[s] = self._reasons(loss, W)[s]
             W.grad = grad
-            optimizer.step()
+            self._update(optimizer)
         at_stop = [s for s in new if self.diverged_steps[s] == stop]
         if at_stop:  # W now holds W_stop again: say what was bad about it
             with torch.no_grad():
@@ -284,7 +302,7 @@ class GDSystem(pl.LightningModule):
             W.grad, loss = self._step(W)
             losses.append(loss)
             before = clock()
-            optimizer.step()
+            self._update(optimizer)
             update += clock() - before
         CLOCK.lap(STEP_PART)
         CLOCK.move(update, STEP_PART, UPDATE_PART)
