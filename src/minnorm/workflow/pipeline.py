@@ -81,12 +81,12 @@ def log_job_to(path: PathLike) -> None:
     handler.addFilter(_project_line_or_warning)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
-    atexit.register(_log_job_clock)
 
 
-def _log_job_clock() -> None:
-    """At exit: charge the rest of the job to "the job's work" and log where its time went
-    (`minnorm.io.job_clock`)."""
+def log_job_clock() -> None:
+    """The last call of every job's script, once its work is done: charge the time since the
+    previous lap to "the job's work" and log where the job's time went (`minnorm.io.job_clock`).
+    A failed job does not get here: its log still ends with the error."""
     CLOCK.lap("the job's work")
     logger.info("%s", CLOCK.summary())
 
