@@ -156,3 +156,32 @@ def test_no_step_taken_names_no_path():
         TwoLayerReLU(W0, a, True), lr=0.1, loss="mean", step_impl="fused", boundaries=[30]
     )
     assert system.step_path == "none" and system.step_description() == "fused (none)"
+
+
+@pytest.mark.parametrize("train_output", [False, True])
+def test_update_is_the_sgd_step_bit_for_bit(train_output):
+    # GDSystem._update replaces torch.optim.SGD.step on the CPU: the same bits for W (and a).
+    from minnorm.core.family_network import TwoLayerNet
+
+    W0, a, X, y = problem(m=257)
+    gen = torch.Generator().manual_seed(3)
+    grads = [torch.randn(W0.shape, generator=gen, dtype=torch.float64) for _ in range(3)]
+    grads_a = [torch.randn(a.shape, generator=gen, dtype=torch.float64) for _ in range(3)]
+    results = []
+    for direct in (False, True):
+        model = TwoLayerNet(W0.clone(), a.clone(), True, "relu", train_output=train_output)
+        system = GDSystem(model, lr=0.037, loss="half_sum", step_impl="eager", boundaries=[0, 3])
+        optimizer = system.configure_optimizers()
+        for g, ga in zip(grads, grads_a, strict=True):
+            model.W.grad = g.clone()
+            if train_output:
+                model.a.grad = ga.clone()
+            if direct:
+                system._update(optimizer)
+            else:
+                optimizer.step()
+        results.append((model.W.detach().clone(), model.a.detach().clone()))
+    assert not torch.equal(results[0][0], W0)
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    assert torch.equal(results[0][1], a) != train_output

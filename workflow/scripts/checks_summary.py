@@ -7,7 +7,7 @@ from pathlib import Path
 from minnorm.analysis.check_tables import summary_checks, summary_estimates, write_checks
 from minnorm.figures.forest import forest_html, plot_forest
 from minnorm.io.files import write_text_atomic
-from minnorm.workflow.pipeline import log_job_to
+from minnorm.workflow.pipeline import log_job_clock, log_job_to
 
 log_job_to(snakemake.log[0])
 out = snakemake.output
@@ -20,3 +20,4 @@ logging.getLogger("minnorm.analysis.checks").info(
 write_checks(table, out.csv, out.md, out.html, estimates, out.estimates)
 plot_forest(estimates, Path(out.forest), Path(out.forest_pdf))
 write_text_atomic(forest_html(Path(out.forest)), out.forest_html)
+log_job_clock()

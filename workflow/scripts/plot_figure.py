@@ -5,7 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # jobs run without a display
 
-from minnorm.workflow.pipeline import log_job_to, make_figure
+from minnorm.workflow.pipeline import log_job_clock, log_job_to, make_figure
 
 log_job_to(snakemake.log[0])
 make_figure(
@@ -15,3 +15,4 @@ make_figure(
     snakemake.output.pdf,
     snakemake.output.summary,
 )
+log_job_clock()

@@ -5,7 +5,7 @@ import logging
 
 from minnorm.analysis.check_tables import write_checks
 from minnorm.analysis.checks import experiment_checks
-from minnorm.workflow.pipeline import log_job_to
+from minnorm.workflow.pipeline import log_job_clock, log_job_to
 
 log_job_to(snakemake.log[0])
 table, estimates = experiment_checks(snakemake.wildcards.exp, snakemake.input[0])
@@ -14,3 +14,4 @@ logging.getLogger("minnorm.analysis.checks").info(
 )
 out = snakemake.output
 write_checks(table, out.csv, out.md, out.html, estimates, out.estimates)
+log_job_clock()

@@ -6,7 +6,7 @@ restored before torch is imported, so a fully reused job takes well under a seco
 
 from minnorm.workflow import plan
 from minnorm.workflow.job_files import jobs_at_outputs
-from minnorm.workflow.pipeline import log_job_to, make_run_files
+from minnorm.workflow.pipeline import log_job_clock, log_job_to, make_run_files
 
 log_job_to(snakemake.log[0])
 exp, width = snakemake.params.exp, snakemake.wildcards.width
@@ -16,3 +16,4 @@ runs = jobs_at_outputs(
     plan.train_jobs(snakemake.config, exp, width), snakemake.output, snakemake.input
 )
 make_run_files(runs, threads=snakemake.threads, label=f"train_{exp} m={width}")
+log_job_clock()

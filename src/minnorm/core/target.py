@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -145,7 +146,14 @@ class MinNormTarget:
 
     def jvp(self, V: torch.Tensor) -> torch.Tensor:
         """J0^T V: (n,), i.e. <grad f(x_i; W0), V> for V: (m, p); O(n m p)."""
-        return _pattern_jvp(self.Xt, self.S, self.a, self._as64(V))
+        return _pattern_jvp(self.Xt, self._pattern_weights, self.a, self._as64(V))
+
+    @functools.cached_property
+    def _pattern_weights(self) -> torch.Tensor:
+        """S as 0/1 in Xt's dtype, made once: multiplying by it gives the same bits as by the bool
+        S, without converting S on every call (a run records J0^T V at every recorded step; at
+        m = 10^4 the conversion was ~30 % of a record, BENCHMARKS.md)."""
+        return self.S.to(self.Xt.dtype)
 
     def linearized_predict(self, Xt_new: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         """f_L(x; W) = f(x; W0) + <grad f(x; W0), W - W0> for Xt_new: (k, p) augmented, W: (m, p).

@@ -13,6 +13,7 @@ from minnorm.core.family_target import FamilyTarget
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
 from minnorm.core.target import MinNormTarget
 from minnorm.data.datasets import Dataset
+from minnorm.io.job_clock import CLOCK
 from minnorm.training.gd_step import loss_value
 from minnorm.training.progress import JobProgress
 from minnorm.training.recorder import Recorder, RunState
@@ -22,7 +23,13 @@ from minnorm.training.run_plan import (
     RunPlan,
     device_name,
 )
-from minnorm.training.system import FullBatchData, GDSystem, make_trainer, quiet_lightning
+from minnorm.training.system import (
+    LIGHTNING_PART,
+    FullBatchData,
+    GDSystem,
+    make_trainer,
+    quiet_lightning,
+)
 
 
 def loss_limit(
@@ -114,11 +121,13 @@ def train_group(
     )
     if progress is not None:
         progress.start_run(batch_name(runs, m), plan.steps, start, runs=count)
+    CLOCK.lap("preparing runs (targets, metrics at W0)")
     recorder.start()
     if len(boundaries) > 1:
         trainer = make_trainer(training.accelerator, [recorder])
         with quiet_lightning():
             trainer.fit(system, datamodule=datamodule)
+    CLOCK.lap(LIGHTNING_PART)
     wall = [recorder.elapsed(run) for run in runs]
     logger.info("GD steps computed by the %s step", system.step_description())
     for index, (bad, why) in enumerate(

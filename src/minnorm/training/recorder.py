@@ -16,6 +16,7 @@ from minnorm.config.run_config import RunConfig
 from minnorm.core.family_target import FamilyTarget
 from minnorm.core.target import MinNormTarget
 from minnorm.data.datasets import Dataset
+from minnorm.io.job_clock import CLOCK
 from minnorm.training.progress import JobProgress
 from minnorm.training.run_plan import RunPlan
 from minnorm.training.run_record import (
@@ -24,7 +25,7 @@ from minnorm.training.run_record import (
     TrainingState,
     save_checkpoint,
 )
-from minnorm.training.system import GDSystem
+from minnorm.training.system import LIGHTNING_PART, GDSystem
 
 
 @dataclasses.dataclass
@@ -46,6 +47,10 @@ class RunState:
     checkpoint: Path | None = None
     iterates: dict[int, torch.Tensor] | None = None
     output_iterates: dict[int, torch.Tensor] | None = None
+
+
+# The job clock's part (minnorm.io.job_clock) for evaluating the recorded quantities.
+RECORD_PART = "recording (metrics at recorded steps)"
 
 
 class Recorder(pl.Callback):
@@ -88,6 +93,7 @@ class Recorder(pl.Callback):
         batch_idx: int,
     ) -> None:
         assert isinstance(pl_module, GDSystem)
+        CLOCK.lap(LIGHTNING_PART)
         step = pl_module.step
         active = [
             (s, run)
@@ -109,6 +115,7 @@ class Recorder(pl.Callback):
                     run.iterates[step] = state.W.to("cpu", torch.float64, copy=True)
                 if run.output_iterates is not None and state.a is not None:
                     run.output_iterates[step] = state.a.to("cpu", torch.float64, copy=True)
+        CLOCK.lap(RECORD_PART)
         if self.progress is not None:
             self.progress.chunk_done(step)
         first = self._clock is None
@@ -118,6 +125,7 @@ class Recorder(pl.Callback):
             self._clock = (now, step)
         elif first:
             self._clock = (time.perf_counter(), step)
+        CLOCK.lap("progress lines")
         if self.plan.checkpoint_due(step):
             for _, run in active:
                 if run.checkpoint is not None:
@@ -130,6 +138,7 @@ class Recorder(pl.Callback):
                         a=state.a,
                     )
                     save_checkpoint(run.checkpoint, saved, run.config.to_json())
+            CLOCK.lap("checkpoints")
 
     def _rate(self, now: float, step: int) -> float:
         """Steps per second since the end of the first chunk."""

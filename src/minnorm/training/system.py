@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pytorch_lightning.plugins.environments import LightningEnvironment
 
 from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import TwoLayerReLU, augment_inputs, network_outputs
+from minnorm.io.job_clock import CLOCK
 from minnorm.training.gd_step import GradientStep, loss_value, select_step
 
 # Lightning reports accelerator availability through this logger at INFO level on every fit.
@@ -31,6 +33,14 @@ _SRUN_WARNING = r"The `srun` command is available on your system but is not used
 # pytorch_lightning 2.6 builds torch's `LeafSpec`, which torch 2.13 deprecates (FutureWarning), on
 # every fit; nothing in our code can avoid it.
 _LIGHTNING_LEAFSPEC_WARNING = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+
+# Parts of the job clock (minnorm.io.job_clock): Lightning's own work (the Trainer, its loop and
+# hooks), the GD steps (the step's calls), the optimizer's update W <- W - lr * grad, and the
+# per-chunk divergence checks.
+LIGHTNING_PART = "Lightning (Trainer, loop, hooks)"
+STEP_PART = "GD steps (the step's calls)"
+UPDATE_PART = "GD update (W -= lr * grad)"
+CHECK_PART = "divergence checks"
 
 
 class FullBatchData(pl.LightningDataModule):
@@ -144,16 +154,36 @@ class GDSystem(pl.LightningModule):
         return self.diverged_steps[0]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        params = self.model.trained() if isinstance(self.model, TwoLayerNet) else [self.model.W]
-        return torch.optim.SGD(params, lr=self.lr, momentum=0.0, weight_decay=0.0)
+        return torch.optim.SGD(self._trained(), lr=self.lr, momentum=0.0, weight_decay=0.0)
+
+    def _trained(self) -> list[torch.Tensor]:
+        """The trained parameters: W, and a when the output layer is trained."""
+        if isinstance(self.model, TwoLayerNet):
+            return list(self.model.trained())
+        return [self.model.W]
+
+    def _update(self, optimizer: torch.optim.Optimizer) -> None:
+        """One GD update of the trained parameters from their ``.grad``: on the CPU the very
+        operation ``torch.optim.SGD.step`` applies without momentum or weight decay (``p.add_(grad,
+        alpha=-lr)``, bit for bit), without its per-call bookkeeping (tens of microseconds per
+        step: ~7 % of a ss_fig1 job's steps, BENCHMARKS.md); elsewhere the optimizer's step."""
+        if self.model.W.device.type != "cpu":
+            optimizer.step()
+            return
+        with torch.no_grad():
+            for param in self._trained():
+                if param.grad is not None:
+                    param.add_(param.grad, alpha=-self.lr)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        CLOCK.lap(LIGHTNING_PART)
         if all(step is not None for step in self.diverged_steps):
             return None
         X, y = batch
         if self._gradient is None:  # the step's implementation, chosen once (gd_step.select_step)
             self._gradient = select_step(self.step_impl, self.model, X, y, self.loss)
             self._gradient.lay_out(self.model.W)  # setup: W in the layout the step reads
+            CLOCK.lap("loading the step")
         optimizer = self.optimizers(use_pl_optimizer=False)
         assert isinstance(optimizer, torch.optim.Optimizer)  # configure_optimizers returns one
         start, stop = self.boundaries[batch_idx], self.boundaries[batch_idx + 1]
@@ -168,6 +198,7 @@ class GDSystem(pl.LightningModule):
             good = good & self._good_at(X, y)
         flags = self._flags(good)
         new = [s for s in self._active() if not flags[s]]
+        CLOCK.lap(CHECK_PART)
         if not new:
             self.step = stop
             return None
@@ -189,7 +220,7 @@ class GDSystem(pl.LightningModule):
                     self.diverged_steps[s] = step
                     self.diverged_reasons[s] = self._reasons(loss, W)[s]
             W.grad = grad
-            optimizer.step()
+            self._update(optimizer)
         at_stop = [s for s in new if self.diverged_steps[s] == stop]
         if at_stop:  # W now holds W_stop again: say what was bad about it
             with torch.no_grad():
@@ -264,10 +295,17 @@ class GDSystem(pl.LightningModule):
         ends: no sync per step."""
         W = self.model.W
         losses = []
+        clock = time.perf_counter
+        update = 0.0
+        CLOCK.lap(CHECK_PART)  # the chunk's set-up (W at its start kept for a replay)
         for _ in range(num_steps):
             W.grad, loss = self._step(W)
             losses.append(loss)
-            optimizer.step()
+            before = clock()
+            self._update(optimizer)
+            update += clock() - before
+        CLOCK.lap(STEP_PART)
+        CLOCK.move(update, STEP_PART, UPDATE_PART)
         # One reduction per chunk; amax propagates NaN.
         return self._good(torch.stack(losses).amax(0), W)
 

@@ -19,6 +19,7 @@ from minnorm.config.run_config import RunConfig
 from minnorm.core.family_target import FamilyTarget
 from minnorm.data.datasets import Dataset
 from minnorm.data.target_file import load_target
+from minnorm.io.job_clock import CLOCK
 from minnorm.training.batching import check_batch, start_groups
 from minnorm.training.loop import train_group
 from minnorm.training.progress import JobProgress
@@ -34,6 +35,8 @@ from minnorm.training.run_record import (
 )
 
 PathLike = Path | str
+# The job clock's part for the runs' starting states and references (targets, metrics at W0).
+PREPARE_PART = "preparing runs (targets, metrics at W0)"
 
 
 def train_run(
@@ -165,6 +168,7 @@ def train_runs(
             datas, targets, runs, checkpoints, iterates, outputs, strict=True
         )
     ]
+    CLOCK.lap(PREPARE_PART)
     results: dict[int, xr.Dataset] = {}
     for group in start_groups([state.state.step for state in states]):
         diverged, reasons, wall, gd_step = train_group(
@@ -186,4 +190,5 @@ def train_runs(
                 gd_step,
                 diverged_reason=why,
             )
+        CLOCK.lap("building run datasets")
     return [results[i] for i in range(count)]

@@ -17,6 +17,7 @@ from minnorm import __version__
 from minnorm.config.run_config import DataConfig, RunConfig, TargetConfig
 from minnorm.io.files import atomic_copy, atomic_write_netcdf, write_text_atomic
 from minnorm.io.fingerprint import numerics_fingerprint
+from minnorm.io.job_clock import CLOCK
 from minnorm.workflow.plan import (
     IDENTITY_ATTR,
     DataJob,
@@ -28,6 +29,8 @@ from minnorm.workflow.plan import (
 PathLike = str | os.PathLike[str]
 
 logger = logging.getLogger(__name__)
+# The job clock's part for importing torch, pytorch_lightning and minnorm's training modules.
+IMPORT_PART = "imports (torch, Lightning, training modules)"
 
 # Library modules are imported inside each entry point: every job is a fresh interpreter, and a
 # collect or figure job should not pay for importing torch and pytorch_lightning it never uses.
@@ -70,6 +73,7 @@ def log_job_to(path: PathLike) -> None:
     on the handler, so a library that sets its own logger to INFO is kept out as well.
     The file is left open on purpose: a traceback at exit must still reach it.
     """
+    CLOCK.lap("interpreter and the script's imports")
     lighten_garbage_collection()
     sys.stderr = open(path, "w", encoding="utf-8")
     handler = logging.StreamHandler(sys.stderr)
@@ -77,6 +81,14 @@ def log_job_to(path: PathLike) -> None:
     handler.addFilter(_project_line_or_warning)
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.captureWarnings(True)
+
+
+def log_job_clock() -> None:
+    """The last call of every job's script, once its work is done: charge the time since the
+    previous lap to "the job's work" and log where the job's time went (`minnorm.io.job_clock`).
+    A failed job does not get here: its log still ends with the error."""
+    CLOCK.lap("the job's work")
+    logger.info("%s", CLOCK.summary())
 
 
 def _read_netcdf(path: PathLike) -> xr.Dataset:
@@ -240,9 +252,11 @@ def _train_batch(batch: list[TrainJob], datas: list[Any], progress: Any = None) 
     run files; returns for each "trained" or "resumed"."""
     from minnorm.training.train import train_runs
 
+    CLOCK.lap(IMPORT_PART)
     checkpoints: list[str | None] = [job.checkpoint for job in batch]
     resuming = [c is not None and Path(c).exists() for c in checkpoints]
     targets = [_read_netcdf(job.target) for job in batch]
+    CLOCK.lap("reading inputs (data, targets)")
     datasets = train_runs(
         datas,
         targets,
@@ -267,6 +281,7 @@ def _train_batch(batch: list[TrainJob], datas: list[Any], progress: Any = None) 
         # checkpoint, a crash after it finds the run done.
         if job.checkpoint is not None:
             Path(job.checkpoint).unlink(missing_ok=True)
+    CLOCK.lap("writing run files")
     return ["resumed" if r else "trained" for r in resuming]
 
 
@@ -280,6 +295,7 @@ def make_data_files(jobs: list[DataJob], targets: list[TargetJob] | tuple[()] = 
     """
     for job in jobs:
         make_data_file(job.config, job.out)
+    CLOCK.lap("data files")
     written = {str(job.out) for job in jobs}
     kernels: dict[tuple[Any, ...], Any] = {}
     for index, target in enumerate(targets, start=1):
@@ -289,6 +305,7 @@ def make_data_files(jobs: list[DataJob], targets: list[TargetJob] | tuple[()] = 
             )
         logger.info("target %d/%d: %s", index, len(targets), target.out)
         make_target_file(target.config, target.data, target.out, kernels)
+    CLOCK.lap("target files")
 
 
 def make_run_files(
@@ -302,6 +319,7 @@ def make_run_files(
     `threads` then sets torch's thread count for the rest. Returns, prints to stdout (the
     terminal under Snakemake) and logs one line: "<label>: reused k, trained n".
     """
+    CLOCK.lap("planning the job's runs")
     left = []
     for index, job in enumerate(jobs, start=1):
         if _reuse(job.done, job.identity, Path(job.out)):
@@ -309,6 +327,7 @@ def make_run_files(
         else:
             left.append((index, job))
     counts = {"reused": len(jobs) - len(left), "trained": 0, "resumed": 0}
+    CLOCK.lap("reuse check")
     if left:
         from minnorm.training.compile_cache import remember_isa_probes, use_compile_cache
 
@@ -331,9 +350,11 @@ def make_run_files(
                 "not glibc: freed (n, m) buffers may be returned to the OS "
                 "and faulted in again each step"
             )
+        CLOCK.lap(IMPORT_PART)
         # Runs on the same training inputs with the same settings (seeds, label-noise levels,
         # swept model settings) train side by side, one compiled step for the whole batch.
         datas = [load_dataset(job.data) for _, job in left]
+        CLOCK.lap("reading inputs (data, targets)")
         for batch in plan_batches(datas, [job.config for _, job in left]):
             for i in batch:
                 logger.info("run %d/%d: %s", left[i][0], len(jobs), left[i][1].out)
