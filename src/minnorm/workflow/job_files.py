@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from minnorm.workflow.plan import DataJob, TargetJob, TrainJob
+from minnorm.workflow.plan import (
+    DataJob,
+    TargetJob,
+    TrainJob,
+    collected_file,
+    data_stamp_file,
+    input_stage_files,
+    run_files,
+    sweep,
+    train_stamp_file,
+    width_run_files,
+)
 
 # The fields of a job (plan.DataJob, TargetJob, TrainJob) that hold file paths.
 PATH_KEYS = ("data", "target", "out", "checkpoint", "done")
@@ -85,3 +96,34 @@ def jobs_at_outputs(
         if not read <= declared:
             raise JobFilesError(f"the job reads undeclared inputs: {sorted(read - declared)[:5]}")
     return moved
+
+
+def collect_inputs(config: dict[str, Any], exp: str, outputs: Iterable[Any]) -> list[str]:
+    """The run files the collect job of `exp` reads (`plan.run_files`), below the prefix of its
+    `snakemake.output`: the job's declared inputs are the training jobs' stamps, not the runs."""
+    prefix = output_prefix([collected_file(exp)], outputs)
+    return [prefix + path for path in run_files(config, exp)]
+
+
+def remove_stale_stamps(
+    config: dict[str, Any], where: Callable[[str], str] = str
+) -> dict[str, str]:
+    """Remove the stamp of every job of `config` one of whose files is missing, so that the job
+    runs again (the stamps are targets of the workflow: see `plan.DATA_STAMP_FILE`); returns
+    {stamp: a missing file}. `where` maps a planned path to its place on disk (below a module's
+    prefix). A job without its stamp (not run yet) is left alone: nothing to check."""
+    removed = {}
+    for exp in config["experiments"]:
+        jobs = [(data_stamp_file(exp), input_stage_files(config, exp))]
+        jobs += [
+            (train_stamp_file(exp, width), width_run_files(config, exp, width))
+            for width in sweep(config, exp).width
+        ]
+        for stamp, files in jobs:
+            if not os.path.exists(where(stamp)):
+                continue
+            missing = next((f for f in files if not os.path.exists(where(f))), None)
+            if missing is not None:
+                os.remove(where(stamp))
+                removed[stamp] = missing
+    return removed
