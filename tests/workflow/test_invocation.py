@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,66 @@ def test_results_folder_that_cannot_hold_files_gets_one_line_naming_it(tmp_path,
         f"{results}: folder is read-only for this user; make it writable or run elsewhere"
     )
     assert results_folder_problem(results, write=False) is None
+
+
+NOBODY = 65534
+
+
+def _as_nobody(*args: str) -> list[str]:
+    """`args` run as the unprivileged user 65534 (no groups), or a pytest skip saying why not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user (as this user, os.access is the real check)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import snakemake, minnorm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"user {NOBODY} cannot run this venv's Python: {probe.stderr[-300:]}")
+    return [*prefix, *args]
+
+
+@pytest.mark.slow
+def test_read_only_results_stops_a_real_run_with_one_line():
+    # As root os.access always passes, so the real check runs as an unprivileged user: it owns
+    # the working folder (Snakemake's metadata goes there) but not results/, which is 0755 root.
+    command = _as_nobody(
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/tests.yaml",
+        "--replace-workflow-config",
+    )
+    top = Path(tempfile.mkdtemp(prefix="minnorm-readonly-"))  # pytest's tmp is root-only
+    try:
+        os.chmod(top, 0o755)
+        root = _copy_repo(top / "wf")
+        for folder, _, names in os.walk(root):
+            for name in [folder, *(os.path.join(folder, n) for n in names)]:
+                os.chown(name, NOBODY, NOBODY)
+        results = root / "results"
+        results.mkdir(mode=0o755)
+        environ = {**os.environ, "HOME": str(root), "XDG_CACHE_HOME": str(root / ".cache")}
+        result = subprocess.run(
+            command, cwd=root, env=environ, capture_output=True, text=True, check=False
+        )
+        log = result.stdout + result.stderr
+        assert result.returncode != 0, log[-3000:]
+        assert (
+            "results: folder is read-only for this user; make it writable or run elsewhere" in log
+        ), log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert list(results.iterdir()) == []
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.mark.slow
