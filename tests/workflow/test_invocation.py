@@ -412,3 +412,53 @@ def test_snakemake_merge_error_names_only_what_the_user_wrote(tmp_path):
     error = log[log.index("invalid config:") :]
     assert "training.steps" not in error and "config/config.yaml" not in error, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
+
+
+# The config classes of issue 26, each stopped by a real `snakemake -n` at parse time with the
+# lines its file expects (tests/configs/bad/: `# expect:`), no traceback, well within 60 s.
+ISSUE_26_BAD_FILES = (
+    "horizon-steps-unbounded",
+    "horizon-below-one-step",
+    "horizon-swept-below-one-step",
+    "horizon-swept-with-steps",
+    "horizon-and-steps-swept",
+    "steps-and-horizon",
+    "kappa-underflow-float32",
+    "kappa-overflow-float32",
+    "kappa-overflow-swept",
+    "gd-vs-flow-without-horizon",
+    "sweep-accelerator",
+    "sweep-step-impl",
+    "sweep-checkpoint-every",
+    "sweep-too-many-runs",
+    "path-without-files",
+    "width-beyond-int32",
+)
+
+
+@pytest.mark.slow
+def test_issue_26_config_classes_are_stopped_by_a_real_dry_run(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    bad = REPO / "tests" / "configs" / "bad"
+    started = {}
+    for name in ISSUE_26_BAD_FILES:
+        args = [sys.executable, "-m", "snakemake", "-n", "--cores", "1"]
+        args += ["--configfile", str(bad / f"{name}.yaml"), "--replace-workflow-config"]
+        started[name] = subprocess.Popen(
+            args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        if len([p for p in started.values() if p.poll() is None]) >= 2:  # two cores
+            next(iter(p for p in started.values() if p.poll() is None)).wait()
+    for name, process in started.items():
+        log, _ = process.communicate(timeout=120)
+        assert process.returncode != 0, (name, log[-2000:])
+        text = (bad / f"{name}.yaml").read_text(encoding="utf-8")
+        expected = [
+            line.split("# expect:", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("# expect:")
+        ]
+        assert expected, name
+        for line in expected:
+            assert line in log, (name, line, log[-2000:])
+        assert "Traceback" not in log, (name, log[-2000:])
