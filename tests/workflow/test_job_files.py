@@ -66,3 +66,50 @@ def test_jobs_at_outputs_checks_the_inputs_it_will_read():
     assert [job.out for job in moved] == outputs
     with pytest.raises(JobFilesError, match="undeclared inputs"):
         jobs_at_outputs(JOBS, outputs, inputs[1:])
+
+
+def _tiny_config() -> dict:
+    import yaml
+
+    from helpers import REPO
+    from minnorm.config import validate_config
+
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        return validate_config(yaml.safe_load(handle))
+
+
+def test_a_job_with_a_missing_file_loses_its_stamp_and_no_other(tmp_path) -> None:
+    from minnorm.workflow import plan
+    from minnorm.workflow.job_files import collect_inputs, remove_stale_stamps
+
+    config = _tiny_config()
+    exp = "tiny_sphere"
+
+    def where(path: str) -> str:  # below a module's prefix
+        return str(tmp_path / "p" / path)
+
+    files = {plan.data_stamp_file(exp): plan.input_stage_files(config, exp)}
+    for width in plan.sweep(config, exp).width:
+        files[plan.train_stamp_file(exp, width)] = plan.width_run_files(config, exp, width)
+    for stamp, outputs in files.items():
+        for path in [stamp, *outputs]:
+            (tmp_path / "p" / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "p" / path).write_text("x")
+    assert remove_stale_stamps(config, where) == {}
+    run = plan.width_run_files(config, exp, 128)[1]
+    target = plan.input_stage_files(config, exp)[-1]
+    (tmp_path / "p" / run).unlink()
+    (tmp_path / "p" / target).unlink()
+    assert remove_stale_stamps(config, where) == {
+        plan.data_stamp_file(exp): target,
+        plan.train_stamp_file(exp, 128): run,
+    }
+    left = {stamp for stamp in files if (tmp_path / "p" / stamp).exists()}
+    assert left == set(files) - {plan.data_stamp_file(exp), plan.train_stamp_file(exp, 128)}
+    # A job without a stamp (not run yet) is not checked again.
+    assert remove_stale_stamps(config, where) == {}
+    # The collect job reads the plan's run files below its own output's prefix.
+    outputs = [f"p/{plan.collected_file(exp)}"]
+    assert collect_inputs(config, exp, outputs) == [
+        f"p/{path}" for path in plan.run_files(config, exp)
+    ]
