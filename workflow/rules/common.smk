@@ -6,7 +6,7 @@ from pathlib import Path
 
 from minnorm.io import integrity
 from minnorm.workflow import plan, resource_requests
-from minnorm.workflow.job_files import remove_stale_stamps
+from minnorm.workflow.job_files import missing_outputs
 from minnorm.config import ConfigError, validate_config
 from minnorm.config.validate import config_warnings
 from minnorm.config.yaml_reader import check_config_files
@@ -96,10 +96,6 @@ if workflow.is_main_process:
     results = [output_path(path) for path in plan.result_files(config)]
     for path, why in integrity.remove_damaged(results).items():
         logger.warning(f"{path} was damaged ({why}): removed, to be built again")
-    # A job one of whose files is missing (removed by hand, or just above) loses its stamp, a
-    # target of `all`, so that it runs again (minnorm.workflow.plan.DATA_STAMP_FILE).
-    for stamp, missing in remove_stale_stamps(config, where=output_path).items():
-        logger.warning(f"{missing} is missing: the job of {stamp} runs again")
 
 # The jobs' conda environment under `--sdm conda`: the run dependencies and minnorm itself at
 # this workflow's release (see the file).
@@ -129,15 +125,17 @@ def collected_files():
 
 
 def all_targets():
-    """Everything the default target builds: the stamps of the data and training jobs (so that
-    a job whose stamp was removed because one of its files is missing runs again even when what
-    was made from it is up to date), collected files, checks and figures. The data, target and
+    """Everything the default target builds: the stamps of the data and training jobs, the
+    data, target and run files missing beside an existing stamp (so that a removed one is built
+    again even when what was made from it is up to date: job_files.missing_outputs), collected
+    files, checks and figures. The data, target and
     run files themselves are not listed: Snakemake's search for a file's producer tries each
     output of the producing rule in turn, which made planning quadratic in the sweep
     (BENCHMARKS.md, "Planning cost of large sweeps")."""
     return [
         *[plan.data_stamp_file(exp) for exp in EXPERIMENTS],
         *[path for exp in EXPERIMENTS for path in plan.train_stamp_files(config, exp)],
+        *missing_outputs(config, where=output_path),
         *collected_files(),
         "results/checks.csv",
         "results/checks.md",

@@ -105,14 +105,16 @@ def collect_inputs(config: dict[str, Any], exp: str, outputs: Iterable[Any]) -> 
     return [prefix + path for path in run_files(config, exp)]
 
 
-def remove_stale_stamps(
-    config: dict[str, Any], where: Callable[[str], str] = str
-) -> dict[str, str]:
-    """Remove the stamp of every job of `config` one of whose files is missing, so that the job
-    runs again (the stamps are targets of the workflow: see `plan.DATA_STAMP_FILE`); returns
-    {stamp: a missing file}. `where` maps a planned path to its place on disk (below a module's
-    prefix). A job without its stamp (not run yet) is left alone: nothing to check."""
-    removed = {}
+def missing_outputs(config: dict[str, Any], where: Callable[[str], str] = str) -> list[str]:
+    """The data, target and run files of `config` that do not exist although their job's stamp
+    does (removed by hand or as damaged, or new to the config: an added seed), as the plan names
+    them; `where` maps a planned path to its place on disk (below a module's prefix).
+
+    The default target lists them beside the stamps, so that their jobs run again: Snakemake
+    does not rerun a job whose requested output (the stamp) exists for another missing output.
+    A job without its stamp runs anyway, so a fresh sweep lists none (its planning stays linear).
+    """
+    missing = []
     for exp in config["experiments"]:
         jobs = [(data_stamp_file(exp), input_stage_files(config, exp))]
         jobs += [
@@ -120,10 +122,6 @@ def remove_stale_stamps(
             for width in sweep(config, exp).width
         ]
         for stamp, files in jobs:
-            if not os.path.exists(where(stamp)):
-                continue
-            missing = next((f for f in files if not os.path.exists(where(f))), None)
-            if missing is not None:
-                os.remove(where(stamp))
-                removed[stamp] = missing
-    return removed
+            if os.path.exists(where(stamp)):
+                missing += [f for f in files if not os.path.exists(where(f))]
+    return missing
