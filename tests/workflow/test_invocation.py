@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,66 @@ def test_results_folder_that_cannot_hold_files_gets_one_line_naming_it(tmp_path,
     assert results_folder_problem(results, write=False) is None
 
 
+NOBODY = 65534
+
+
+def _as_nobody(*args: str) -> list[str]:
+    """`args` run as the unprivileged user 65534 (no groups), or a pytest skip saying why not."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user (as this user, os.access is the real check)")
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    prefix = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import snakemake, minnorm"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"user {NOBODY} cannot run this venv's Python: {probe.stderr[-300:]}")
+    return [*prefix, *args]
+
+
+@pytest.mark.slow
+def test_read_only_results_stops_a_real_run_with_one_line():
+    # As root os.access always passes, so the real check runs as an unprivileged user: it owns
+    # the working folder (Snakemake's metadata goes there) but not results/, which is 0755 root.
+    command = _as_nobody(
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "1",
+        "--configfile",
+        "config/tests.yaml",
+        "--replace-workflow-config",
+    )
+    top = Path(tempfile.mkdtemp(prefix="minnorm-readonly-"))  # pytest's tmp is root-only
+    try:
+        os.chmod(top, 0o755)
+        root = _copy_repo(top / "wf")
+        for folder, _, names in os.walk(root):
+            for name in [folder, *(os.path.join(folder, n) for n in names)]:
+                os.chown(name, NOBODY, NOBODY)
+        results = root / "results"
+        results.mkdir(mode=0o755)
+        environ = {**os.environ, "HOME": str(root), "XDG_CACHE_HOME": str(root / ".cache")}
+        result = subprocess.run(
+            command, cwd=root, env=environ, capture_output=True, text=True, check=False
+        )
+        log = result.stdout + result.stderr
+        assert result.returncode != 0, log[-3000:]
+        assert (
+            "results: folder is read-only for this user; make it writable or run elsewhere" in log
+        ), log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert list(results.iterdir()) == []
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 @pytest.mark.slow
 def test_dangling_results_link_stops_snakemake_with_one_line(tmp_path):
     root = _copy_repo(tmp_path / "wf")
@@ -299,30 +360,41 @@ def test_unlisted_figure_or_unknown_experiment_target_gets_one_line(tmp_path, ta
     assert "Traceback" not in log and "Exception" not in log, log[-3000:]
 
 
-def test_merge_error_says_which_keys_come_from_the_default_config(tmp_path):
+def test_merge_error_names_only_the_keys_and_file_the_user_wrote(tmp_path):
     default = tmp_path / "default.yaml"
     default.write_text(
         "experiments:\n  a:\n    training: {steps: 10}\n    sweep: {model.kappa: [1.0]}\n"
+        "  b:\n    training: {lr: 2.0}\n"
     )
     mine = tmp_path / "mine.yaml"
-    mine.write_text("experiments:\n  a:\n    training: {horizon: 1.0}\n")
-    message = (
-        "invalid config:\nexperiments.a.training.horizon: sets the steps of each run; remove "
-        "training.steps or the horizon\nexperiments.a.sweep.model.kappa[0]: bad"
+    mine.write_text("experiments:\n  a:\n    training: {horizon: 1.0}\n    model: {kappa: 0}\n")
+    horizon = (
+        "experiments.a.training.horizon: sets the steps of each run; remove training.steps or "
+        "the horizon"
     )
+    kappa = "experiments.a.model.kappa: must be > 0"
+    theirs = "experiments.b.training.lr: too large"
+    message = f"invalid config:\n{horizon}\n{kappa}\n{theirs}"
     noted = merged_origin_note(message, [mine, default], default_file=default)
-    assert noted.startswith(message)
-    assert noted.splitlines()[-1] == (
-        f"note: experiments.a.training.steps, experiments.a.sweep.model.kappa are not in {mine} "
-        f"but in {default}, which Snakemake merged it into; add --replace-workflow-config to use "
-        "it alone"
+    assert noted.splitlines() == [
+        "invalid config:",
+        f"experiments.a.training.horizon (in {mine}): does not fit the settings of "
+        f"experiments.a that Snakemake merged {mine} into from the workflow's default config; "
+        "add --replace-workflow-config to use it alone",
+        kappa,
+        f"and 1 problem in the settings of the workflow's default config that Snakemake merged "
+        f"{mine} into; add --replace-workflow-config to use it alone",
+    ]
+    # Neither the default's keys nor its file are named.
+    assert "steps" not in noted and "experiments.b" not in noted and str(default) not in noted
+    # Keys the user wrote alone: the message is unchanged.
+    assert merged_origin_note(f"invalid config:\n{kappa}", [mine], default) == (
+        f"invalid config:\n{kappa}"
     )
-    # Keys the user wrote need no note.
-    assert merged_origin_note(message.splitlines()[0], [mine], default) == message.splitlines()[0]
 
 
 @pytest.mark.slow
-def test_snakemake_merge_error_names_the_default_file_for_keys_the_user_did_not_write(tmp_path):
+def test_snakemake_merge_error_names_only_what_the_user_wrote(tmp_path):
     root = _copy_repo(tmp_path / "wf")
     (root / "mine.yaml").write_text(
         "experiments:\n  ss_fig1:\n    training: {horizon: 1.0}\n"
@@ -331,6 +403,62 @@ def test_snakemake_merge_error_names_the_default_file_for_keys_the_user_did_not_
     result = _snakemake(root, "-n", "--cores", "1", "--configfile", "mine.yaml")
     log = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "experiments.ss_fig1.training.horizon: sets the steps" in log
-    assert "note: experiments.ss_fig1.training.steps is not in" in log
-    assert "but in config/config.yaml, which Snakemake merged it into" in log, log[-3000:]
+    assert (
+        "experiments.ss_fig1.training.horizon (in mine.yaml): does not fit the settings of "
+        "experiments.ss_fig1 that Snakemake merged mine.yaml into from the workflow's default "
+        "config; add --replace-workflow-config to use it alone"
+    ) in log, log[-3000:]
+    # (Snakemake's own first line says that config/config.yaml is extended.)
+    error = log[log.index("invalid config:") :]
+    assert "training.steps" not in error and "config/config.yaml" not in error, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+# The config classes of issue 26, each stopped by a real `snakemake -n` at parse time with the
+# lines its file expects (tests/configs/bad/: `# expect:`), no traceback, well within 60 s.
+ISSUE_26_BAD_FILES = (
+    "horizon-steps-unbounded",
+    "horizon-below-one-step",
+    "horizon-swept-below-one-step",
+    "horizon-swept-with-steps",
+    "horizon-and-steps-swept",
+    "steps-and-horizon",
+    "kappa-underflow-float32",
+    "kappa-overflow-float32",
+    "kappa-overflow-swept",
+    "gd-vs-flow-without-horizon",
+    "sweep-accelerator",
+    "sweep-step-impl",
+    "sweep-checkpoint-every",
+    "sweep-too-many-runs",
+    "path-without-files",
+    "width-beyond-int32",
+)
+
+
+@pytest.mark.slow
+def test_issue_26_config_classes_are_stopped_by_a_real_dry_run(tmp_path):
+    root = _copy_repo(tmp_path / "wf")
+    bad = REPO / "tests" / "configs" / "bad"
+    started = {}
+    for name in ISSUE_26_BAD_FILES:
+        args = [sys.executable, "-m", "snakemake", "-n", "--cores", "1"]
+        args += ["--configfile", str(bad / f"{name}.yaml"), "--replace-workflow-config"]
+        started[name] = subprocess.Popen(
+            args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        if len([p for p in started.values() if p.poll() is None]) >= 2:  # two cores
+            next(iter(p for p in started.values() if p.poll() is None)).wait()
+    for name, process in started.items():
+        log, _ = process.communicate(timeout=120)
+        assert process.returncode != 0, (name, log[-2000:])
+        text = (bad / f"{name}.yaml").read_text(encoding="utf-8")
+        expected = [
+            line.split("# expect:", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("# expect:")
+        ]
+        assert expected, name
+        for line in expected:
+            assert line in log, (name, line, log[-2000:])
+        assert "Traceback" not in log, (name, log[-2000:])

@@ -66,3 +66,60 @@ def test_jobs_at_outputs_checks_the_inputs_it_will_read():
     assert [job.out for job in moved] == outputs
     with pytest.raises(JobFilesError, match="undeclared inputs"):
         jobs_at_outputs(JOBS, outputs, inputs[1:])
+
+
+def _tiny_config() -> dict:
+    import yaml
+
+    from helpers import REPO
+    from minnorm.config import validate_config
+
+    with open(REPO / "config" / "tests.yaml", encoding="utf-8") as handle:
+        return validate_config(yaml.safe_load(handle))
+
+
+def test_collect_reads_the_plans_run_files_below_its_prefix() -> None:
+    from minnorm.workflow import plan
+    from minnorm.workflow.job_files import collect_inputs
+
+    config = _tiny_config()
+    exp = "tiny_sphere"
+    outputs = [f"p/{plan.collected_file(exp)}"]
+    assert collect_inputs(config, exp, outputs) == [
+        f"p/{path}" for path in plan.run_files(config, exp)
+    ]
+    assert len(collect_inputs(config, exp, outputs)) == 6
+    with pytest.raises(JobFilesError):
+        collect_inputs(config, exp, ["p/results/other/other.nc"])
+
+
+def test_missing_outputs_are_those_of_jobs_with_a_stamp(tmp_path) -> None:
+    from minnorm.workflow import plan
+    from minnorm.workflow.job_files import missing_outputs
+
+    config = _tiny_config()
+    exp = "tiny_sphere"
+
+    def where(path: str) -> str:  # below a module's prefix
+        return str(tmp_path / "p" / path)
+
+    # A fresh sweep: no stamp, nothing listed (every job runs anyway).
+    assert missing_outputs(config, where) == []
+    jobs = {plan.data_stamp_file(exp): plan.input_stage_files(config, exp)}
+    for width in plan.sweep(config, exp).width:
+        jobs[plan.train_stamp_file(exp, width)] = plan.width_run_files(config, exp, width)
+    for stamp, outputs in jobs.items():
+        for path in [stamp, *outputs]:
+            (tmp_path / "p" / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "p" / path).write_text("x")
+    others = [e for e in config["experiments"] if e != exp]
+    assert missing_outputs({"experiments": {exp: config["experiments"][exp]}}, where) == []
+    run = plan.width_run_files(config, exp, 128)[1]
+    target = plan.input_stage_files(config, exp)[-1]
+    (tmp_path / "p" / run).unlink()
+    (tmp_path / "p" / target).unlink()
+    assert missing_outputs(config, where) == [target, run]
+    # A job whose stamp is gone is not listed: it runs for its stamp.
+    (tmp_path / "p" / plan.train_stamp_file(exp, 128)).unlink()
+    assert missing_outputs(config, where) == [target]
+    assert others  # their jobs have no stamps here: nothing of theirs is listed

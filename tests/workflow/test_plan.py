@@ -306,6 +306,40 @@ def test_identity_digest_is_sha256_of_numeric_settings_and_code(tiny: dict) -> N
     assert plan.run_identity_digest(settings) == hashlib.sha256(text.encode()).hexdigest()
 
 
+def test_train_jobs_identities_equal_the_per_run_digest() -> None:
+    # train_jobs builds the numeric settings once per (lr, swept settings) and writes each run's
+    # width, seed and label noise in; the reference is the definition, run by run. The beyond
+    # study sweeps data.seed, lr and model.kappa; the tests config label noise.
+    checked = 0
+    for config in (validate_config(_load("beyond.yaml")), validate_config(_load("tests.yaml"))):
+        for exp in config["experiments"]:
+            width = plan.sweep(config, exp).width[0]
+            jobs = plan.train_jobs(config, exp, width)
+            expected = [plan.run_identity_digest(job.config) for job in jobs]
+            assert [job.identity for job in jobs] == expected
+            assert len(set(expected)) == len(expected)
+            checked += len(jobs)
+    assert checked > 100
+
+
+def test_per_width_values_follow_the_experiment_settings(tiny: dict) -> None:
+    # Remembered per width, but never across a change of the experiment's settings.
+    changed = copy.deepcopy(tiny)
+    changed["experiments"]["tiny_sphere"]["model"]["kappa"] = 3.0
+    for config in (tiny, changed, tiny):
+        fresh = plan._job_param(
+            [job.config.numeric_settings() for job in plan.train_jobs(config, "tiny_sphere", 64)]
+        )
+        assert plan.train_job_param(config, "tiny_sphere", 64) == fresh
+    assert plan.train_job_param(changed, "tiny_sphere", 64) != plan.train_job_param(
+        tiny, "tiny_sphere", 64
+    )
+    memory = resource_requests.width_mem_mb(tiny, "tiny_sphere", 256)
+    bigger = copy.deepcopy(tiny)
+    bigger["experiments"]["tiny_sphere"]["data"]["n_train"] *= 8
+    assert resource_requests.width_mem_mb(bigger, "tiny_sphere", 256) > memory
+
+
 def test_job_params_are_short(default: dict) -> None:
     # A dry run's "Params have changed" reason prints the changed params before and after.
     for exp in default["experiments"]:

@@ -239,7 +239,9 @@ def _parsed_plan(
     text = result.stdout + result.stderr
     outputs: dict[str, set[str]] = {}
     for rule, listed in _PLANNED_JOB.findall(text):
-        outputs.setdefault(rule, set()).update(listed.split(", "))
+        # A job's stamp (plan.DATA_STAMP_FILE, TRAIN_STAMP_FILE) comes with its other outputs.
+        files = [f for f in listed.split(", ") if "/stamps/" not in f]
+        outputs.setdefault(rule, set()).update(files)
     if "Nothing to be done" in text:
         return {}, outputs, text
     stats = job_stats(text)

@@ -3,7 +3,9 @@
 
 rule collect:
     input:
-        runs=lambda w: known_run_files(w.exp),
+        # The stamps of the experiment's training jobs; the script reads the run files they
+        # wrote (minnorm.workflow.job_files.collect_inputs).
+        stamps=lambda w: known_stamps(w.exp),
     output:
         "results/{exp}/{exp}.nc",
     log:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from minnorm.io import integrity
 from minnorm.workflow import plan, resource_requests
+from minnorm.workflow.job_files import missing_outputs
 from minnorm.config import ConfigError, validate_config
 from minnorm.config.validate import config_warnings
 from minnorm.config.yaml_reader import check_config_files
@@ -111,11 +112,11 @@ def known_target(exp, figure=None):
     return plan.collected_file(exp)
 
 
-def known_run_files(exp):
-    """The run files of `exp`, a collect job's inputs (one line and a stop for an experiment the
-    config does not have: `known_target`)."""
+def known_stamps(exp):
+    """The stamps of the training jobs of `exp`, a collect job's inputs (one line and a stop for
+    an experiment the config does not have: `known_target`)."""
     known_target(exp)
-    return plan.run_files(config, exp)
+    return plan.train_stamp_files(config, exp)
 
 
 def collected_files():
@@ -124,12 +125,17 @@ def collected_files():
 
 
 def all_targets():
-    """Everything the default target builds: data, target and run files (so that a removed one
-    is built again even when what was made from it is up to date), collected files, checks and
-    figures."""
+    """Everything the default target builds: the stamps of the data and training jobs, the
+    data, target and run files missing beside an existing stamp (so that a removed one is built
+    again even when what was made from it is up to date: job_files.missing_outputs), collected
+    files, checks and figures. The data, target and
+    run files themselves are not listed: Snakemake's search for a file's producer tries each
+    output of the producing rule in turn, which made planning quadratic in the sweep
+    (BENCHMARKS.md, "Planning cost of large sweeps")."""
     return [
-        *[path for exp in EXPERIMENTS for path in plan.input_stage_files(config, exp)],
-        *[path for exp in EXPERIMENTS for path in plan.run_files(config, exp)],
+        *[plan.data_stamp_file(exp) for exp in EXPERIMENTS],
+        *[path for exp in EXPERIMENTS for path in plan.train_stamp_files(config, exp)],
+        *missing_outputs(config, where=output_path),
         *collected_files(),
         "results/checks.csv",
         "results/checks.md",

@@ -19,7 +19,9 @@ for exp in EXPERIMENTS:
             # prefix: local() keeps Snakemake from moving them.
             local=[local(f) for f in plan.local_data_files(config, exp)],
         output:
-            plan.input_stage_files(config, exp),
+            # The stamp first (the training jobs' input), then every data and target file.
+            stamp=plan.data_stamp_file(exp),
+            files=plan.input_stage_files(config, exp),
         log:
             f"results/{exp}/logs/data.log",
         benchmark:

@@ -17,11 +17,14 @@ for exp in EXPERIMENTS:
         name:
             f"train_{exp}"
         input:
-            # Both written by the experiment's data job.
-            data=plan.data_files(config, exp),
-            targets=plan.target_files(config, exp, plan.WIDTH_WILDCARD),
+            # The stamp of the experiment's data job, which wrote the data and target files
+            # (minnorm.workflow.plan.DATA_STAMP_FILE: one input instead of thousands).
+            plan.data_stamp_file(exp),
         output:
-            plan.width_run_files(config, exp, plan.WIDTH_WILDCARD),
+            # The stamp first (the collect job's input; Snakemake finds it at once), then the
+            # run files: a missing one reruns this job.
+            stamp=plan.train_stamp_file(exp, plan.WIDTH_WILDCARD),
+            runs=plan.width_run_files(config, exp, plan.WIDTH_WILDCARD),
         log:
             f"results/{exp}/logs/runs/m{{width}}.log",
         benchmark:

@@ -166,9 +166,15 @@ def merged_origin_note(
     configfiles: Iterable[str | os.PathLike[str]],
     default_file: str | os.PathLike[str] = "config/config.yaml",
 ) -> str:
-    """`message` (a config error of a config merged from the default file and `configfiles`)
-    with a last line naming the key paths in it that the user's files do not hold: they come
-    from the default file, which Snakemake merged in (no --replace-workflow-config)."""
+    """`message` (a config error of a config Snakemake merged from the default file and
+    `configfiles`) naming only the keys and the files the user wrote.
+
+    A problem line whose key paths are all in the user's files is kept. One that also names keys
+    only the default file holds (a horizon written by the user against the default's steps) is
+    reworded to name the user's keys and file and the merge as the cause; one that names none of
+    the user's keys (a problem of the default's own settings) is counted in a last line. Every
+    reworded message ends with the way out: --replace-workflow-config.
+    """
 
     def load(path: str | os.PathLike[str]) -> object:
         try:
@@ -178,28 +184,46 @@ def merged_origin_note(
             return None
 
     files = [Path(f) for f in configfiles if Path(f).resolve() != Path(default_file).resolve()]
+    if not files:
+        return message
     users, default = [load(f) for f in files], load(default_file)
-    from_default: list[str] = []
+    names = ", ".join(_shown(f) for f in files)
+    way_out = f"add --replace-workflow-config to use {'it' if len(files) == 1 else 'them'} alone"
+    kept: list[str] = []
+    reworded = default_only = 0
     for line in message.splitlines():
         found = _FULL_KEY.search(line)
         if found is None:
+            kept.append(line)
             continue
         exp = found.group(1)
         paths = [m.group(0) for m in _FULL_KEY.finditer(line)]
         paths += [f"experiments.{exp}.{m.group(1)}" for m in _SECTION_KEY.finditer(line)]
-        for path in paths:
-            parts = path.split(".")
-            if (
-                _has_path(default, parts)
-                and not any(_has_path(u, parts) for u in users)
-                and path not in from_default
-            ):
-                from_default.append(path)
-    if not files or not from_default:
+        written = [p for p in paths if any(_has_path(u, p.split(".")) for u in users)]
+        mine = list(dict.fromkeys(written))
+        theirs = [p for p in paths if p not in mine and _has_path(default, p.split("."))]
+        if not theirs:
+            kept.append(line)
+        elif mine:
+            reworded += 1
+            kept.append(
+                f"{', '.join(mine)} (in {names}): does not fit the settings of experiments.{exp} "
+                f"that Snakemake merged {names} into from the workflow's default config; "
+                f"{way_out}"
+            )
+        else:
+            default_only += 1
+    if default_only:
+        kept.append(
+            f"and {default_only} problem{'s' if default_only > 1 else ''} in the settings of "
+            f"the workflow's default config that Snakemake merged {names} into; {way_out}"
+        )
+    if not reworded and not default_only:
         return message
-    return (
-        f"{message}\nnote: {', '.join(from_default)} "
-        f"{'is' if len(from_default) == 1 else 'are'} not in {', '.join(map(str, files))} but in "
-        f"{default_file}, which Snakemake merged it into; add --replace-workflow-config to use "
-        f"{'it' if len(files) == 1 else 'them'} alone"
-    )
+    return "\n".join(kept)
+
+
+def _shown(path: Path) -> str:
+    """`path` as the user would write it: relative to the working directory when below it."""
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else relative

@@ -13,10 +13,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from minnorm.workflow.plan import DataJob, TargetJob, TrainJob
+from minnorm.workflow.plan import (
+    DataJob,
+    TargetJob,
+    TrainJob,
+    collected_file,
+    data_stamp_file,
+    input_stage_files,
+    run_files,
+    sweep,
+    train_stamp_file,
+    width_run_files,
+)
 
 # The fields of a job (plan.DataJob, TargetJob, TrainJob) that hold file paths.
 PATH_KEYS = ("data", "target", "out", "checkpoint", "done")
@@ -85,3 +96,32 @@ def jobs_at_outputs(
         if not read <= declared:
             raise JobFilesError(f"the job reads undeclared inputs: {sorted(read - declared)[:5]}")
     return moved
+
+
+def collect_inputs(config: dict[str, Any], exp: str, outputs: Iterable[Any]) -> list[str]:
+    """The run files the collect job of `exp` reads (`plan.run_files`), below the prefix of its
+    `snakemake.output`: the job's declared inputs are the training jobs' stamps, not the runs."""
+    prefix = output_prefix([collected_file(exp)], outputs)
+    return [prefix + path for path in run_files(config, exp)]
+
+
+def missing_outputs(config: dict[str, Any], where: Callable[[str], str] = str) -> list[str]:
+    """The data, target and run files of `config` that do not exist although their job's stamp
+    does (removed by hand or as damaged, or new to the config: an added seed), as the plan names
+    them; `where` maps a planned path to its place on disk (below a module's prefix).
+
+    The default target lists them beside the stamps, so that their jobs run again: Snakemake
+    does not rerun a job whose requested output (the stamp) exists for another missing output.
+    A job without its stamp runs anyway, so a fresh sweep lists none (its planning stays linear).
+    """
+    missing = []
+    for exp in config["experiments"]:
+        jobs = [(data_stamp_file(exp), input_stage_files(config, exp))]
+        jobs += [
+            (train_stamp_file(exp, width), width_run_files(config, exp, width))
+            for width in sweep(config, exp).width
+        ]
+        for stamp, files in jobs:
+            if os.path.exists(where(stamp)):
+                missing += [f for f in files if not os.path.exists(where(f))]
+    return missing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import json
 import logging
 import os
 import sys
@@ -369,6 +370,14 @@ def make_run_files(
     logger.info(line)
     print(line, flush=True)
     return line
+
+
+def write_stamp(files: list[PathLike], path: PathLike) -> None:
+    """Write a job's stamp (`minnorm.workflow.plan.DATA_STAMP_FILE`, `TRAIN_STAMP_FILE`) after its
+    other outputs: the files it wrote, as JSON. Downstream jobs take the stamp as their input in
+    place of those files, so that planning a large sweep stays linear in its runs."""
+    text = json.dumps({"files": [str(f) for f in files]}, indent=0)
+    write_text_atomic(text + "\n", path)
 
 
 def make_collected_file(run_files: list[PathLike], out: PathLike) -> None:

@@ -21,7 +21,8 @@ import dataclasses
 import hashlib
 import itertools
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from minnorm.config.experiment import ExperimentConfig
 from minnorm.config.run_config import DataConfig, RunConfig, TargetConfig
@@ -46,6 +47,15 @@ DONE_FILE = "results/{exp}/checkpoints/m{width}/s{seed}_p{noise}_lr{lr}{tag}.don
 COLLECTED_FILE = "results/{exp}/{exp}.nc"
 FIGURE_FILE = "results/{exp}/figures/{figure}.{ext}"
 FIGURE_FORMATS = ("png", "pdf")
+# Stamps: a small file each data and training job writes after its other outputs, listing them.
+# The jobs downstream (training, collect) take the stamps as inputs instead of every data,
+# target or run file: Snakemake looks up the producer of an input by trying each output of the
+# candidate rule in turn, so listing thousands of files that each rule makes by the thousand
+# cost time quadratic in the sweep (BENCHMARKS.md, "Planning cost of large sweeps"). The files
+# stay outputs of the job that writes them: a missing or removed one reruns that job, whose new
+# stamp reruns what reads it.
+DATA_STAMP_FILE = "results/{exp}/stamps/data.json"
+TRAIN_STAMP_FILE = "results/{exp}/stamps/m{width}.json"
 # Passed as `width` to the file-list functions, it stays a wildcard (Snakemake output patterns).
 WIDTH_WILDCARD = "{width}"
 
@@ -245,6 +255,22 @@ def input_stage_files(config: dict[str, Any], exp: str) -> list[str]:
     return [*data_files(config, exp), *targets]
 
 
+def data_stamp_file(exp: str) -> str:
+    """The stamp of the data job of `exp` (`DATA_STAMP_FILE`), the training jobs' input."""
+    return DATA_STAMP_FILE.format(exp=exp)
+
+
+def train_stamp_file(exp: str, width: int | str) -> str:
+    """The stamp of one width's training job (`TRAIN_STAMP_FILE`; `width` may be
+    `WIDTH_WILDCARD`)."""
+    return TRAIN_STAMP_FILE.format(exp=exp, width=width)
+
+
+def train_stamp_files(config: dict[str, Any], exp: str) -> list[str]:
+    """The stamps of every width's training job of `exp`: the collect job's inputs."""
+    return [train_stamp_file(exp, width) for width in sweep(config, exp).width]
+
+
 def collected_file(exp: str) -> str:
     """The collected dataset of `exp`."""
     return COLLECTED_FILE.format(exp=exp)
@@ -370,17 +396,48 @@ def target_jobs(
     return list(jobs.values())
 
 
+def shared_key(run: RunConfig) -> tuple[Any, ...]:
+    """What a run's settings depend on besides its width, seed and label noise: its lr and swept
+    settings (each value with its type: True and 1 are different settings). The runs of one
+    width's job with equal keys share data, model and training settings."""
+    return (run.lr, tuple((key, type(value).__name__, value) for key, value in run.sweep.items()))
+
+
 def train_jobs(config: dict[str, Any], exp: str, width: int | str) -> list[TrainJob]:
-    """The work of one width's training job, one `TrainJob` per run."""
+    """The work of one width's training job, one `TrainJob` per run.
+
+    The identities are `run_identity_digest` of each run, computed from the numeric settings the
+    runs of one lr and swept settings share (built once) with each run's width, seed and label
+    noise written in: a sweep's thousands of runs are planned in milliseconds each.
+    """
+    return _train_work(config, exp, width)[0]
+
+
+def _train_work(
+    config: dict[str, Any], exp: str, width: int | str
+) -> tuple[list[TrainJob], list[dict[str, Any]]]:
+    """`train_jobs` and each run's numeric settings (`RunConfig.numeric_settings`)."""
     e = experiment(config, exp)
-    jobs = []
+    numerics = numerics_fingerprint()
+    shared: dict[tuple[Any, ...], dict[str, Any]] = {}
+    jobs, settings_list = [], []
     for run in experiment_runs(config, exp, width):
         settings = _run_config(e, run)
         files = run_paths(exp, run)
+        key = shared_key(settings)
+        if key not in shared:
+            shared[key] = settings.numeric_settings()
+        numeric = {
+            **shared[key],
+            "width": settings.width,
+            "seed": settings.seed,
+            "label_noise": settings.label_noise,
+        }
+        settings_list.append(numeric)
         jobs.append(
             TrainJob(
                 settings,
-                run_identity_digest(settings),
+                _digest({"settings": numeric, "numerics": numerics}),
                 files.data,
                 files.target,
                 files.out,
@@ -388,7 +445,7 @@ def train_jobs(config: dict[str, Any], exp: str, width: int | str) -> list[Train
                 files.done,
             )
         )
-    return jobs
+    return jobs, settings_list
 
 
 def data_job_param(config: dict[str, Any], exp: str) -> str:
@@ -405,7 +462,42 @@ def train_job_param(config: dict[str, Any], exp: str, width: int | str) -> str:
 
     Log and checkpoint intervals are left out, so changing them reruns no job.
     """
-    return _job_param([job.config.numeric_settings() for job in train_jobs(config, exp, width)])
+    return per_width(
+        "train_job_param",
+        config,
+        exp,
+        width,
+        lambda: _job_param(_train_work(config, exp, width)[1]),
+    )
+
+
+# Values computed from one width's runs (`per_width`), by (what, experiment, width, the
+# experiment's settings as JSON and the numerical code's fingerprint). Snakemake asks for a
+# job's params, priority and resources at several points of planning; each pass over a width's
+# runs is done once. A handful of small values per width: cleared past PER_WIDTH_LIMIT entries.
+_PER_WIDTH: dict[tuple[str, str, str, str], Any] = {}
+PER_WIDTH_LIMIT = 100_000
+
+T = TypeVar("T")
+
+
+def per_width(
+    what: str, config: dict[str, Any], exp: str, width: int | str, compute: Callable[[], T]
+) -> T:
+    """`compute()`, remembered for the experiment's current settings: a value `what` of one
+    width of `exp` (a job param, a resource estimate) that depends on the config only through
+    `config["experiments"][exp]`."""
+    block = config["experiments"].get(exp)
+    if block is None:
+        return compute()  # raises the plan's error naming the experiment
+    settings = json.dumps(block, sort_keys=True, default=repr)
+    key = (what, exp, str(width), settings + numerics_fingerprint())
+    if key not in _PER_WIDTH:
+        if len(_PER_WIDTH) >= PER_WIDTH_LIMIT:
+            _PER_WIDTH.clear()
+        _PER_WIDTH[key] = compute()
+    value: T = _PER_WIDTH[key]
+    return value
 
 
 def target_problem(config: dict[str, Any], exp: str, figure: str | None = None) -> str | None:

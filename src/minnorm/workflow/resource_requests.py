@@ -15,7 +15,14 @@ from typing import Any
 
 from minnorm.config.run_config import RunConfig
 from minnorm.data.registry import DATASETS
-from minnorm.workflow.plan import experiment, experiment_runs, sweep, train_jobs
+from minnorm.workflow.plan import (
+    experiment,
+    experiment_runs,
+    per_width,
+    shared_key,
+    sweep,
+    train_jobs,
+)
 
 # Fixed memory of a Python process with torch and pytorch_lightning imported.
 BASE_PROCESS_MB = 600
@@ -76,7 +83,7 @@ def width_priority(config: dict[str, Any], exp: str, width: int | str) -> int:
     (`run_seconds` summed over its runs), so that among ready jobs the longest start first and
     the shorter ones fill the other cores around them (on 2 cores the default run's widest
     Figure 1 job then starts at once instead of after the narrow ones)."""
-    return max(1, round(sum(run_seconds(job.config) for job in train_jobs(config, exp, width))))
+    return _width_estimates(config, exp, width)[0]
 
 
 def data_priority(config: dict[str, Any], exp: str) -> int:
@@ -93,20 +100,40 @@ def width_mem_mb(config: dict[str, Any], exp: str, width: int | str) -> int:
     """Memory request (MB) of one width's training job, and of its targets (one at a time): its
     largest run, with the job's runs trained side by side in batches of at most
     `minnorm.training.resources.batch_size_limit` runs."""
-    from minnorm.training.resources import batch_size_limit, estimate_batch_bytes
-
-    jobs = train_jobs(config, exp, width)
-    largest = max((job.config for job in jobs), key=run_bytes)
-    data, m, p = largest.data, largest.width, input_dim(largest)
-    dtype = largest.training.dtype
-    runs = min(len(jobs), batch_size_limit(data.n_train, m, p, dtype))
-    batch = estimate_batch_bytes(data.n_train, m, p, dtype, data.n_test, runs)
-    return BASE_PROCESS_MB + math.ceil(batch / 1e6)
+    return _width_estimates(config, exp, width)[1]
 
 
 def width_runtime_min(config: dict[str, Any], exp: str, width: int | str) -> int:
     """Wall-time request (minutes) of one width's training job: the sum over its runs."""
-    return sum(run_runtime_min(job.config) for job in train_jobs(config, exp, width))
+    return _width_estimates(config, exp, width)[2]
+
+
+def _width_estimates(config: dict[str, Any], exp: str, width: int | str) -> tuple[int, int, int]:
+    """(`width_priority`, `width_mem_mb`, `width_runtime_min`) of one width's training job, from
+    one pass over its runs, remembered (`plan.per_width`): Snakemake asks for each several
+    times, and a large sweep's width has thousands of runs."""
+
+    def compute() -> tuple[int, int, int]:
+        from minnorm.training.resources import batch_size_limit, estimate_batch_bytes
+
+        jobs = train_jobs(config, exp, width)
+        # Runs that differ only in seed and label noise have the same estimates: one per group.
+        groups: dict[tuple[Any, ...], tuple[RunConfig, int]] = {}
+        for job in jobs:
+            key = shared_key(job.config)
+            first, count = groups.get(key, (job.config, 0))
+            groups[key] = (first, count + 1)
+        seconds = sum(run_seconds(run) * count for run, count in groups.values())
+        largest = max((run for run, _ in groups.values()), key=run_bytes)
+        data, m, p = largest.data, largest.width, input_dim(largest)
+        dtype = largest.training.dtype
+        runs = min(len(jobs), batch_size_limit(data.n_train, m, p, dtype))
+        batch = estimate_batch_bytes(data.n_train, m, p, dtype, data.n_test, runs)
+        memory = BASE_PROCESS_MB + math.ceil(batch / 1e6)
+        runtime = sum(run_runtime_min(run) * count for run, count in groups.values())
+        return max(1, round(seconds)), memory, runtime
+
+    return per_width("resource_estimates", config, exp, width, compute)
 
 
 def data_mem_mb(config: dict[str, Any], exp: str) -> int:
