@@ -41,6 +41,8 @@ def _plot(
     curves = family_curves(collected, quantity)  # other swept values: their first
     if not curves:
         raise ValueError(f"figure {name!r}: no runs")
+    if not any(np.isfinite(c.means).any() for c in curves):
+        raise ValueError(f"figure {name!r}: every run diverged; nothing to plot")
     panels = {"fixed": [c for c in curves if c.label.endswith("fixed")]}
     trained = [c for c in curves if c.label.endswith("trained")]
     if trained:
