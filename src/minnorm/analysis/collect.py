@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from minnorm.config.run_config import read_section
 from minnorm.config.sweep import RUN_SWEEP_KEYS, SETTING_ATTR
 from minnorm.io.files import CF_CONVENTIONS
 
@@ -282,7 +283,7 @@ def draw_dim(collected: xr.Dataset) -> str | None:
 def config_data_seed(collected: xr.Dataset) -> int | None:
     """data.seed of the shared config (attrs["config"]) when it is the same for every run."""
     try:
-        return int(json.loads(collected.attrs["config"])["data"]["seed"])
+        return int(read_section(json.loads(collected.attrs["config"]), "data")["seed"])
     except (KeyError, TypeError, ValueError):
         return None
 

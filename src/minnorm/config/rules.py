@@ -26,7 +26,7 @@ from minnorm.config.run_config import (
     read_section,
 )
 from minnorm.config.schema import dataset_keys, schema_problems
-from minnorm.config.schema_file import read_schema_file
+from minnorm.config.schema_file import block_properties, read_schema_file
 from minnorm.config.sweep import (
     MAX_SETTING_TAG_BYTES,
     setting_sweeps,
@@ -98,7 +98,7 @@ def experiment_problems(name: str, block: dict[str, Any]) -> list[str]:
 
 def max_steps() -> int:
     """The most GD steps a run may take: the schema's bound of `training.steps`."""
-    bound: int = read_schema_file()["$defs"]["training"]["properties"]["steps"]["maximum"]
+    bound: int = block_properties(read_schema_file(), "training")["steps"]["maximum"]
     return bound
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import jsonschema
 
 from minnorm.config.figure_registry import FIGURES
-from minnorm.config.schema_file import read_schema_file
+from minnorm.config.schema_file import block_properties, read_schema_file
 from minnorm.data.registry import DATASETS
 
 
@@ -227,7 +227,7 @@ def load_schema() -> dict:
         if name in defs:
             defs[name]["enum"] = list(registry)
     if "data" in defs:
-        merge_dataset_keys(defs["data"]["properties"])
+        merge_dataset_keys(block_properties(schema, "data"))
     return schema
 
 

@@ -25,8 +25,15 @@ def read_schema_file() -> dict[str, Any]:
     return schema
 
 
+def block_properties(schema: dict[str, Any], block: str) -> dict[str, Any]:
+    """The `properties` of `$defs.<block>` in a schema dict (this file's or a completed copy):
+    the one place that knows where a block's keys sit in the schema."""
+    properties: dict[str, Any] = schema["$defs"][block]["properties"]
+    return properties
+
+
 @functools.cache
 def schema_enum(block: str, key: str) -> tuple[str, ...]:
     """The allowed values of `<block>.<key>` as the schema lists them (`enum`), e.g.
     `schema_enum("training", "loss")`."""
-    return tuple(read_schema_file()["$defs"][block]["properties"][key]["enum"])
+    return tuple(block_properties(read_schema_file(), block)[key]["enum"])

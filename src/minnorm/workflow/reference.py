@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from minnorm.config.schema import merge_dataset_keys, read_schema_file
+from minnorm.config.schema import block_properties, merge_dataset_keys, read_schema_file
 from minnorm.io.files import write_text_atomic
 from minnorm.workflow.packaged import workflow_root
 
@@ -127,7 +127,7 @@ def settings_schema() -> dict:
     """The config schema with every data set's own keys merged in (the registry enums of figure
     and data-set names are left out: they are listed on their own pages)."""
     schema = read_schema_file()
-    merge_dataset_keys(schema["$defs"]["data"]["properties"])
+    merge_dataset_keys(block_properties(schema, "data"))
     return schema
 
 
