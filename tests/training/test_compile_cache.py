@@ -14,6 +14,7 @@ import pytest
 from minnorm.training import streamed_kernel
 from minnorm.training.compile_cache import (
     CACHE_ENV,
+    CAPABILITY_ENV,
     EXTENSIONS,
     cache_folder,
     extension_folder,
@@ -129,3 +130,70 @@ def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_p
     assert built["grad"] == loaded["grad"]
     if streamed_kernel.cpu_isa() == "avx512":
         assert built["grad"] == first["grad"]
+
+
+def test_the_machine_key_holds_a_forced_cpu_capability(monkeypatch):
+    monkeypatch.delenv(CAPABILITY_ENV, raising=False)
+    plain = machine_key()
+    monkeypatch.setenv(CAPABILITY_ENV, "")
+    assert machine_key() == plain  # empty: torch's own pick, the same entries
+    monkeypatch.setenv(CAPABILITY_ENV, "avx2")
+    avx2 = machine_key()
+    monkeypatch.setenv(CAPABILITY_ENV, "AVX2")
+    assert machine_key() == avx2 != plain
+    monkeypatch.setenv(CAPABILITY_ENV, "default")
+    assert machine_key() not in (plain, avx2)
+
+
+_MATMUL_CHILD = r"""
+import json, sys
+import torch
+from minnorm.training.compile_cache import use_compile_cache
+folder = use_compile_cache(sys.argv[1])
+from minnorm.training.gradient_formulas import analytic_gradient
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(0)
+S, n, m, p = 3, 200, 1000, 64  # arora_fig2's shapes: the matmul formula (p > STREAMED_MAX_P)
+X = torch.rand(n, p, generator=gen, dtype=torch.float64)
+X = X / X.norm(dim=1, keepdim=True)
+W = 0.01 * torch.randn(S, m, p, generator=gen, dtype=torch.float64)
+a = torch.randint(0, 2, (S, m), generator=gen).double() * 2 - 1
+y = torch.randint(0, 2, (S, n), generator=gen).double() * 2 - 1
+scale = torch.tensor(1.0, dtype=torch.float64)
+grad, loss = analytic_gradient(W, X, y, a, scale)
+with torch.no_grad():
+    cgrad, closs = torch.compile(analytic_gradient, fullgraph=True)(W, X, y, a, scale)
+print(json.dumps({"folder": str(folder), "capability": torch.backends.cpu.get_cpu_capability(),
+                  "grad": float((cgrad - grad).norm() / grad.norm()),
+                  "loss": float(((closs - loss).abs() / loss).max())}))
+"""
+
+
+@pytest.mark.slow  # two fresh interpreters compile the matmul step
+def test_a_process_with_a_forced_capability_does_not_load_another_capabilitys_kernels(tmp_path):
+    """A process run with ATEN_CPU_CAPABILITY narrower than the CPU's own (avx2 on an AVX-512
+    CPU, plain C++ on an AVX2 one) after one without it, both through the project cache: before
+    the capability was part of the machine key the second loaded the first's kernel and got
+    gradients with a relative error of about 16 (AVX-512 then avx2) or failed to compile
+    (then default)."""
+    import torch
+
+    env = {k: v for k, v in os.environ.items() if k not in (CACHE_ENV, CAPABILITY_ENV)}
+    narrower = "avx2" if torch.backends.cpu.get_cpu_capability() == "AVX512" else "default"
+
+    def run(**more_env: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", _MATMUL_CHILD, str(tmp_path / "cc")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**env, **more_env},
+            cwd=tmp_path,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    own, forced = run(), run(**{CAPABILITY_ENV: narrower})
+    assert forced["capability"] == narrower.upper() != own["capability"]
+    for result in (own, forced):
+        assert result["grad"] <= 1e-13 and result["loss"] <= 1e-13, result
+    assert forced["folder"] != own["folder"]
