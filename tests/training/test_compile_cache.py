@@ -49,6 +49,21 @@ def test_a_folder_the_user_chose_wins(tmp_path, monkeypatch):
     assert not (tmp_path / "cc").exists()
 
 
+def _run_child(cwd: Path, args: list[str], more_env: dict[str, str]) -> dict:
+    """Run `python -c args[0] args[1:]` in a fresh interpreter without the compile-cache and
+    capability variables of this process (plus `more_env`); its last output line as JSON."""
+    env = {k: v for k, v in os.environ.items() if k not in (CACHE_ENV, CAPABILITY_ENV)}
+    out = subprocess.run(
+        [sys.executable, "-c", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, **more_env},
+        cwd=cwd,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 _CHILD = r"""
 import hashlib, json, subprocess, sys
 from pathlib import Path
@@ -89,18 +104,8 @@ print(json.dumps(result))
 
 @pytest.mark.slow  # five fresh interpreters: two compile the step, one builds the kernel
 def test_second_process_loads_the_compiled_step_and_gets_the_same_gradient(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != CACHE_ENV}
-
     def run(probes: str, step: str = "formula", **more_env: str) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(tmp_path / "cc"), probes, step],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**env, **more_env},
-            cwd=tmp_path,
-        ).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        return _run_child(tmp_path, [_CHILD, str(tmp_path / "cc"), probes, step], more_env)
 
     first, second, plain = run("remember"), run("remember"), run("plain")
     assert first["name"] == second["name"] == "compiled-streamed"
@@ -178,19 +183,10 @@ def test_a_process_with_a_forced_capability_does_not_load_another_capabilitys_ke
     (then default)."""
     import torch
 
-    env = {k: v for k, v in os.environ.items() if k not in (CACHE_ENV, CAPABILITY_ENV)}
     narrower = "avx2" if torch.backends.cpu.get_cpu_capability() == "AVX512" else "default"
 
     def run(**more_env: str) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-c", _MATMUL_CHILD, str(tmp_path / "cc")],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**env, **more_env},
-            cwd=tmp_path,
-        ).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        return _run_child(tmp_path, [_MATMUL_CHILD, str(tmp_path / "cc")], more_env)
 
     own, forced = run(), run(**{CAPABILITY_ENV: narrower})
     assert forced["capability"] == narrower.upper() != own["capability"]
