@@ -88,7 +88,7 @@ def test_distances_and_lyapunov_split_against_explicit_projector(name, train_out
     # theta* - theta0 lies in col(J0): its perpendicular part is rounding only.
     at_init = t.distances(W0, a0 if train_output else None)
     assert at_init.to_target == pytest.approx(t.target_norm, rel=1e-14)
-    assert at_init.to_target_perp < 1e-6 * at_init.to_target_range  # sqrt of ~1e-15 cancellation
+    assert at_init.to_target_perp < 1e-12 * at_init.to_target_range  # rounding of the residual
     assert at_init.from_init == 0.0
 
 
@@ -239,3 +239,28 @@ def test_linearized_gd_iterate_past_the_stable_step_still_follows_the_loop():
     torch.testing.assert_close(
         flat(*t.linearized_gd_iterate(lr, 25)), theta, rtol=0, atol=JACOBIAN_ATOL
     )
+
+
+@pytest.mark.parametrize("name,train_output", FAMILIES, ids=FAMILY_IDS)
+def test_a_small_perpendicular_part_is_measured_to_its_own_precision(name, train_output):
+    """theta - theta* = (a vector of norm 50 in col(J0)) + 1e-6 (a unit vector orthogonal to it):
+    ||P0perp (theta - theta*)|| is 1e-6 to 1e-6 relative. By Pythagoras it would carry an
+    absolute error of about eps 50^2 / 1e-6 ~ 3e-7, a third of the value."""
+    X, y, W0, a0 = problem(bias=False)
+    t = family_min_norm_target(
+        X, y, W0, a0, get_activation(name, leak=LEAK), train_output=train_output
+    )
+    J = jacobian(X, W0, a0, name, train_output, bias=False)  # (n, P)
+    Q, _ = torch.linalg.qr(J.T)  # orthonormal basis of col(J0)
+    gen = torch.Generator().manual_seed(8)
+    r = torch.randn(J.shape[1], generator=gen, dtype=torch.float64)
+    for _ in range(2):  # twice, so the orthogonal part is orthogonal to working precision
+        r = r - Q @ (Q.T @ r)
+    in_range = Q @ torch.randn(Q.shape[1], generator=gen, dtype=torch.float64)
+    v = 50 * in_range / torch.linalg.vector_norm(in_range) + 1e-6 * r / torch.linalg.vector_norm(r)
+    m, p = W0.shape
+    W = t.W_star + v[: m * p].reshape(m, p)
+    a = (t.a_star + v[m * p :]) if train_output else None
+    d = t.distances(W, a)
+    assert d.to_target_perp == pytest.approx(1e-6, rel=1e-6)
+    assert d.to_target_range == pytest.approx(50, rel=1e-12)

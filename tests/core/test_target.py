@@ -102,7 +102,7 @@ def test_projection_norms_against_explicit_projector():
     in_range = (J.T @ torch.randn(len(y), generator=gen, dtype=torch.float64)).reshape(t.W0.shape)
     r, p = t.projection_norms(in_range)
     assert r == pytest.approx(float(torch.linalg.vector_norm(in_range)), rel=1e-10)
-    assert p < 1e-6 * r  # sqrt of a cancellation at ~1e-15 relative
+    assert p < 1e-12 * r  # rounding only: the residual V - J0 G^-1 J0^T V, taken directly
     # The target's own displacement lies in col(J0) as well.
     assert t.projection_norms(t.W_star - t.W0)[0] == pytest.approx(t.target_norm, rel=1e-10)
 
@@ -199,3 +199,22 @@ def test_float32_weights_are_promoted_to_float64():
     r64, _ = t.projection_norms(V.double())
     assert r32 == pytest.approx(r64, rel=1e-6) and p32 < 1e-3 * r32
     assert t.jvp(V).dtype == torch.float64
+
+
+def test_a_small_perpendicular_part_is_measured_to_its_own_precision():
+    """V = (a vector of norm 50 in col(J0)) + 1e-6 (a unit vector orthogonal to it): ||P0perp V||
+    is 1e-6 to 1e-6 relative, where Pythagoras would leave an absolute error of about
+    eps 50^2 / 1e-6 ~ 3e-7 (as seen early in arora_fig2's runs)."""
+    X, y, net = setup_problem()
+    t = target_for(X, y, net)
+    J = explicit_jacobian(net, X)
+    Q, _ = torch.linalg.qr(J.T)  # orthonormal basis of col(J0)
+    gen = torch.Generator().manual_seed(9)
+    r = torch.randn(J.shape[1], generator=gen, dtype=torch.float64)
+    for _ in range(2):  # twice, so the orthogonal part is orthogonal to working precision
+        r = r - Q @ (Q.T @ r)
+    in_range = Q @ torch.randn(Q.shape[1], generator=gen, dtype=torch.float64)
+    v = 50 * in_range / torch.linalg.vector_norm(in_range) + 1e-6 * r / torch.linalg.vector_norm(r)
+    norm_range, norm_perp = t.projection_norms(v.reshape(t.W0.shape))
+    assert norm_perp == pytest.approx(1e-6, rel=1e-6)
+    assert norm_range == pytest.approx(50, rel=1e-12)
