@@ -21,7 +21,7 @@ from minnorm.core.family_network import (
     parameter_jvp,
     parameter_vjp,
 )
-from minnorm.core.target import DEFAULT_RTOL, PSDFactor, SolveInfo
+from minnorm.core.target import DEFAULT_RTOL, PYTHAGORAS_MIN_SHARE, PSDFactor, SolveInfo
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,25 @@ class FamilyTarget:
     ) -> tuple[float, float]:
         """(||P0 V||, ||P0perp V||) for V = (dW, da), dW: (m, p), da: (m,) or None.
 
-        With c = G^-1 J0^T V (the stored factorisation of G): ||P0 V||^2 = (J0^T V) . c and
-        P0perp V = V - J0 c, its norm taken directly rather than by Pythagoras (which loses
-        digits when ||P0perp V|| << ||V||; ``MinNormTarget.projection_norms``). With the output
-        layer fixed V is dW alone.
+        With c = G^-1 J0^T V (the stored factorisation of G): ||P0 V||^2 = (J0^T V) . c, and
+        ||P0perp V|| by Pythagoras, or as the norm of V - J0 c where Pythagoras would lose
+        digits (below ``PYTHAGORAS_MIN_SHARE``; ``MinNormTarget.projection_norms``). With the
+        output layer fixed V is dW alone.
         """
         dW = self._as64(dW)
         da64 = None if (da is None or not self.train_output) else self._as64(da)
         u = self.jvp(dW, da64)
         c = self.factor.solve(u)
         range_sq = max(float(u @ c), 0.0)
-        pW, pa = parameter_vjp(
-            self.Xt, self.Z0, self.a0, self.activation, c, train_output=da64 is not None
-        )
-        perp_sq = float(torch.sum((dW - pW) ** 2))
-        if da64 is not None and pa is not None:
-            perp_sq += float(torch.sum((da64 - pa) ** 2))
+        total_sq = float(torch.sum(dW**2)) + (0.0 if da64 is None else float(torch.sum(da64**2)))
+        perp_sq = total_sq - range_sq
+        if perp_sq < PYTHAGORAS_MIN_SHARE * total_sq:
+            pW, pa = parameter_vjp(
+                self.Xt, self.Z0, self.a0, self.activation, c, train_output=da64 is not None
+            )
+            perp_sq = float(torch.sum((dW - pW) ** 2))
+            if da64 is not None and pa is not None:
+                perp_sq += float(torch.sum((da64 - pa) ** 2))
         return math.sqrt(range_sq), math.sqrt(perp_sq)
 
     def distances(self, W: torch.Tensor, a: torch.Tensor | None = None) -> ThetaDistances:
