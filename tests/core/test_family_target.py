@@ -251,13 +251,7 @@ def test_a_small_perpendicular_part_is_measured_to_its_own_precision(name, train
         X, y, W0, a0, get_activation(name, leak=LEAK), train_output=train_output
     )
     J = jacobian(X, W0, a0, name, train_output, bias=False)  # (n, P)
-    Q, _ = torch.linalg.qr(J.T)  # orthonormal basis of col(J0)
-    gen = torch.Generator().manual_seed(8)
-    r = torch.randn(J.shape[1], generator=gen, dtype=torch.float64)
-    for _ in range(2):  # twice, so the orthogonal part is orthogonal to working precision
-        r = r - Q @ (Q.T @ r)
-    in_range = Q @ torch.randn(Q.shape[1], generator=gen, dtype=torch.float64)
-    v = 50 * in_range / torch.linalg.vector_norm(in_range) + 1e-6 * r / torch.linalg.vector_norm(r)
+    v = reference.range_plus_orthogonal(J, 50.0, 1e-6, seed=8)
     m, p = W0.shape
     W = t.W_star + v[: m * p].reshape(m, p)
     a = (t.a_star + v[m * p :]) if train_output else None

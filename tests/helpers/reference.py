@@ -268,3 +268,19 @@ def gaussian_pair_expectation(
     z2, w2 = _legendre_pieces(breaks, -_NORMAL_RANGE, _NORMAL_RANGE)
     inner = np.sum(w2 * _normal_density(z2) * fn(l21 * z1[:, None] + l22 * z2), axis=1)
     return float(np.sum(w1 * fn(s * z1) * inner))
+
+
+def range_plus_orthogonal(
+    J: torch.Tensor, range_norm: float, perp_norm: float, seed: int
+) -> torch.Tensor:
+    """A vector (P,) with a part of norm `range_norm` in the column space of J^T (J: (n, P), the
+    explicit Jacobian) and one of norm `perp_norm` orthogonal to it, from a QR basis of J^T; the
+    orthogonal part is projected out twice so that it is orthogonal to working precision."""
+    Q, _ = torch.linalg.qr(J.T)
+    gen = torch.Generator().manual_seed(seed)
+    r = torch.randn(J.shape[1], generator=gen, dtype=torch.float64)
+    for _ in range(2):
+        r = r - Q @ (Q.T @ r)
+    in_range = Q @ torch.randn(Q.shape[1], generator=gen, dtype=torch.float64)
+    in_range = range_norm * in_range / torch.linalg.vector_norm(in_range)
+    return in_range + perp_norm * r / torch.linalg.vector_norm(r)
