@@ -12,6 +12,7 @@ import torch
 from helpers import reference
 from helpers.training import build, run_config, sphere_data, train_killed_at
 from minnorm.core.activations import ACTIVATIONS
+from minnorm.training import family_kernel, streamed_kernel
 from minnorm.training.run_plan import DIVERGENCE_LOSS_RATIO
 from minnorm.training.train import train_run, train_runs
 
@@ -104,7 +105,30 @@ def test_compiled_family_iterates_equal_the_numpy_loop(activation: str, trained:
     _check(ds, target, W_seen, a_seen, ref, trained)
 
 
-def test_a_seed_batch_is_its_runs_alone_bit_for_bit() -> None:
+@pytest.mark.skipif(
+    streamed_kernel.cpu_isa() != family_kernel.ISA, reason="the family kernel is AVX-512 only"
+)
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(("activation", "trained"), [f for f in FAMILIES if f != ("relu", False)])
+def test_kernel_family_iterates_equal_the_numpy_loop(activation: str, trained: bool) -> None:
+    """A training job (one thread) on an AVX-512 CPU: the C++ family kernel."""
+    ds, target, W_seen, a_seen, ref = _run_and_reference(activation, trained, "fused", "mean")
+    assert ds.attrs["gd_step"] == "cpp-family-avx512"
+    _check(ds, target, W_seen, a_seen, ref, trained)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_seed_batch_is_its_runs_alone_bit_for_bit(threads: int) -> None:
+    """With one thread (the C++ kernel on AVX-512) and two (the compiled formula)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _seed_batch_against_runs_alone()
+    finally:
+        torch.set_num_threads(before)
+
+
+def _seed_batch_against_runs_alone() -> None:
     data_cfg, data = sphere_data(n=8, dim=3)
     configs = [
         run_config(

@@ -19,6 +19,7 @@ import torch
 from minnorm.core.activations import ElementwiseFn
 from minnorm.core.family_network import TwoLayerNet
 from minnorm.core.model import augment_inputs
+from minnorm.training import family_kernel, streamed_kernel
 from minnorm.training.gradient_formulas import (
     STREAMED_INDUCTOR_OPTIONS,
     STREAMED_MAX_P,
@@ -30,6 +31,8 @@ _log = logging.getLogger(__name__)
 RECOMPILE_LIMIT = 64
 # Inductor's first compilation imports modules that use a deprecated torch.jit API (as in gd_step).
 _INDUCTOR_IMPORT_WARNING = r"`torch\.jit\.script_method` is deprecated"
+# Reasons the family kernel could not be loaded, already warned about in this process.
+_warned: set[str] = set()
 
 
 def family_gradient(
@@ -116,17 +119,31 @@ class FamilyStep:
 
     Called like every ``gd_step.GradientStep`` with W, it returns (dL/dW, L) and, when the output
     layer is trained, stores dL/da in ``model.a.grad`` for the optimizer, which steps W and a
-    together. ``compiled``: on the CPU with p <= ``STREAMED_MAX_P``,
-    ``family_streamed_gradient`` compiled with the streamed step's inductor options
-    (``compiled-family-streamed``; W laid out transposed by ``lay_out``), else
-    ``family_gradient`` compiled (``compiled-family``); if compilation fails, a log warning and
-    the plain formula (``uncompiled-family``). Not ``compiled``: the plain torch formula
-    (``eager-family``, the ``step_impl: eager`` choice). The runs of a seed batch go one by one
-    through the graph each has alone, so a run's iterates do not depend on its batch.
+    together. ``compiled``, in float64 with one torch thread (a training job) on a CPU whose torch
+    capability is AVX-512, where ``family_kernel.supports`` the network: the C++ kernel
+    ``family_kernel.FamilyKernel`` (``cpp-family-avx512``; if it can be neither loaded nor built,
+    one log warning says why and the compiled formula follows). Otherwise ``compiled``: on the
+    CPU with p <= ``STREAMED_MAX_P``, ``family_streamed_gradient`` compiled with the streamed
+    step's inductor options (``compiled-family-streamed``; W laid out transposed by
+    ``lay_out``), else ``family_gradient`` compiled (``compiled-family``); if compilation
+    fails, a log warning and the plain formula (``uncompiled-family``). Not ``compiled``: the
+    plain torch formula (``eager-family``, the ``step_impl: eager`` choice). The runs of a seed
+    batch go one by one through the graph (or the kernel) each has alone, so a run's iterates do
+    not depend on its batch.
+    ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and
+    ``streamed_kernel.cpu_isa()`` (tests, benchmarks).
     """
 
     def __init__(
-        self, model: TwoLayerNet, X: torch.Tensor, y: torch.Tensor, loss: str, *, compiled: bool
+        self,
+        model: TwoLayerNet,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        loss: str,
+        *,
+        compiled: bool,
+        threads: int | None = None,
+        isa: str | None = None,
     ) -> None:
         self.model = model
         self.Xt = augment_inputs(X, model.bias).contiguous()
@@ -147,7 +164,10 @@ class FamilyStep:
         )
         self.streamed = compiled and X.device.type == "cpu" and self.Xt.shape[1] <= STREAMED_MAX_P
         self._fn: Callable[..., tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]]
-        if self.streamed:
+        self._kernel = self._family_kernel(X, threads, isa) if self.streamed else None
+        if self._kernel is not None:
+            self._fn, self.name = self._kernel, f"cpp-family-{family_kernel.ISA}"
+        elif self.streamed:
             formula = functools.partial(
                 family_streamed_gradient,
                 value=act.spec.value,
@@ -162,7 +182,42 @@ class FamilyStep:
             self.name = "compiled-family"
         else:
             self._fn, self.name = self._plain, "eager-family"
-        self._first_call = compiled
+        self._first_call = compiled and self._kernel is None
+
+    def _family_kernel(
+        self, X: torch.Tensor, threads: int | None, isa: str | None
+    ) -> family_kernel.FamilyKernel | None:
+        """The C++ kernel where it applies and can be loaded, else None (one log warning per
+        reason and process when it applies but cannot be loaded)."""
+        threads = torch.get_num_threads() if threads is None else threads
+        isa = streamed_kernel.cpu_isa() if isa is None else isa
+        n, p = self.Xt.shape
+        model = self.model
+        if not (
+            X.dtype == torch.float64
+            and threads == 1
+            and isa == family_kernel.ISA
+            and family_kernel.supports(
+                model.activation.name, n, model.W.shape[-2], p, model.train_output
+            )
+        ):
+            return None
+        try:
+            return family_kernel.FamilyKernel(
+                model.activation.name,
+                p,
+                train_output=model.train_output,
+                leak=model.activation.leak,
+            )
+        except streamed_kernel.KernelUnavailable as exc:
+            if str(exc) not in _warned:
+                _warned.add(str(exc))
+                _log.warning(
+                    "the C++ family kernel cannot be used (%s); the GD steps are "
+                    "compiled-family-streamed instead",
+                    exc,
+                )
+            return None
 
     def lay_out(self, W: torch.nn.Parameter) -> None:
         """The streamed formula reads W transposed: W stored as the transpose of a contiguous
@@ -193,6 +248,9 @@ class FamilyStep:
     def _gradient(
         self, W: torch.Tensor, a: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        if self._kernel is not None:
+            return self._kernel(W.mT.contiguous(), a.contiguous(), self.Xt, y.contiguous(),
+                                float(self.scale))  # fmt: skip
         args = (W.mT.contiguous() if self.streamed else W, a, self.Xt, y, self.scale)
         if not self._first_call:
             return self._fn(*args)

@@ -294,7 +294,8 @@ def select_step(
       splits the sums over m; p > ``STREAMED_MAX_P``; GPUs; CPUs with neither AVX-512 nor AVX2).
 
     Every other network (a ``TwoLayerNet``: another activation, or the output layer trained) gets
-    ``family_step.FamilyStep``: compiled for ``fused``, the plain formula for ``eager``.
+    ``family_step.FamilyStep``: for ``fused`` its C++ kernel (softplus, tanh, erf; float64, one
+    thread, AVX-512) or its compiled formula, the plain formula for ``eager``.
 
     ``threads`` and ``isa`` stand in for ``torch.get_num_threads()`` and ``cpu_isa()`` (tests,
     benchmarks).
@@ -303,7 +304,9 @@ def select_step(
     if isinstance(model, TwoLayerNet):
         if step_impl not in STEP_IMPLS:
             raise ValueError(f"training.step_impl must be one of {STEP_IMPLS}, got {step_impl!r}")
-        return FamilyStep(model, X, y, loss, compiled=step_impl == "fused")
+        return FamilyStep(
+            model, X, y, loss, compiled=step_impl == "fused", threads=threads, isa=isa
+        )
     if step_impl == "eager":
         return EagerStep(model, X, y, loss)
     if step_impl != "fused":

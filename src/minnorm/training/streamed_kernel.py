@@ -27,7 +27,9 @@ lane by lane, so the three builds give the same bits. ``cpu_isa`` picks the one 
 (torch's own pick, ``torch.backends.cpu.get_cpu_capability``). A build is a torch operator
 library made with ``torch.utils.cpp_extension.load`` into the project's compile cache
 (``compile_cache.extension_folder``), named by a digest of the sources and flags: built once per
-machine type, and loaded by later processes without a compiler.
+machine type, and loaded by later processes without a compiler. The kernel of the other networks
+(``minnorm.training.family_kernel``) is built and loaded the same way (``load_op`` with
+``kernel="family"``).
 """
 
 from __future__ import annotations
@@ -68,7 +70,20 @@ _ISA_FLAGS: dict[str, tuple[str, ...]] = {
 # floating-point flags inductor compiles the formula with in torch 2.13 amount to the same.
 FLOAT_FLAGS: tuple[str, ...] = ("-O3", "-DNDEBUG", "-ffp-contract=off")
 CSRC = Path(__file__).resolve().with_name("csrc")
-SOURCES: tuple[str, ...] = ("streamed_step.cpp", "streamed_step_op.cpp")
+# The kernels built from csrc/: each one library per instruction set, named minnorm_<kernel>_...,
+# with its operator minnorm::<kernel>_step_<isa>. The relu kernel here, and the kernel of the
+# other networks, ``minnorm.training.family_kernel`` (AVX-512 only).
+KERNELS: tuple[str, ...] = ("streamed", "family")
+# The sources each kernel compiles, and the name prefixes of the files its library name digests
+# (its sources and the headers they include).
+_KERNEL_SOURCES: dict[str, tuple[str, ...]] = {
+    "streamed": ("streamed_step.cpp", "streamed_step_op.cpp"),
+    "family": ("family_kernel.cpp", "family_kernel_op.cpp"),
+}
+_KERNEL_FILE_PREFIXES: dict[str, tuple[str, ...]] = {
+    "streamed": ("streamed_step", "lanes_"),
+    "family": ("family_kernel",),
+}
 # The kernel's lanes and chunks per block (csrc/streamed_step.h: kLanes, kBlockChunks).
 LANES = 16
 BLOCK_CHUNKS = 16
@@ -101,45 +116,49 @@ def build_flags(isa: str) -> list[str]:
     return [*FLOAT_FLAGS, f"-DMINNORM_MAX_P={STREAMED_MAX_P}", *_ISA_FLAGS[isa]]
 
 
-def library_name(isa: str) -> str:
-    """``minnorm_streamed_<isa>_<12 hex>``: the digest covers every file in csrc/, the flags and the
-    torch version, so a changed source builds a new library instead of loading an old one."""
+def library_name(isa: str, kernel: str = "streamed") -> str:
+    """``minnorm_<kernel>_<isa>_<12 hex>``: the digest covers the kernel's files in csrc/, the flags
+    and the torch version, so a changed source builds a new library instead of loading an old
+    one."""
     digest = hashlib.sha256()
     for path in sorted(CSRC.iterdir()):
-        if path.suffix in (".cpp", ".h"):
+        if path.suffix in (".cpp", ".h") and path.name.startswith(_KERNEL_FILE_PREFIXES[kernel]):
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update("\0".join([*build_flags(isa), torch.__version__]).encode())
-    return f"minnorm_streamed_{isa}_{digest.hexdigest()[:12]}"
+    return f"minnorm_{kernel}_{isa}_{digest.hexdigest()[:12]}"
 
 
-_loaded: dict[str, Callable[..., None]] = {}
-_failed: dict[str, KernelUnavailable] = {}
+_loaded: dict[tuple[str, str], Callable[..., None]] = {}
+_failed: dict[tuple[str, str], KernelUnavailable] = {}
 
 
-def load_op(isa: str) -> Callable[..., None]:
-    """The operator ``torch.ops.minnorm.streamed_step_<isa>``, its library loaded from the compile
+def load_op(isa: str, kernel: str = "streamed") -> Callable[..., None]:
+    """The operator ``torch.ops.minnorm.<kernel>_step_<isa>``, its library loaded from the compile
     cache or built there first (seconds, once per machine type). Raises ``KernelUnavailable`` if
     it cannot be built, again without retrying on later calls in the process."""
-    if isa in _loaded:
-        return _loaded[isa]
-    if isa in _failed:
-        raise _failed[isa]
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    key = (kernel, isa)
+    if key in _loaded:
+        return _loaded[key]
+    if key in _failed:
+        raise _failed[key]
     if isa not in runnable_isas():
         raise KernelUnavailable(
             f"this CPU does not run the {isa} build (torch reports "
             f"{torch.backends.cpu.get_cpu_capability()})"
         )
     try:
-        _load_library(isa)
+        _load_library(isa, kernel)
     except KernelUnavailable as exc:
-        _failed[isa] = exc
+        _failed[key] = exc
         raise
-    _loaded[isa] = getattr(torch.ops.minnorm, f"streamed_step_{isa}").default
-    return _loaded[isa]
+    _loaded[key] = getattr(torch.ops.minnorm, f"{kernel}_step_{isa}").default
+    return _loaded[key]
 
 
-def _load_library(isa: str) -> None:
-    name = library_name(isa)
+def _load_library(isa: str, kernel: str) -> None:
+    name = library_name(isa, kernel)
     folder = extension_folder() / name
     marker = folder / _BUILT
     if not marker.exists():
@@ -154,12 +173,12 @@ def _load_library(isa: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         with _build_lock(folder):
             if not marker.exists():  # else another process built it meanwhile
-                _build(isa, name, folder)
+                _build(isa, kernel, name, folder)
                 return  # cpp_extension.load has loaded it
     torch.ops.load_library(str(folder / marker.read_text().strip()))
 
 
-def _build(isa: str, name: str, folder: Path) -> None:
+def _build(isa: str, kernel: str, name: str, folder: Path) -> None:
     """Compile and load the library with torch.utils.cpp_extension (ninja); then write the marker
     that names the library file."""
     from torch.utils import cpp_extension
@@ -171,7 +190,7 @@ def _build(isa: str, name: str, folder: Path) -> None:
         with _ninja_on_path():
             cpp_extension.load(
                 name=name,
-                sources=[str(CSRC / source) for source in SOURCES],
+                sources=[str(CSRC / source) for source in _KERNEL_SOURCES[kernel]],
                 extra_cflags=build_flags(isa),
                 build_directory=str(folder),
                 is_python_module=False,
