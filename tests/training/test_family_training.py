@@ -100,7 +100,13 @@ def test_eager_family_iterates_equal_the_numpy_loop(activation: str, trained: bo
 
 @pytest.mark.parametrize(("activation", "trained"), [f for f in FAMILIES if f != ("relu", False)])
 def test_compiled_family_iterates_equal_the_numpy_loop(activation: str, trained: bool) -> None:
-    ds, target, W_seen, a_seen, ref = _run_and_reference(activation, trained, "fused", "mean")
+    """Two torch threads (whatever an earlier test left): the compiled formula, not the kernel."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ds, target, W_seen, a_seen, ref = _run_and_reference(activation, trained, "fused", "mean")
+    finally:
+        torch.set_num_threads(before)
     assert ds.attrs["gd_step"] == "compiled-family-streamed"
     _check(ds, target, W_seen, a_seen, ref, trained)
 
