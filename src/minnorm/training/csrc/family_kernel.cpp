@@ -127,6 +127,25 @@ void forward(const double* Wt, const double* X, const double* a, double inv_sqrt
   }
 }
 
+// Stores dL/dw_rk = c_r acc[k][h] (c_r = a_r m^-1/2) of the 16 neurons j0 + v .. j0 + v + 15 of a
+// block holding in_block neurons, those past it left alone, and calls grad_a(h, j, live,
+// m^-1/2) for each half h (neurons j .. j + 7 under the mask `live`) to store dL/da there.
+template <int64_t P, typename GradA>
+inline void store_gradients(const __m512d (&acc)[P][2], const double* a, double inv_sqrt_m,
+                            int64_t m, int64_t j0, int64_t v, int64_t in_block, double* G,
+                            GradA&& grad_a) {
+  const __m512d scale_c = _mm512_set1_pd(inv_sqrt_m);
+  for (int h = 0; h < 2; ++h) {
+    const int64_t j = j0 + v + h * V;
+    const __mmask8 live = first(std::min(m, j0 + in_block) - j);
+    if (!live) continue;
+    const __m512d c = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, a + j), scale_c);
+    for (int64_t k = 0; k < P; ++k)
+      _mm512_mask_storeu_pd(G + k * m + j, live, _mm512_mul_pd(acc[k][h], c));
+    grad_a(h, j, live, scale_c);
+  }
+}
+
 // dL/dW (as Wt) and dL/da of the neurons of block jb, 16 at a time, from D, S and r.
 template <bool TRAINED, int64_t P>
 void backward(const double* X, const double* r, const double* a, double inv_sqrt_m, int64_t n,
@@ -151,16 +170,11 @@ void backward(const double* X, const double* r, const double* a, double inv_sqrt
         acc_a[1] = _mm512_fmadd_pd(_mm512_loadu_pd(S + at + V), r_i, acc_a[1]);
       }
     }
-    const __m512d scale_c = _mm512_set1_pd(inv_sqrt_m);
-    for (int h = 0; h < 2; ++h) {
-      const int64_t j = j0 + v + h * V;
-      const __mmask8 live = first(std::min(m, j0 + in_block) - j);
-      if (!live) continue;
-      const __m512d c = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, a + j), scale_c);
-      for (int64_t k = 0; k < P; ++k)
-        _mm512_mask_storeu_pd(G + k * m + j, live, _mm512_mul_pd(acc[k][h], c));
-      if constexpr (TRAINED) _mm512_mask_storeu_pd(Ga + j, live, _mm512_mul_pd(acc_a[h], scale_c));
-    }
+    store_gradients<P>(acc, a, inv_sqrt_m, m, j0, v, in_block, G,
+                       [&](int h, int64_t j, __mmask8 live, __m512d scale_c) {
+                         if constexpr (TRAINED)
+                           _mm512_mask_storeu_pd(Ga + j, live, _mm512_mul_pd(acc_a[h], scale_c));
+                       });
   }
 }
 
@@ -216,20 +230,16 @@ void backward_leaky(const double* Wt, const double* X, const double* r, const do
         acc[k][1] = _mm512_fmadd_pd(rd1, x_ik, acc[k][1]);
       }
     }
-    const __m512d scale_c = _mm512_set1_pd(inv_sqrt_m);
-    for (int h = 0; h < 2; ++h) {
-      const int64_t j = j0 + v + h * V;
-      const __mmask8 live = first(std::min(m, j0 + in_block) - j);
-      if (!live) continue;
-      const __m512d c = _mm512_mul_pd(_mm512_maskz_loadu_pd(live, a + j), scale_c);
-      __m512d wg = _mm512_setzero_pd();
-      for (int64_t k = 0; k < P; ++k) {
-        _mm512_mask_storeu_pd(G + k * m + j, live, _mm512_mul_pd(acc[k][h], c));
-        if constexpr (TRAINED)
-          wg = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, Wt + k * m + j), acc[k][h], wg);
-      }
-      if constexpr (TRAINED) _mm512_mask_storeu_pd(Ga + j, live, _mm512_mul_pd(wg, scale_c));
-    }
+    store_gradients<P>(acc, a, inv_sqrt_m, m, j0, v, in_block, G,
+                       [&](int h, int64_t j, __mmask8 live, __m512d scale_c) {
+                         if constexpr (TRAINED) {
+                           __m512d wg = _mm512_setzero_pd();
+                           for (int64_t k = 0; k < P; ++k)
+                             wg = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(live, Wt + k * m + j),
+                                                  acc[k][h], wg);
+                           _mm512_mask_storeu_pd(Ga + j, live, _mm512_mul_pd(wg, scale_c));
+                         }
+                       });
   }
 }
 
